@@ -1,0 +1,122 @@
+/*
+ * db.h - the store: books, observations and jobs in one SQLite file.
+ *
+ * WAL mode, synchronous=NORMAL, foreign keys on, busy_timeout, schema versioned with
+ * PRAGMA user_version and migrated forward on open. Prepared statements only.
+ *
+ * Threads: a db handle is one SQLite connection and belongs to ONE thread at a time (it may be
+ * handed between threads, never used by two at once). Open one handle per thread. Writers in
+ * several handles or processes (serve's writer thread, a cron `bookrank refresh`) are serialised
+ * by SQLite's write lock with busy_timeout; readers never block and never see half a batch.
+ *
+ * Errors: functions return DB_OK (0), DB_NOTFOUND, or DB_ERROR with the message in
+ * db_errmsg(handle) (valid until the next call on that handle).
+ */
+#ifndef BOOKRANK_DB_H
+#define BOOKRANK_DB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/isbn.h"
+#include "../common/observation.h"
+
+enum { DB_OK = 0, DB_ERROR = -1, DB_NOTFOUND = 1 };
+
+typedef struct db db;
+
+/* Opens (creating and migrating as needed). NULL with a malloc'd message in *err on failure. */
+db *db_open(const char *path, char **err);
+/* Read-only connection: never writes, never migrates (fails if the schema is missing). */
+db *db_open_readonly(const char *path, char **err);
+void db_close(db *d);                    /* NULL is a no-op */
+const char *db_errmsg(const db *d);      /* borrowed */
+
+/* ---- books ---------------------------------------------------------------------------- */
+
+/*
+ * Tracks n books in one transaction. added[i] (if added is not NULL) is set to 1 when books[i]
+ * was new, 0 when it was already tracked (or repeats an earlier entry). All or nothing.
+ */
+int db_books_add(db *d, const isbn *books, size_t n, int *added);
+/* Stops tracking a book and deletes its observations. DB_NOTFOUND when it is not tracked. */
+int db_book_remove(db *d, const char *isbn13);
+
+typedef struct db_book {
+    char isbn13[14];
+    char isbn10[11];
+    char *title;              /* owned; latest title seen, NULL when none */
+    int64_t added_at_ms;
+    observation *latest;      /* owned array: latest observation per source, by source name */
+    size_t nlatest;           /* (previous_rank set on each) */
+} db_book;
+
+typedef struct db_book_filter {
+    const char *status;       /* only books whose latest observation (any source) has it */
+    const char *source;       /* only that source's latest observations */
+    const char *isbn13;       /* only this book */
+} db_book_filter;
+
+/* Books ordered by added_at then isbn13. *out is a malloc'd array (free with db_books_free). */
+int db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
+/* One book; DB_NOTFOUND when not tracked. Free with db_book_clear. */
+int db_book_get(db *d, const char *isbn13, db_book *out);
+void db_book_clear(db_book *b);
+void db_books_free(db_book *books, size_t n);
+/* All tracked ISBNs (malloc'd array, caller frees), ordered by added_at. */
+int db_books_isbns(db *d, isbn **out, size_t *n);
+int db_books_count(db *d, int64_t *count);
+
+/* ---- observations --------------------------------------------------------------------- */
+
+/*
+ * Appends n observations in one transaction (also updates each book's title when one was seen).
+ * Observations of books that are not tracked are skipped (the book was removed meanwhile).
+ */
+int db_observations_add(db *d, const observation *obs, size_t n);
+
+typedef struct db_history_query {
+    const char *source;       /* NULL = every source */
+    int64_t since_ms;         /* observations at or after; 0 = all */
+    int limit;                /* <= 0 = 500 */
+} db_history_query;
+
+/* Newest first. *out is a malloc'd array (free with db_observations_free). */
+int db_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
+               size_t *n);
+void db_observations_free(observation *obs, size_t n);
+
+/* Every observation, oldest first, one callback each (stop early by returning non-zero). */
+int db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
+
+/* ---- jobs ----------------------------------------------------------------------------- */
+
+typedef enum db_job_state { JOB_QUEUED = 0, JOB_RUNNING, JOB_DONE, JOB_CANCELLED } db_job_state;
+const char *db_job_state_name(db_job_state s);
+
+typedef struct db_job {
+    int64_t id;
+    db_job_state state;
+    int all_books;            /* a refresh of every tracked book */
+    int64_t total, done;
+    int64_t counts[OBS_STATUS_COUNT];
+    int64_t created_at_ms, started_at_ms, finished_at_ms;   /* 0 = not yet */
+} db_job;
+
+/* Inserts a job (id assigned into job->id). */
+int db_job_create(db *d, db_job *job);
+/* Writes state, done, counts and times of an existing job. */
+int db_job_update(db *d, const db_job *job);
+int db_job_get(db *d, int64_t id, db_job *out);
+/* Marks every queued or running job cancelled (after a crash or at shutdown); *n = how many. */
+int db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
+
+/* ---- transactions --------------------------------------------------------------------- */
+
+/* Groups several calls into one transaction (used by the writer to commit observations and job
+ * progress together). Calls inside must not be nested begin/commit pairs. */
+int db_begin(db *d);
+int db_commit(db *d);
+int db_rollback(db *d);
+
+#endif

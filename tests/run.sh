@@ -1,0 +1,63 @@
+#!/bin/sh
+# Runs every test program and counts their TAP-style lines ("ok - ..." / "not ok - ...").
+#   tests/run.sh [FILTER...]   only tests whose name contains one of the filters
+# Unit tests: $BUILD/tests/test_*; integration tests: tests/test_*.py (they start the real
+# binary and the fixture store on ephemeral loopback ports). Ends with "N passed, N failed".
+set -u
+BUILD=${BUILD:-build}
+export BUILD
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export BOOKRANK_BIN=${BOOKRANK_BIN:-$ROOT/$BUILD/bookrank}
+export FIXTURE_STORE_BIN=${FIXTURE_STORE_BIN:-$ROOT/$BUILD/tests/fixture_store}
+export FIXTURES=${FIXTURES:-$ROOT/../shared/fixtures}
+[ -d "$FIXTURES" ] || FIXTURES=$ROOT/tests/fixtures
+export FIXTURES
+LOGDIR=$ROOT/$BUILD/test-logs
+mkdir -p "$LOGDIR"
+passed=0 failed=0 broken=""
+
+FILTERS="$*"
+selected() {
+  [ -z "$FILTERS" ] && return 0
+  for f in $FILTERS; do case "$1" in *"$f"*) return 0 ;; esac; done
+  return 1
+}
+
+run_one() {  # name, command...
+  name=$1; shift
+  log=$LOGDIR/$name.log
+  start=$(date +%s)
+  "$@" > "$log" 2>&1
+  rc=$?
+  p=$(grep -c '^ok ' "$log")
+  f=$(grep -c '^not ok ' "$log")
+  if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+    f=1; echo "not ok - $name exited with status $rc" >> "$log"
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+  printf '%-28s %4d passed %3d failed  %3ss\n' "$name" "$p" "$f" "$(( $(date +%s) - start ))"
+  if [ "$f" -ne 0 ]; then
+    broken="$broken $name"
+    grep -A3 '^not ok ' "$log" | head -40 | sed 's/^/    /'
+    tail -5 "$log" | sed 's/^/    | /'
+  fi
+}
+
+for t in "$ROOT/$BUILD"/tests/test_*; do
+  [ -x "$t" ] || continue
+  n=$(basename "$t")
+  selected "$n" && run_one "$n" "$t"
+done
+for t in "$ROOT"/tests/test_*.py; do
+  [ -f "$t" ] || continue
+  n=$(basename "$t" .py)
+  selected "$n" && run_one "$n" python3 "$t"
+done
+for t in "$ROOT"/tests/browser/test_*.mjs; do
+  [ -f "$t" ] || continue
+  n=$(basename "$t" .mjs)
+  selected "$n" && run_one "$n" node "$t"
+done
+[ -n "$broken" ] && echo "failing:$broken (logs in $LOGDIR)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
