@@ -1,0 +1,152 @@
+/* metrics.c - fixed-size counter tables; sources are few (the configured ones). */
+#include "metrics.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_SOURCES 32
+#define MAX_CODES 32
+
+static const double latency_buckets_s[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+#define NBUCKETS (sizeof latency_buckets_s / sizeof latency_buckets_s[0])
+
+struct source_counters {
+    char name[64];
+    int64_t fetches[OBS_STATUS_COUNT];
+    int64_t retries;
+    int64_t latency_le[NBUCKETS];   /* cumulative at render time, per bucket here */
+    int64_t latency_count;
+    double latency_sum_s;
+};
+
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+/* Everything below is guarded by metrics_lock. */
+static struct source_counters sources[MAX_SOURCES];
+static int nsources;
+static struct { int code; int64_t count; } http_codes[MAX_CODES];
+static int ncodes;
+
+static struct source_counters *source_slot(const char *name)
+{
+    for (int i = 0; i < nsources; i++)
+        if (strcmp(sources[i].name, name) == 0)
+            return &sources[i];
+    if (nsources == MAX_SOURCES)
+        return &sources[MAX_SOURCES - 1];
+    struct source_counters *s = &sources[nsources++];
+    snprintf(s->name, sizeof s->name, "%s", name);
+    return s;
+}
+
+void metrics_fetch(const char *source, obs_status status, int64_t duration_ms, int attempts)
+{
+    double secs = (double)duration_ms / 1000.0;
+    pthread_mutex_lock(&metrics_lock);
+    struct source_counters *s = source_slot(source ? source : "");
+    if ((unsigned)status < OBS_STATUS_COUNT)
+        s->fetches[status]++;
+    if (attempts > 1)
+        s->retries += attempts - 1;
+    for (size_t b = 0; b < NBUCKETS; b++)
+        if (secs <= latency_buckets_s[b]) {
+            s->latency_le[b]++;
+            break;
+        }
+    s->latency_count++;
+    s->latency_sum_s += secs;
+    pthread_mutex_unlock(&metrics_lock);
+}
+
+void metrics_http(int code)
+{
+    pthread_mutex_lock(&metrics_lock);
+    int i;
+    for (i = 0; i < ncodes; i++)
+        if (http_codes[i].code == code)
+            break;
+    if (i == ncodes && ncodes < MAX_CODES)
+        http_codes[ncodes++].code = code;
+    if (i < MAX_CODES)
+        http_codes[i].count++;
+    pthread_mutex_unlock(&metrics_lock);
+}
+
+/* Label values here are source names and numbers; escape what the format requires anyway. */
+static int append_label(buf *out, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        int rc = 0;
+        if (*p == '\\' || *p == '"')
+            rc = buf_printf(out, "\\%c", *p);
+        else if (*p == '\n')
+            rc = buf_append_str(out, "\\n");
+        else
+            rc = buf_append(out, p, 1);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int metrics_render(buf *out, const metrics_gauges *g)
+{
+    int rc = 0;
+    pthread_mutex_lock(&metrics_lock);
+    rc |= buf_append_str(out, "# HELP bookrank_fetches_total Finished fetches by source and status.\n"
+                              "# TYPE bookrank_fetches_total counter\n");
+    for (int i = 0; i < nsources; i++)
+        for (int st = 0; st < OBS_STATUS_COUNT; st++) {
+            rc |= buf_append_str(out, "bookrank_fetches_total{source=\"");
+            rc |= append_label(out, sources[i].name);
+            rc |= buf_printf(out, "\",status=\"%s\"} %lld\n", obs_status_name((obs_status)st),
+                             (long long)sources[i].fetches[st]);
+        }
+    rc |= buf_append_str(out, "# HELP bookrank_fetch_retries_total Retried attempts by source.\n"
+                              "# TYPE bookrank_fetch_retries_total counter\n");
+    for (int i = 0; i < nsources; i++) {
+        rc |= buf_append_str(out, "bookrank_fetch_retries_total{source=\"");
+        rc |= append_label(out, sources[i].name);
+        rc |= buf_printf(out, "\"} %lld\n", (long long)sources[i].retries);
+    }
+    rc |= buf_append_str(out,
+                         "# HELP bookrank_fetch_duration_seconds Time per fetch, retries included.\n"
+                         "# TYPE bookrank_fetch_duration_seconds histogram\n");
+    for (int i = 0; i < nsources; i++) {
+        int64_t cumulative = 0;
+        for (size_t b = 0; b < NBUCKETS; b++) {
+            cumulative += sources[i].latency_le[b];
+            rc |= buf_append_str(out, "bookrank_fetch_duration_seconds_bucket{source=\"");
+            rc |= append_label(out, sources[i].name);
+            rc |= buf_printf(out, "\",le=\"%g\"} %lld\n", latency_buckets_s[b],
+                             (long long)cumulative);
+        }
+        rc |= buf_append_str(out, "bookrank_fetch_duration_seconds_bucket{source=\"");
+        rc |= append_label(out, sources[i].name);
+        rc |= buf_printf(out, "\",le=\"+Inf\"} %lld\n", (long long)sources[i].latency_count);
+        rc |= buf_append_str(out, "bookrank_fetch_duration_seconds_sum{source=\"");
+        rc |= append_label(out, sources[i].name);
+        rc |= buf_printf(out, "\"} %.3f\n", sources[i].latency_sum_s);
+        rc |= buf_append_str(out, "bookrank_fetch_duration_seconds_count{source=\"");
+        rc |= append_label(out, sources[i].name);
+        rc |= buf_printf(out, "\"} %lld\n", (long long)sources[i].latency_count);
+    }
+    rc |= buf_append_str(out, "# HELP bookrank_http_requests_total HTTP requests by status code.\n"
+                              "# TYPE bookrank_http_requests_total counter\n");
+    for (int i = 0; i < ncodes; i++)
+        rc |= buf_printf(out, "bookrank_http_requests_total{code=\"%d\"} %lld\n",
+                         http_codes[i].code, (long long)http_codes[i].count);
+    pthread_mutex_unlock(&metrics_lock);
+    rc |= buf_printf(out,
+                     "# HELP bookrank_books_tracked Books tracked.\n"
+                     "# TYPE bookrank_books_tracked gauge\nbookrank_books_tracked %lld\n"
+                     "# HELP bookrank_jobs_running Refresh jobs queued or running.\n"
+                     "# TYPE bookrank_jobs_running gauge\nbookrank_jobs_running %lld\n"
+                     "# HELP bookrank_fetch_queue_depth Fetches waiting for a worker.\n"
+                     "# TYPE bookrank_fetch_queue_depth gauge\nbookrank_fetch_queue_depth %lld\n"
+                     "# HELP bookrank_fetches_in_flight Fetches being made now.\n"
+                     "# TYPE bookrank_fetches_in_flight gauge\nbookrank_fetches_in_flight %lld\n",
+                     (long long)g->books_tracked, (long long)g->jobs_active,
+                     (long long)g->queue_depth, (long long)g->fetches_in_flight);
+    return rc ? BUF_NOMEM : 0;
+}

@@ -1,0 +1,323 @@
+/*
+ * http.c - the libmicrohttpd daemon: binding, limits, per-request state and body accumulation,
+ * the single response path (headers, access log, metrics) and the store connection pool.
+ */
+#include "internal.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../common/log.h"
+#include "../common/metrics.h"
+#include "../common/timeutil.h"
+#include "../web/web.h"
+
+/* ---- store connection pool ---------------------------------------------------------------- */
+
+static db *pool_take(db_pool *p)
+{
+    db *d = NULL;
+    pthread_mutex_lock(&p->lock);
+    if (p->nfree)
+        d = p->free_list[--p->nfree];
+    pthread_mutex_unlock(&p->lock);
+    if (!d) {
+        char *err = NULL;
+        d = db_open(p->path, &err);
+        if (!d) {
+            log_error("store: %s", err ? err : "cannot open");
+            free(err);
+        }
+    }
+    return d;
+}
+
+static void pool_give(db_pool *p, db *d)
+{
+    if (!d)
+        return;
+    pthread_mutex_lock(&p->lock);
+    if (p->nfree < p->cap) {
+        p->free_list[p->nfree++] = d;
+        d = NULL;
+    }
+    pthread_mutex_unlock(&p->lock);
+    db_close(d);
+}
+
+/* ---- requests ----------------------------------------------------------------------------- */
+
+db *req_db(request *r)
+{
+    if (!r->store)
+        r->store = pool_take(&r->server->dbs);
+    return r->store;
+}
+
+const char *req_arg(request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+const char *req_header(request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
+                         size_t len, const char *const *headers)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
+    if (!resp)
+        return MHD_NO;
+    if (content_type)
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (const char *const *h = headers; h && h[0]; h += 2)
+        MHD_add_response_header(resp, h[0], h[1]);
+    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
+    MHD_destroy_response(resp);
+    r->responded = 1;
+    metrics_http((int)status);
+    log_info("%s %s %u %zu %.1fms", r->method, r->url, status, len,
+             (time_mono_s() - r->started) * 1000.0);
+    return ret;
+}
+
+enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char *const *headers)
+{
+    buf out;
+    buf_init(&out, (size_t)1 << 30);
+    enum MHD_Result ret;
+    if (!value || web_json_dump(&out, value) != BUF_OK) {
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the response\",\"details\":[]}}";
+        ret = req_send(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom, sizeof oom - 1, NULL);
+    } else {
+        buf_append(&out, "\n", 1);
+        ret = req_send(r, status, "application/json", out.data, out.len, headers);
+    }
+    json_decref(value);
+    buf_free(&out);
+    return ret;
+}
+
+enum MHD_Result req_error(request *r, unsigned status, const char *code, const char *message,
+                          json_t *details)
+{
+    return req_json(r, status, web_json_error(code, message, details), NULL);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
+{
+    srv *s = cls;
+    request *r = *req_cls;
+    (void)version;
+
+    if (!r) {
+        r = calloc(1, sizeof *r);
+        if (!r)
+            return MHD_NO;
+        r->server = s;
+        r->conn = conn;
+        r->method = method;
+        r->url = url;
+        r->started = time_mono_s();
+        buf_init(&r->body, s->cfg.max_body);
+        *req_cls = r;
+        /* Refuse an announced oversized body before reading any of it. */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+        if (cl) {
+            char *end;
+            unsigned long long n = strtoull(cl, &end, 10);
+            if (*end == '\0' && n > s->cfg.max_body) {
+                r->body_too_big = 1;
+                return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                 "request body larger than the limit", NULL);
+            }
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size) {
+        if (!r->body_too_big && buf_append(&r->body, upload_data, *upload_data_size) != BUF_OK)
+            r->body_too_big = 1;
+        *upload_data_size = 0;
+        if (r->body_too_big && !r->responded)
+            return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                             "request body larger than the limit", NULL);
+        return MHD_YES;
+    }
+    if (r->responded)
+        return MHD_YES;
+    return api_dispatch(r);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv *s = cls;
+    request *r = *req_cls;
+    (void)conn;
+    (void)toe;
+    if (!r)
+        return;
+    pool_give(&s->dbs, r->store);
+    buf_free(&r->body);
+    free(r);
+    *req_cls = NULL;
+}
+
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    log_debug("httpd: %s", line);
+}
+
+/* "127.0.0.1:8080", "localhost:8080", "[::1]:8080", "0.0.0.0:80", ":8080". */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen_t *len, char **err)
+{
+    const char *colon = strrchr(listen, ':');
+    char host[128];
+    if (!colon) {
+        *err = strdup("--listen must be ADDR:PORT");
+        return -1;
+    }
+    size_t hl = (size_t)(colon - listen);
+    if (hl >= sizeof host) {
+        *err = strdup("--listen address too long");
+        return -1;
+    }
+    memcpy(host, listen, hl);
+    host[hl] = '\0';
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (*end || end == colon + 1 || port < 0 || port > 65535) {
+        *err = strdup("--listen port must be 0-65535");
+        return -1;
+    }
+    memset(ss, 0, sizeof *ss);
+    if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+        host[hl - 1] = '\0';
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host + 1, &a6->sin6_addr) != 1)
+            goto bad;
+        *len = sizeof *a6;
+        return 0;
+    }
+    struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons((uint16_t)port);
+    if (hl == 0 || strcmp(host, "localhost") == 0)
+        snprintf(host, sizeof host, "%s", "127.0.0.1");
+    if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
+        goto bad;
+    *len = sizeof *a4;
+    return 0;
+bad:
+    *err = strdup("--listen address must be an IPv4 address or [IPv6]");
+    return -1;
+}
+
+srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
+{
+    srv *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = strdup("out of memory");
+        return NULL;
+    }
+    s->cfg = *cfg;
+    s->runner = runner;
+    if (!s->cfg.max_body)
+        s->cfg.max_body = 1 << 20;
+    if (!s->cfg.max_isbns)
+        s->cfg.max_isbns = 10000;
+    if (!s->cfg.connection_limit)
+        s->cfg.connection_limit = 1024;
+    if (!s->cfg.per_ip_limit)
+        s->cfg.per_ip_limit = 256;
+    if (!s->cfg.connection_timeout_s)
+        s->cfg.connection_timeout_s = 30;
+    if (s->cfg.threads <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        s->cfg.threads = cores > 0 ? (int)cores : 2;
+    }
+    pthread_mutex_init(&s->dbs.lock, NULL);
+    s->dbs.path = cfg->db_path;
+    s->dbs.cap = (size_t)s->cfg.threads + 4;
+    s->dbs.free_list = calloc(s->dbs.cap, sizeof *s->dbs.free_list);
+
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    if (!s->dbs.free_list || parse_listen(cfg->listen, &ss, &sslen, err))
+        goto fail;
+    /* Open the store once here so a bad database fails at startup, not on the first request. */
+    db *first = pool_take(&s->dbs);
+    if (!first) {
+        *err = strdup("cannot open the database");
+        goto fail;
+    }
+    pool_give(&s->dbs, first);
+
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    if (ss.ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    s->daemon = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
+        MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_END);
+    if (!s->daemon) {
+        size_t n = strlen(cfg->listen) + 64;
+        *err = malloc(n);
+        if (*err)
+            snprintf(*err, n, "cannot listen on %s (address in use or not allowed?)", cfg->listen);
+        goto fail;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    s->port = info ? info->port : 0;
+    return s;
+fail:
+    srv_stop(s);
+    return NULL;
+}
+
+int srv_port(const srv *s)
+{
+    return s->port;
+}
+
+void srv_stop(srv *s)
+{
+    if (!s)
+        return;
+    if (s->daemon)
+        MHD_stop_daemon(s->daemon);
+    for (size_t i = 0; i < s->dbs.nfree; i++)
+        db_close(s->dbs.free_list[i]);
+    free(s->dbs.free_list);
+    pthread_mutex_destroy(&s->dbs.lock);
+    free(s);
+}

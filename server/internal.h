@@ -1,0 +1,61 @@
+/*
+ * internal.h - what server/http.c (daemon, request state, responses) and server/api.c (routes
+ * and handlers) share. Private to server/.
+ */
+#ifndef BOOKRANK_SERVER_INTERNAL_H
+#define BOOKRANK_SERVER_INTERNAL_H
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <pthread.h>
+
+#include "../common/buf.h"
+#include "server.h"
+
+/* A store connection pool: each request borrows one connection at a time. */
+typedef struct db_pool {
+    pthread_mutex_t lock;
+    db **free_list;            /* guarded by lock */
+    size_t nfree, cap;         /* guarded by lock */
+    const char *path;
+} db_pool;
+
+struct srv {
+    srv_config cfg;
+    jobs *runner;
+    struct MHD_Daemon *daemon;
+    db_pool dbs;
+    int port;
+};
+
+/* Per-request state, created on the first callback and freed in the completed callback. */
+typedef struct request {
+    srv *server;
+    struct MHD_Connection *conn;
+    const char *method;        /* borrowed from MHD for the request's life */
+    const char *url;
+    double started;
+    buf body;
+    int body_too_big;
+    int responded;
+    db *store;                 /* borrowed from the pool while handling */
+} request;
+
+/* Sends a response and writes the access-log line. Takes ownership of nothing; copies data. */
+enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
+                         size_t len, const char *const *headers);
+/* Sends a JSON value (the reference is stolen). */
+enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char *const *headers);
+/* {"error": {...}} with the given status; details is stolen (may be NULL). */
+enum MHD_Result req_error(request *r, unsigned status, const char *code, const char *message,
+                          json_t *details);
+/* A store connection for this request (returned automatically when the request ends). */
+db *req_db(request *r);
+/* A query argument, or NULL. */
+const char *req_arg(request *r, const char *name);
+const char *req_header(request *r, const char *name);
+
+/* The router: every request ends here once its body is in. */
+enum MHD_Result api_dispatch(request *r);
+
+#endif

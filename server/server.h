@@ -1,0 +1,42 @@
+/*
+ * server.h - the HTTP service: REST API (SPEC §3), dashboard, /healthz and /metrics, on
+ * libmicrohttpd with an internal thread pool (epoll). Only server/ includes microhttpd.h and only
+ * server/ maps errors to HTTP statuses.
+ *
+ * Handlers never block on scraping: refreshes go to the jobs runner, which answers at once.
+ * Each request thread borrows its own store connection from a small pool.
+ *
+ * Threads: srv_start and srv_stop from the owning thread; the server's threads call into jobs
+ * (any thread) and db (one connection per request at a time).
+ */
+#ifndef BOOKRANK_SERVER_H
+#define BOOKRANK_SERVER_H
+
+#include <stddef.h>
+
+#include "../jobs/jobs.h"
+
+typedef struct srv_config {
+    const char *listen;          /* "ADDR:PORT", "[v6]:PORT"; port 0 = ephemeral */
+    const char *db_path;
+    const char *token;           /* NULL or "" = no auth */
+    const char *const *source_names; /* configured sources, for validating ?source= */
+    size_t nsources;
+    int threads;                 /* request threads; 0 = number of cores */
+    size_t max_body;             /* request body cap, default 1 MiB */
+    size_t max_isbns;            /* per request, default 10000 */
+    unsigned connection_limit;   /* default 1024 */
+    unsigned per_ip_limit;       /* default 256 */
+    unsigned connection_timeout_s; /* idle timeout, default 30 */
+} srv_config;
+
+typedef struct srv srv;
+
+/* Binds and starts serving. NULL with a malloc'd message in *err. jobs is borrowed. */
+srv *srv_start(const srv_config *cfg, jobs *runner, char **err);
+/* The bound port (useful with port 0). */
+int srv_port(const srv *s);
+/* Stops accepting; waits for in-flight requests; frees. NULL is a no-op. */
+void srv_stop(srv *s);
+
+#endif
