@@ -5,9 +5,11 @@
  * PRAGMA user_version and migrated forward on open. Prepared statements only.
  *
  * Threads: a db handle is one SQLite connection and belongs to ONE thread at a time (it may be
- * handed between threads, never used by two at once). Open one handle per thread. Writers in
+ * handed between threads, never used by two at once). Open one handle per thread. Connections are
+ * opened with SQLITE_OPEN_NOMUTEX (multi-thread mode), which is exactly that contract. Writers in
  * several handles or processes (serve's writer thread, a cron `bookrank refresh`) are serialised
- * by SQLite's write lock with busy_timeout; readers never block and never see half a batch.
+ * by SQLite's write lock with busy_timeout (5 s; waiting longer is DB_ERROR, never a hang);
+ * readers never block and never see half a batch. Do not carry an open handle across fork().
  *
  * Errors: functions return DB_OK (0), DB_NOTFOUND, or DB_ERROR with the message in
  * db_errmsg(handle) (valid until the next call on that handle).
@@ -25,7 +27,8 @@ enum { DB_OK = 0, DB_ERROR = -1, DB_NOTFOUND = 1 };
 
 typedef struct db db;
 
-/* Opens (creating and migrating as needed). NULL with a malloc'd message in *err on failure. */
+/* Opens (creating and migrating as needed). NULL with a malloc'd message in *err on failure
+ * (a file that is not SQLite, a schema newer than this build, an unrelated SQLite database). */
 db *db_open(const char *path, char **err);
 /* Read-only connection: never writes, never migrates (fails if the schema is missing). */
 db *db_open_readonly(const char *path, char **err);
@@ -36,7 +39,9 @@ const char *db_errmsg(const db *d);      /* borrowed */
 
 /*
  * Tracks n books in one transaction. added[i] (if added is not NULL) is set to 1 when books[i]
- * was new, 0 when it was already tracked (or repeats an earlier entry). All or nothing.
+ * was new, 0 when it was already tracked (or repeats an earlier entry). All or nothing: inside
+ * db_begin it uses a savepoint, so a failed batch is undone and the outer transaction goes on.
+ * Books added by one call share one added_at.
  */
 int db_books_add(db *d, const isbn *books, size_t n, int *added);
 /* Stops tracking a book and deletes its observations. DB_NOTFOUND when it is not tracked. */
@@ -51,13 +56,20 @@ typedef struct db_book {
     size_t nlatest;           /* (previous_rank set on each) */
 } db_book;
 
+/*
+ * previous_rank of a latest observation (and of history rows): the rank of the newest older
+ * observation of the same book and source that has a rank, whatever its status (a blocked or
+ * failed fetch in between does not hide the last real rank); -1 when there is none.
+ */
 typedef struct db_book_filter {
-    const char *status;       /* only books whose latest observation (any source) has it */
-    const char *source;       /* only that source's latest observations */
+    const char *status;       /* only books with a latest observation (of `source`, if set) in
+                                 this status; such a book keeps all its latest observations */
+    const char *source;       /* latest holds only that source (books are still all listed) */
     const char *isbn13;       /* only this book */
 } db_book_filter;
 
-/* Books ordered by added_at then isbn13. *out is a malloc'd array (free with db_books_free). */
+/* Books ordered by added_at then isbn13, latest ordered by source name; one consistent
+ * snapshot. *out is a malloc'd array (free with db_books_free), NULL when empty. */
 int db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
 /* One book; DB_NOTFOUND when not tracked. Free with db_book_clear. */
 int db_book_get(db *d, const char *isbn13, db_book *out);
@@ -70,8 +82,10 @@ int db_books_count(db *d, int64_t *count);
 /* ---- observations --------------------------------------------------------------------- */
 
 /*
- * Appends n observations in one transaction (also updates each book's title when one was seen).
- * Observations of books that are not tracked are skipped (the book was removed meanwhile).
+ * Appends n observations in one transaction (also updates each book's title when one was seen in
+ * the newest observation of its source). Observations of books that are not tracked are skipped
+ * (the book was removed meanwhile). Inside db_begin it uses a savepoint like db_books_add. The
+ * observations are only read (the caller still owns them).
  */
 int db_observations_add(db *d, const observation *obs, size_t n);
 
@@ -81,12 +95,15 @@ typedef struct db_history_query {
     int limit;                /* <= 0 = 500 */
 } db_history_query;
 
-/* Newest first. *out is a malloc'd array (free with db_observations_free). */
+/* Newest first (ties: later insert first), previous_rank set on each row. DB_NOTFOUND when the
+ * book is not tracked. *out is a malloc'd array (free with db_observations_free). */
 int db_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
                size_t *n);
 void db_observations_free(observation *obs, size_t n);
 
-/* Every observation, oldest first, one callback each (stop early by returning non-zero). */
+/* Every observation, oldest first (fetched_at, then insert order), one callback each (stop
+ * early by returning non-zero), from one snapshot. obs is borrowed for the call; the callback
+ * must not use this handle (another handle is fine). previous_rank is not set (-1). */
 int db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
 
 /* ---- jobs ----------------------------------------------------------------------------- */
@@ -101,20 +118,26 @@ typedef struct db_job {
     int64_t total, done;
     int64_t counts[OBS_STATUS_COUNT];
     int64_t created_at_ms, started_at_ms, finished_at_ms;   /* 0 = not yet */
+    int64_t owner_pid;        /* process that created it (set by db_job_create) */
 } db_job;
 
-/* Inserts a job (id assigned into job->id). */
+/* Inserts a job; sets job->id, job->owner_pid = getpid() and job->created_at_ms (now, if 0). */
 int db_job_create(db *d, db_job *job);
-/* Writes state, done, counts and times of an existing job. */
+/* Writes state, total, done, counts, started_at and finished_at. DB_NOTFOUND for an unknown id. */
 int db_job_update(db *d, const db_job *job);
+/* DB_NOTFOUND for an unknown id. */
 int db_job_get(db *d, int64_t id, db_job *out);
-/* Marks every queued or running job cancelled (after a crash or at shutdown); *n = how many. */
+/* Marks queued or running jobs cancelled (after a crash or at shutdown); *n = how many. Only
+ * jobs owned by this process or by a process that no longer exists (kill(pid, 0) says ESRCH):
+ * a cron `bookrank refresh` running beside `serve` keeps its job. */
 int db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
 
 /* ---- transactions --------------------------------------------------------------------- */
 
 /* Groups several calls into one transaction (used by the writer to commit observations and job
- * progress together). Calls inside must not be nested begin/commit pairs. */
+ * progress together). Calls inside must not be nested begin/commit pairs. db_begin takes the
+ * write lock at once (BEGIN IMMEDIATE). After a DB_ERROR inside, call db_rollback (db_commit
+ * also rolls back when the commit itself fails). */
 int db_begin(db *d);
 int db_commit(db *d);
 int db_rollback(db *d);
