@@ -14,7 +14,8 @@
  *    (compiled patterns are shared, match data is per call/thread). Free it only after every
  *    pool that uses it has been freed.
  *  - scr_extract(): any thread.
- *  - scr_pool_*: any thread; the callback runs on a worker thread.
+ *  - scr_pool_*: any thread; the callback runs on a worker thread (abandoned requests: on the
+ *    thread calling scr_pool_stop/scr_pool_free; see scr_result_fn).
  */
 #ifndef BOOKRANK_SCRAPER_H
 #define BOOKRANK_SCRAPER_H
@@ -48,8 +49,24 @@ scr_source *scr_source_new_preset(const char *name, const char *url_template, ch
 
 /*
  * A custom source from its rules as text (the config file's "sources" entries). Fields not given
- * (NULL) are taken from the preset named in `base` (or amazon.com's when base is NULL).
- * Patterns are PCRE2 syntax; see README "Custom sources" for what each must capture.
+ * (NULL) are taken from the preset named in `base` (or amazon.com's when base is NULL); every
+ * preset currently shares one multilingual rule set (English, German, French). Patterns are PCRE2
+ * syntax in no-UTF mode (bytes; "(*UTF)" is refused), JIT-compiled, with match limits. What each
+ * rule runs on and must capture:
+ *   block_start  raw page. Its match end is where the block starts; the first entry must follow
+ *                with only tags, blank space, colons, comments or <style>/<script> in between
+ *                (else the match is taken for a mention elsewhere and the search goes on).
+ *   rank         "block text" (extract.c: tags reduced to <name>/</name>, style/script/comments
+ *                dropped, blank space and no-break spaces collapsed to one space, entities
+ *                decoded except &lt; and &amp;), anchored at each entry. Group 1 = the number as
+ *                written (digits with , . space ' separators), group 2 = the category. Entries
+ *                may be separated by tags, blank space, , ; | and one "(...)"; a closing
+ *                </ul> </td> </table> </div>... ends the block.
+ *   title        raw page; group 1 = the title (first non-empty match wins).
+ *   blocked      raw page; any match => blocked (replaces the built-in captcha markers).
+ *   not_found    raw page; any match => not_found (only for pages without rank and title).
+ * NULL with a malloc'd message in *err (naming the source and rule) when a pattern does not
+ * compile, lacks its capture groups, the name or template is invalid, or base is unknown.
  */
 typedef struct scr_rules {
     const char *name;            /* required */
@@ -78,20 +95,39 @@ char *scr_source_url(const scr_source *src, const isbn *book);
 /*
  * Classifies a fetched answer and reads the page. http_status is the final HTTP status, or 0 for a
  * page on its own (`bookrank extract`). Fills out->status, rank, rank_category, categories, title
- * and, for `error`, error (other members are left alone). out must be obs_init()ed.
+ * and, for `error`, error (other members are left alone; what a previous call left in the filled
+ * members is freed). out must be obs_init()ed.
  *
- *   404 or the not-found page            -> not_found
- *   captcha / robot check, 403, 429, 503 with a captcha -> blocked (never any rank)
- *   other 5xx, or a page the rules cannot understand     -> error with a message
- *   200 with a rank                      -> ok;   200 product page without rank -> no_rank
+ *   len > SCR_MAX_PAGE                                   -> error "page too large ..."
+ *   404, 410, or (no rank, no title) the not-found page  -> not_found
+ *   captcha / robot check (other statuses), 403, 429     -> blocked (never any rank or title)
+ *   other non-2xx (5xx, 503 without a captcha, 3xx...)   -> error "HTTP 503"
+ *   2xx/0 with a rank                                    -> ok
+ *   2xx/0 with a product title but no rank               -> no_rank
+ *   2xx/0 with neither (empty, random HTML)              -> error "page not understood: ..."
  *
- * Hostile input safe: any bytes (invalid UTF-8, NULs), bounded backtracking, len <= SCR_MAX_PAGE
- * (longer is an error). Returns 0, or -1 only when out of memory.
+ * rank is the first rank of the Best Sellers Rank block and rank_category its top-level category
+ * ("Books", "Kindle Store", "Fremdsprachige Bücher", ...); categories are the ranks listed under
+ * it, page order, without the overall one; a ladder entry ("Books > Computers > C") is named by
+ * its last, most specific step ("C"). title and category names are valid UTF-8 (invalid bytes
+ * become U+FFFD), entities decoded, blank space collapsed and trimmed, at most 1000 bytes.
+ *
+ * Hostile input safe: any bytes (invalid UTF-8, NULs), bounded backtracking and bounded work per
+ * page. Any thread, concurrently on one source. Returns 0, or -1 only when out of memory.
  */
 int scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
                 observation *out);
 
 /* ---- fetch pool ----------------------------------------------------------------------- */
+
+/*
+ * Politeness, per host (scheme + host + port of the URL), shared by all workers: at most
+ * per_host requests in flight and `rate` starts per second (token bucket, burst 1). Timeouts,
+ * connection errors, 429 and 5xx (but not a 503 captcha) are retried with full-jitter
+ * exponential backoff; a Retry-After (seconds or HTTP date, capped at 60 s) on 429/503 is
+ * waited out and also pauses the host. A `blocked` answer pauses its host for cooldown_s. A
+ * request waiting to retry holds no worker and no host slot.
+ */
 
 typedef struct scr_config {
     int workers;            /* threads, default 8 */
@@ -101,8 +137,8 @@ typedef struct scr_config {
     int retries;            /* retries after the first attempt, default 2 */
     double cooldown_s;      /* host pause after a `blocked` answer, default 60; 0 = none */
     double backoff_base_s;  /* first backoff step, default 0.5; max backoff 30 s */
-    const char *user_agent; /* borrowed; NULL = "bookrank/VERSION" */
-    const char *proxy;      /* borrowed; NULL = none (libcurl's env proxies are ignored) */
+    const char *user_agent; /* copied by scr_pool_new; NULL = "bookrank/VERSION" */
+    const char *proxy;      /* copied by scr_pool_new; NULL = none (env proxies are ignored) */
     size_t queue_size;      /* bounded queue capacity, default 1024 */
 } scr_config;
 
@@ -111,10 +147,16 @@ void scr_config_defaults(scr_config *cfg);
 typedef struct scr_pool scr_pool;
 
 /*
- * Called once per submitted request, on a worker thread. obs is the finished observation, owned
- * by the callee from now on (free it with obs_clear + whatever it was allocated in: it is a heap
- * observation, free() it after obs_clear). obs is NULL when the request was abandoned by
- * scr_pool_free (queued and never started, or still in flight after the grace period).
+ * Called exactly once per accepted request (scr_pool_submit returned 0). obs is the finished
+ * observation, owned by the callee from now on: a heap observation, obs_clear() then free() it.
+ * obs is NULL when the request was abandoned by scr_pool_stop/scr_pool_free (queued and never
+ * started, waiting to retry, or still in flight after the grace period), or in the unlikely
+ * case that memory ran out while building the observation.
+ *
+ * Thread: finished requests and aborted in-flight ones are reported on worker threads,
+ * concurrently with each other; requests abandoned from the queue are reported on the thread
+ * calling scr_pool_stop/scr_pool_free, before it returns. The callback must not call
+ * scr_pool_submit on the same pool (it could wait for queue space that only it can free).
  */
 typedef void (*scr_result_fn)(void *ctx, observation *obs);
 
@@ -122,23 +164,33 @@ typedef void (*scr_result_fn)(void *ctx, observation *obs);
 scr_pool *scr_pool_new(const scr_config *cfg, char **err);
 
 /*
- * Queues one fetch of book from src. Blocks while the queue is full. 0, or -1 once the pool is
- * stopping (then the callback is not called).
+ * Queues one fetch of book from src (borrowed: it must outlive the pool). Blocks while the queue
+ * is full. 0, or -1 once the pool is stopping or out of memory (then the callback is not called).
+ * A book the source cannot address (979 prefix with an {isbn10} template) is still accepted and
+ * reported as an `error` observation ("no ISBN-10 for 979 prefix", attempts 0).
  */
 int scr_pool_submit(scr_pool *pool, const scr_source *src, const isbn *book, scr_result_fn fn,
                     void *ctx);
 
 /*
- * Stops taking work, lets in-flight fetches finish for up to grace_ms, then aborts the rest;
- * queued requests that never started are reported abandoned (callback with NULL). Joins the
- * workers and frees the pool. NULL is a no-op.
+ * Stops taking work: scr_pool_submit returns -1 from now on (also in threads blocked in it), and
+ * queued requests that never started are reported abandoned (callback with NULL) on this thread.
+ * Started requests go on. Any thread, idempotent. Use it to unblock a submitting thread and join
+ * it before scr_pool_free: no scr_pool_submit may start once scr_pool_free has been called.
+ */
+void scr_pool_stop(scr_pool *pool);
+
+/*
+ * scr_pool_stop, then lets started requests (fetching, or waiting out a retry backoff) finish for
+ * up to grace_ms, then aborts the rest (running transfers stop at once) and
+ * reports them abandoned. Joins the workers and frees the pool. NULL is a no-op.
  */
 void scr_pool_free(scr_pool *pool, int grace_ms);
 
-/* Snapshot of what the pool is doing, for metrics. Any thread. */
+/* Snapshot of what the pool is doing, for metrics. Any thread; a NULL pool reads as idle. */
 typedef struct scr_pool_stats {
-    long queued;
-    long in_flight;
+    long queued;     /* accepted, not started */
+    long in_flight;  /* started, not yet reported (fetching or waiting to retry) */
 } scr_pool_stats;
 void scr_pool_stats_get(scr_pool *pool, scr_pool_stats *out);
 

@@ -75,140 +75,32 @@ static int is_blank(const buf *b)
     return 1;
 }
 
-/* ---- ISBN lists from bodies --------------------------------------------------------------- */
-
-typedef struct isbn_list {
-    isbn *items;
-    size_t n;
-    json_t *details;           /* per-entry errors, NULL when all valid */
-} isbn_list;
-
-static void isbn_list_free(isbn_list *l)
-{
-    free(l->items);
-    json_decref(l->details);
-}
-
-static int isbn_list_push(isbn_list *l, size_t index, const char *text, size_t len, size_t cap)
-{
-    char why[160];
-    isbn parsed;
-    if (isbn_parse_explain(text, len, &parsed, why, sizeof why) != ISBN_OK) {
-        if (!l->details)
-            l->details = json_array();
-        json_t *input = json_stringn(text, len > 64 ? 64 : len);
-        json_array_append_new(l->details, json_pack("{s:I, s:o, s:s}", "index", (json_int_t)index,
-                                                     "input", input ? input : json_string("\xef\xbf\xbd"),
-                                                     "reason", why));
-        return 0;
-    }
-    if (l->n == cap)
-        return -1;
-    l->items[l->n++] = parsed;
-    return 0;
-}
-
-/* Reads {"isbns": [...]} or text/plain lines/commas. On failure sends the error and returns -1. */
-static int read_isbns(request *r, isbn_list *l, int *refresh, int allow_empty_body)
+/* Reads the ISBN list of a POST body; on failure sends the error and returns -1. */
+static int read_isbns(request *r, api_isbn_list *l, int *refresh, int allow_empty_body)
 {
     char type[64];
-    size_t cap = r->server->cfg.max_isbns;
-    memset(l, 0, sizeof *l);
-    if (refresh)
-        *refresh = 0;
-    if (allow_empty_body && is_blank(&r->body))
-        return 0;
-    media_type(r, type, sizeof type);
-    l->items = calloc(cap, sizeof *l->items);
-    if (!l->items) {
-        req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory", NULL);
-        return -1;
-    }
-    if (strcmp(type, "application/json") == 0) {
-        json_error_t jerr;
-        json_t *doc = json_loadb(r->body.data ? r->body.data : "", r->body.len,
-                                 JSON_REJECT_DUPLICATES, &jerr);
-        if (!doc) {
-            req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_json", jerr.text, NULL);
-            return -1;
-        }
-        json_t *list = json_object_get(doc, "isbns");
-        json_t *want_refresh = json_object_get(doc, "refresh");
-        const char *problem = NULL;
-        if (!json_is_object(doc))
-            problem = "the body must be a JSON object like {\"isbns\": [...]}";
-        else if (!json_is_array(list))
-            problem = "\"isbns\" must be an array of strings";
-        else if (want_refresh && !json_is_boolean(want_refresh))
-            problem = "\"refresh\" must be true or false";
-        else if (json_array_size(list) > cap)
-            problem = NULL;
-        if (problem) {
-            json_decref(doc);
-            req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", problem, NULL);
-            return -1;
-        }
-        if (json_array_size(list) > cap) {
-            json_decref(doc);
-            req_error(r, MHD_HTTP_BAD_REQUEST, "too_many_isbns", "at most 10000 ISBNs per request", NULL);
-            return -1;
-        }
+    if (allow_empty_body && is_blank(&r->body)) {
+        memset(l, 0, sizeof *l);
         if (refresh)
-            *refresh = json_is_true(want_refresh);
-        size_t i;
-        json_t *item;
-        json_array_foreach(list, i, item) {
-            if (!json_is_string(item)) {
-                if (!l->details)
-                    l->details = json_array();
-                json_array_append_new(l->details, json_pack("{s:I, s:O, s:s}", "index", (json_int_t)i,
-                                                            "input", item, "reason", "not a string"));
-                continue;
-            }
-            isbn_list_push(l, i, json_string_value(item), json_string_length(item), cap);
+            *refresh = 0;
+        return 0;
+    }
+    media_type(r, type, sizeof type);
+    if (api_parse_isbns(type, r->body.data ? r->body.data : "", r->body.len,
+                        r->server->cfg.max_isbns, l) == 0) {
+        if (refresh)
+            *refresh = l->refresh;
+        if (l->n == 0 && !allow_empty_body) {
+            api_isbn_list_free(l);
+            req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", "no ISBNs given", NULL);
+            return -1;
         }
-        json_decref(doc);
-    } else if (strcmp(type, "text/plain") == 0) {
-        const char *p = r->body.data ? r->body.data : "", *end = p + r->body.len;
-        size_t index = 0;
-        while (p < end) {
-            const char *q = p;
-            while (q < end && *q != '\n' && *q != ',')
-                q++;
-            const char *a = p, *b = q;
-            while (a < b && isspace((unsigned char)*a))
-                a++;
-            while (b > a && isspace((unsigned char)b[-1]))
-                b--;
-            if (b > a) {
-                if (index >= cap) {
-                    req_error(r, MHD_HTTP_BAD_REQUEST, "too_many_isbns",
-                              "at most 10000 ISBNs per request", NULL);
-                    return -1;
-                }
-                isbn_list_push(l, index, a, (size_t)(b - a), cap);
-                index++;
-            }
-            p = q + 1;
-        }
-    } else {
-        req_error(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type",
-                  "send application/json or text/plain", NULL);
-        return -1;
+        return 0;
     }
-    if (l->details) {
-        size_t bad = json_array_size(l->details);
-        char msg[96];
-        snprintf(msg, sizeof msg, "%zu invalid ISBN%s; nothing was changed", bad, bad == 1 ? "" : "s");
-        req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_isbn", msg, l->details);
-        l->details = NULL;
-        return -1;
-    }
-    if (l->n == 0 && !allow_empty_body) {
-        req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", "no ISBNs given", NULL);
-        return -1;
-    }
-    return 0;
+    req_error(r, l->http_status, l->code, l->message, l->details);
+    l->details = NULL;
+    api_isbn_list_free(l);
+    return -1;
 }
 
 /* ---- handlers ----------------------------------------------------------------------------- */
@@ -241,7 +133,7 @@ static enum MHD_Result start_job(request *r, const isbn *books, size_t n, int al
 static enum MHD_Result books_post(request *r, const char *arg)
 {
     (void)arg;
-    isbn_list l;
+    api_isbn_list l;
     int refresh;
     if (read_isbns(r, &l, &refresh, 0))
         return MHD_YES;
@@ -260,7 +152,7 @@ static enum MHD_Result books_post(request *r, const char *arg)
                   : req_json(r, MHD_HTTP_CREATED, body, NULL);
 done:
     free(added);
-    isbn_list_free(&l);
+    api_isbn_list_free(&l);
     return ret;
 }
 
@@ -353,16 +245,12 @@ static enum MHD_Result book_history(request *r, const char *arg)
     db *d = req_db(r);
     if (!d)
         return store_error(r);
-    db_book book;
-    int rc = db_book_get(d, b.isbn13, &book);
+    observation *obs = NULL;
+    size_t n = 0;
+    int rc = db_history(d, b.isbn13, &q, &obs, &n);
     if (rc == DB_NOTFOUND)
         return req_error(r, MHD_HTTP_NOT_FOUND, "book_not_found", "that book is not tracked", NULL);
     if (rc != DB_OK)
-        return store_error(r);
-    db_book_clear(&book);
-    observation *obs = NULL;
-    size_t n = 0;
-    if (db_history(d, b.isbn13, &q, &obs, &n) != DB_OK)
         return store_error(r);
     json_t *arr = json_array();
     for (size_t i = 0; i < n; i++)
@@ -375,7 +263,7 @@ static enum MHD_Result book_history(request *r, const char *arg)
 static enum MHD_Result refresh_post(request *r, const char *arg)
 {
     (void)arg;
-    isbn_list l;
+    api_isbn_list l;
     if (read_isbns(r, &l, NULL, 1))
         return MHD_YES;
     enum MHD_Result ret;
@@ -389,7 +277,7 @@ static enum MHD_Result refresh_post(request *r, const char *arg)
     }
     ret = start_job(r, l.items, l.n, l.n == 0, MHD_HTTP_ACCEPTED, NULL);
 done:
-    isbn_list_free(&l);
+    api_isbn_list_free(&l);
     return ret;
 }
 
@@ -521,32 +409,6 @@ static const struct route {
     {"GET", "/metrics", metrics, 0},
 };
 
-/* Matches path against pattern; on success copies the "*" segment (percent-decoded) into arg. */
-static int route_match(const char *pattern, const char *path, char *arg, size_t arglen)
-{
-    arg[0] = '\0';
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            size_t n = 0;
-            while (*path && *path != '/') {
-                if (n + 1 >= arglen)
-                    return 0;
-                arg[n++] = *path++;
-            }
-            arg[n] = '\0';
-            if (n == 0)
-                return 0;
-            pattern++;
-            continue;
-        }
-        if (*pattern != *path)
-            return 0;
-        pattern++;
-        path++;
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
 enum MHD_Result api_dispatch(request *r)
 {
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
@@ -558,7 +420,7 @@ enum MHD_Result api_dispatch(request *r)
     if (strlen(r->url) > 2048)
         return req_error(r, MHD_HTTP_URI_TOO_LONG, "invalid_query", "path too long", NULL);
     for (size_t i = 0; i < nroutes; i++) {
-        if (!route_match(routes[i].pattern, r->url, arg, sizeof arg))
+        if (!api_route_match(routes[i].pattern, r->url, arg, sizeof arg))
             continue;
         size_t used = strlen(allow);
         snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);

@@ -10,6 +10,7 @@
 #include <pthread.h>
 
 #include "../common/buf.h"
+#include "../common/isbn.h"
 #include "server.h"
 
 /* A store connection pool: each request borrows one connection at a time. */
@@ -54,6 +55,29 @@ db *req_db(request *r);
 /* A query argument, or NULL. */
 const char *req_arg(request *r, const char *name);
 const char *req_header(request *r, const char *name);
+
+/* An ISBN list read from a request body (parse.c). */
+typedef struct api_isbn_list {
+    isbn *items;               /* owned, valid entries in order */
+    size_t n;
+    int refresh;               /* JSON "refresh": true */
+    /* On failure: */
+    unsigned http_status;
+    const char *code;          /* stable error code */
+    char message[160];
+    json_t *details;           /* owned: [{"index", "input", "reason"}] for invalid entries */
+} api_isbn_list;
+
+/* Parses a body of media type `type` ("application/json" or "text/plain", parameters removed):
+ * JSON {"isbns": [...], "refresh": bool} or one ISBN per line / comma-separated. At most cap
+ * entries. 0, or -1 with http_status, code, message (and details) set. Free with
+ * api_isbn_list_free either way. */
+int api_parse_isbns(const char *type, const char *body, size_t len, size_t cap, api_isbn_list *l);
+void api_isbn_list_free(api_isbn_list *l);
+
+/* Matches path against a route pattern where "*" takes one non-empty segment, copied into arg.
+ * 1 on a match. */
+int api_route_match(const char *pattern, const char *path, char *arg, size_t arglen);
 
 /* The router: every request ends here once its body is in. */
 enum MHD_Result api_dispatch(request *r);

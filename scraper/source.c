@@ -1,0 +1,388 @@
+/*
+ * source.c - sources: the built-in store presets, custom sources from rule text, URL templates.
+ *
+ * Every preset shares one multilingual rule set (English, German and French labels and number
+ * formats), so a store page in another of these languages (amazon.ca in French, say) still reads;
+ * presets differ only in name and default URL. Patterns are compiled in no-UTF mode (pages are
+ * arbitrary bytes) and JIT-compiled when the platform supports it.
+ */
+#include "source_internal.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_PATTERN_LEN 4096
+#define MAX_TEMPLATE_LEN 2048
+#define MAX_NAME_LEN 64
+
+/* Backtracking bounds: generous for the built-in rules (which never come close), tight enough
+ * that a careless custom pattern on a hostile 8 MiB page ends in milliseconds, not hours. */
+#define MATCH_LIMIT 5000000u
+#define DEPTH_LIMIT 5000u
+#define HEAP_LIMIT_KIB 20000u
+
+const char *const scr_preset_names[] = {
+    "amazon.com", "amazon.co.uk", "amazon.de", "amazon.fr", "amazon.ca", "amazon.com.au", NULL,
+};
+
+static const char *const preset_urls[] = {
+    "https://www.amazon.com/dp/{isbn10}",   "https://www.amazon.co.uk/dp/{isbn10}",
+    "https://www.amazon.de/dp/{isbn10}",    "https://www.amazon.fr/dp/{isbn10}",
+    "https://www.amazon.ca/dp/{isbn10}",    "https://www.amazon.com.au/dp/{isbn10}",
+};
+
+/*
+ * The label that opens the Best Sellers Rank block, on the raw page. Labels seen 2017-2024:
+ * "Amazon Best Sellers Rank", "Best Sellers Rank", "Amazon Bestsellers Rank", "Amazon
+ * Bestseller-Rang", "Classement des meilleures ventes d'Amazon" (apostrophe as ', &#39;, ’...).
+ * The leading "Amazon" is left out on purpose: every alternative then starts with an upper-case
+ * B or C, which the JIT finds at memchr speed. What may sit between the label and the first
+ * number (colons, tags, blank lines, <style>) is skipped by the extractor, not the pattern.
+ */
+static const char default_block_start[] =
+    "Best(?:[\\s-]?[Ss]ellers?[\\s-]*+[Rr]ank|seller-Rang)"
+    "|Classement des meilleures ventes(?:\\s++d\\S{1,12}?Amazon)?";
+
+/*
+ * One rank entry, matched anchored at the entry's start in the normalized block text (see
+ * extract.c: tags reduced to "<name>"/"</name>", style/script/comments dropped, whitespace and
+ * no-break spaces collapsed to one space, entities but &lt; and &amp; decoded). Group 1 is the
+ * number as written ("5,838", "13.222", "1 234"), group 2 the category: plain text up to "("
+ * (so "(See Top 100 in Books)" is left out) or a ladder of links, whose link texts may hold
+ * parentheses ("Home & Garden (Books)"). Optional "Paid"/"Free" words cover Kindle ranks.
+ */
+static const char default_rank[] =
+    "(?:\\#|Nr\\.?|No\\.|[Nn](?:\\xc2?\\xb0|\\xc2\\xba|o\\.))?\\x20?+"
+    "(\\d++(?:[,.\\x20]\\d++)*+)"
+    "(?:\\x20|<[^<>]{1,20}>)*+"
+    "(?:(?:Paid|Free|Bezahlt|Kostenlos|Gratis|[Pp]ayants?|[Gg]ratuits?)\\x20++)?"
+    "(?:in|en|dans|In|En|Dans)(?=[\\x20<])\\x20?+"
+    "((?:<a>(?:[^<]|</?(?:b|i|em|strong|span)>)*+</a>|</?(?:b|i|em|strong)>|[^<(])*+)";
+
+/* The product title element of every generation (books, Kindle, other products). */
+static const char default_title[] =
+    "\\bid=[\"']?(?:productTitle|ebooksProductTitle|btAsinTitle)[\"']?(?=[\\s>/])[^>]*+>"
+    "\\s*+([^<]*+)";
+
+/* Robot-check / captcha pages (also served with 503). Each is found on its own, see
+ * SCR_MAX_MARKERS. The look-behinds keep a rare upper-case or '@' first character. */
+static const char *const default_blocked[] = {
+    "Robot Check\\s*+</title>",
+    "(?<=validate)Captcha",
+    "Enter the characters you see below",
+    "Type the characters you see in this image",
+    "(?<=api-services-support)@amazon\\.com",
+    NULL,
+};
+
+/* The stores' "no such page" pages (English, German, French). Only consulted for pages that
+ * have neither a rank nor a product title, so speed does not matter here. */
+static const char *const default_not_found[] = {
+    "(?i)page not found|not a functioning page|find that page",
+    "keine funktionierende Seite|Seite nicht gefunden|gesuchte Seite nicht finden",
+    "(?i)pas une page active|page introuvable|pas trouv\\S{1,8} (?:la|cette) page",
+    NULL,
+};
+
+static char *msg_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* A malloc'd message, or NULL when out of memory (the caller then reports no message). */
+static char *msg_new(const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return NULL;
+    return strdup(tmp);
+}
+
+static void set_err(char **err, char *msg)
+{
+    if (err)
+        *err = msg;
+    else
+        free(msg);
+}
+
+static int preset_index(const char *name)
+{
+    if (!name)
+        return -1;
+    for (int i = 0; scr_preset_names[i]; i++)
+        if (strcmp(scr_preset_names[i], name) == 0)
+            return i;
+    return -1;
+}
+
+/*
+ * Checks a URL template: http(s) with a host, printable ASCII only (no spaces), at least one
+ * placeholder, and no braces other than {isbn10} and {isbn13}. Returns NULL when valid, else a
+ * malloc'd reason.
+ */
+static char *template_problem(const char *tpl)
+{
+    if (!tpl || !*tpl)
+        return msg_new("URL template is empty");
+    size_t len = strlen(tpl);
+    if (len > MAX_TEMPLATE_LEN)
+        return msg_new("URL template is longer than %d bytes", MAX_TEMPLATE_LEN);
+    size_t host;
+    if (strncasecmp(tpl, "http://", 7) == 0)
+        host = 7;
+    else if (strncasecmp(tpl, "https://", 8) == 0)
+        host = 8;
+    else
+        return msg_new("URL template must start with http:// or https://");
+    if (tpl[host] == '\0' || tpl[host] == '/' || tpl[host] == '?' || tpl[host] == '#')
+        return msg_new("URL template has no host");
+    int placeholders = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)tpl[i];
+        if (c <= 0x20 || c >= 0x7f)
+            return msg_new("URL template has a space, control or non-ASCII byte at offset %zu", i);
+        if (c == '{') {
+            if (strncmp(tpl + i, "{isbn10}", 8) == 0 || strncmp(tpl + i, "{isbn13}", 8) == 0) {
+                placeholders++;
+                i += 7;
+                continue;
+            }
+            return msg_new("URL template has an unknown placeholder at offset %zu "
+                           "(only {isbn10} and {isbn13} exist)", i);
+        }
+        if (c == '}')
+            return msg_new("URL template has a stray '}' at offset %zu", i);
+    }
+    if (placeholders == 0)
+        return msg_new("URL template needs {isbn10} or {isbn13}");
+    return NULL;
+}
+
+/* Compiles one rule. `what` names it in messages. needs_groups: capture groups it must have. */
+static pcre2_code *compile_rule(const char *source_name, const char *what, const char *text,
+                                uint32_t extra_options, uint32_t needs_groups, char **err)
+{
+    if (strlen(text) > MAX_PATTERN_LEN) {
+        set_err(err, msg_new("source %s: %s pattern is longer than %d bytes", source_name, what,
+                             MAX_PATTERN_LEN));
+        return NULL;
+    }
+    int code;
+    PCRE2_SIZE offset;
+    /* No-UTF mode: pages are bytes, and (*UTF) inside a custom pattern is refused outright. */
+    pcre2_code *re = pcre2_compile((PCRE2_SPTR)text, PCRE2_ZERO_TERMINATED,
+                                   PCRE2_NEVER_UTF | PCRE2_NEVER_UCP | extra_options, &code,
+                                   &offset, NULL);
+    if (!re) {
+        PCRE2_UCHAR why[160];
+        if (pcre2_get_error_message(code, why, sizeof why) < 0)
+            memcpy(why, "unknown error", sizeof "unknown error");
+        set_err(err, msg_new("source %s: %s pattern: %s at offset %zu", source_name, what,
+                             (const char *)why, (size_t)offset));
+        return NULL;
+    }
+    uint32_t groups = 0;
+    pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+    if (groups < needs_groups) {
+        set_err(err, msg_new("source %s: %s pattern needs %u capture group%s", source_name, what,
+                             needs_groups, needs_groups == 1 ? "" : "s"));
+        pcre2_code_free(re);
+        return NULL;
+    }
+    /* Without JIT (unsupported platform) the interpreter gives the same answers, slower. */
+    (void)pcre2_jit_compile(re, PCRE2_JIT_COMPLETE);
+    return re;
+}
+
+static int compile_markers(const char *source_name, const char *what, const char *custom,
+                           const char *const *defaults, scr_marker_list *out, char **err)
+{
+    if (custom) {
+        out->code[0] = compile_rule(source_name, what, custom, 0, 0, err);
+        if (!out->code[0])
+            return -1;
+        out->n = 1;
+        return 0;
+    }
+    for (size_t i = 0; defaults[i] && i < SCR_MAX_MARKERS; i++) {
+        out->code[i] = compile_rule(source_name, what, defaults[i], 0, 0, err);
+        if (!out->code[i])
+            return -1;
+        out->n = i + 1;
+    }
+    return 0;
+}
+
+static void free_markers(scr_marker_list *list)
+{
+    for (size_t i = 0; i < list->n; i++)
+        pcre2_code_free(list->code[i]);
+    list->n = 0;
+}
+
+void scr_source_free(scr_source *src)
+{
+    if (!src)
+        return;
+    free(src->name);
+    free(src->url_template);
+    pcre2_code_free(src->block_start);
+    pcre2_code_free(src->rank);
+    pcre2_code_free(src->title);
+    free_markers(&src->blocked);
+    free_markers(&src->not_found);
+    pcre2_match_context_free(src->match_ctx);
+    free(src);
+}
+
+/* Builds a source; any NULL rule text takes the built-in rule (every preset shares them). */
+static scr_source *source_build(const scr_rules *r, char **err)
+{
+    scr_source *src = calloc(1, sizeof *src);
+    if (!src || !(src->name = strdup(r->name)) || !(src->url_template = strdup(r->url_template)))
+        goto nomem;
+    src->match_ctx = pcre2_match_context_create(NULL);
+    if (!src->match_ctx)
+        goto nomem;
+    pcre2_set_match_limit(src->match_ctx, MATCH_LIMIT);
+    pcre2_set_depth_limit(src->match_ctx, DEPTH_LIMIT);
+    pcre2_set_heap_limit(src->match_ctx, HEAP_LIMIT_KIB);
+
+    src->block_start = compile_rule(r->name, "block_start",
+                                    r->block_start ? r->block_start : default_block_start, 0, 0,
+                                    err);
+    if (!src->block_start)
+        goto fail;
+    /* Entries are read one after another from a known start, so the rank rule is anchored. */
+    src->rank = compile_rule(r->name, "rank", r->rank ? r->rank : default_rank, PCRE2_ANCHORED,
+                             2, err);
+    if (!src->rank)
+        goto fail;
+    src->title = compile_rule(r->name, "title", r->title ? r->title : default_title, 0, 1, err);
+    if (!src->title)
+        goto fail;
+    if (compile_markers(r->name, "blocked", r->blocked, default_blocked, &src->blocked, err) < 0)
+        goto fail;
+    if (compile_markers(r->name, "not_found", r->not_found, default_not_found, &src->not_found,
+                        err) < 0)
+        goto fail;
+    return src;
+
+nomem:
+    set_err(err, msg_new("out of memory"));
+fail:
+    scr_source_free(src);
+    return NULL;
+}
+
+scr_source *scr_source_new_preset(const char *name, const char *url_template, char **err)
+{
+    if (err)
+        *err = NULL;
+    int i = preset_index(name);
+    if (i < 0) {
+        set_err(err, msg_new("unknown source preset '%.64s' (known: amazon.com, amazon.co.uk, "
+                             "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
+                             name ? name : ""));
+        return NULL;
+    }
+    scr_rules rules = {.name = scr_preset_names[i],
+                       .url_template = url_template ? url_template : preset_urls[i]};
+    char *why = template_problem(rules.url_template);
+    if (why) {
+        set_err(err, msg_new("source %s: %s", rules.name, why));
+        free(why);
+        return NULL;
+    }
+    return source_build(&rules, err);
+}
+
+scr_source *scr_source_new_custom(const scr_rules *rules, char **err)
+{
+    if (err)
+        *err = NULL;
+    if (!rules || !rules->name || !*rules->name) {
+        set_err(err, msg_new("custom source: a name is required"));
+        return NULL;
+    }
+    size_t nlen = strlen(rules->name);
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char c = (unsigned char)rules->name[i];
+        if (nlen > MAX_NAME_LEN || c <= 0x20 || c >= 0x7f) {
+            set_err(err, msg_new("custom source: the name must be 1-%d printable ASCII "
+                                 "characters without spaces", MAX_NAME_LEN));
+            return NULL;
+        }
+    }
+    char *why = template_problem(rules->url_template);
+    if (why) {
+        set_err(err, msg_new("source %s: %s", rules->name, why));
+        free(why);
+        return NULL;
+    }
+    if (rules->base && preset_index(rules->base) < 0) {
+        set_err(err, msg_new("source %s: unknown base preset '%.64s'", rules->name, rules->base));
+        return NULL;
+    }
+    /* Every preset has the same rules today, so `base` only needs to be valid; it stays in the
+     * interface so presets can diverge without changing configuration files. */
+    return source_build(rules, err);
+}
+
+const char *scr_source_name(const scr_source *src)
+{
+    return src ? src->name : NULL;
+}
+
+const char *scr_source_template(const scr_source *src)
+{
+    return src ? src->url_template : NULL;
+}
+
+char *scr_source_url(const scr_source *src, const isbn *book)
+{
+    if (!src || !book)
+        return NULL;
+    const char *tpl = src->url_template;
+    size_t len10 = strlen(book->isbn10), len13 = strlen(book->isbn13);
+    /* First pass sizes the result and spots an {isbn10} the book cannot fill. */
+    size_t need = 0;
+    for (const char *p = tpl; *p;) {
+        if (strncmp(p, "{isbn10}", 8) == 0) {
+            if (len10 == 0)
+                return NULL;
+            need += len10;
+            p += 8;
+        } else if (strncmp(p, "{isbn13}", 8) == 0) {
+            need += len13;
+            p += 8;
+        } else {
+            need++;
+            p++;
+        }
+    }
+    char *url = malloc(need + 1);
+    if (!url)
+        return NULL;
+    size_t o = 0;
+    for (const char *p = tpl; *p;) {
+        if (strncmp(p, "{isbn10}", 8) == 0) {
+            memcpy(url + o, book->isbn10, len10);
+            o += len10;
+            p += 8;
+        } else if (strncmp(p, "{isbn13}", 8) == 0) {
+            memcpy(url + o, book->isbn13, len13);
+            o += len13;
+            p += 8;
+        } else {
+            url[o++] = *p++;
+        }
+    }
+    url[o] = '\0';
+    return url;
+}
