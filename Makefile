@@ -76,8 +76,16 @@ $(BUILD)/tests/fixture_store: tests/fixture_store.c $(BUILD)/libbookrank.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbookrank.a $(ALL_LDFLAGS) $(LIBS) -lz
 
-test check: bookrank $(UNIT_BIN) $(TEST_TOOLS)
-	@BUILD=$(BUILD) BOOKRANK_BIN=$(CURDIR)/$(BUILD)/bookrank sh tests/run.sh $(TESTS)
+# What the tests need beyond the build: python3, chromium, node with playwright-core.
+TEST_DEPS_STAMP := $(BUILD)/.test-deps-ok
+$(TEST_DEPS_STAMP): tests/browser/package.json
+	@sh .ci/deps test
+	@if [ -f tests/browser/package-lock.json ] && [ ! -d tests/browser/node_modules ]; then \
+		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error; fi
+	@mkdir -p $(BUILD) && touch $@
+
+test check: bookrank $(TEST_DEPS_STAMP) $(UNIT_BIN) $(TEST_TOOLS)
+	@BUILD=$(BUILD) sh tests/run.sh $(TESTS)
 
 run: bookrank
 	./bookrank serve
@@ -89,7 +97,7 @@ sanitize:
 tsan:
 	$(MAKE) BUILD=build-tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" \
 		TESTS="$(TSAN_TESTS)" test
-TSAN_TESTS ?= concurrency
+TSAN_TESTS ?= test_pool test_db test_jobs test_api test_cli
 
 bench: bookrank
 	sh tests/bench/run.sh

@@ -443,7 +443,7 @@ static db *open_db(const settings *s, int readonly)
     char *err = NULL;
     db *d = readonly ? db_open_readonly(db_path(s), &err) : db_open(db_path(s), &err);
     if (!d) {
-        fprintf(stderr, "bookrank: %s: %s\n", db_path(s), err ? err : "cannot open");
+        fprintf(stderr, "bookrank: %s\n", err ? err : "cannot open the database");
         free(err);
     }
     return d;
@@ -634,18 +634,13 @@ static int cmd_history(const settings *s, const struct command *c, const char **
     if (!d)
         return EXIT_WORK;
     int rc = 0;
-    db_book b;
-    int found = db_book_get(d, book.isbn13, &b);
-    if (found == DB_NOTFOUND) {
-        fprintf(stderr, "bookrank history: %s is not tracked\n", book.isbn13);
-        db_close(d);
-        return EXIT_WORK;
-    }
-    if (found == DB_OK)
-        db_book_clear(&b);
     observation *obs = NULL;
     size_t nobs = 0;
-    if (found != DB_OK || db_history(d, book.isbn13, &q, &obs, &nobs) != DB_OK) {
+    int found = db_history(d, book.isbn13, &q, &obs, &nobs);
+    if (found == DB_NOTFOUND) {
+        fprintf(stderr, "bookrank history: %s is not tracked\n", book.isbn13);
+        rc = EXIT_WORK;
+    } else if (found != DB_OK) {
         fprintf(stderr, "bookrank history: %s\n", db_errmsg(d));
         rc = EXIT_WORK;
     } else if (opt(s, "json")) {

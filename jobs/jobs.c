@@ -16,6 +16,7 @@
 typedef struct job_run {
     db_job rec;                  /* live state; rec.done counts committed observations */
     int64_t abandoned;           /* fetches that will never produce an observation */
+    int64_t received;            /* results handed to the writer queue (incl. abandoned) */
     isbn *books;                 /* owned; the books to fetch (feeder reads without lock) */
     size_t nbooks;
     pthread_t feeder;
@@ -72,6 +73,7 @@ static void on_result(void *ctx, observation *obs)
         obs = NULL;
     }
     pthread_mutex_lock(&j->lock);
+    run->received++;
     if (p) {
         p->run = run;
         p->obs = obs;
@@ -105,6 +107,7 @@ static void *feeder_main(void *arg)
 stopped:
     pthread_mutex_lock(&j->lock);
     run->abandoned += (int64_t)(total - submitted);
+    run->received += (int64_t)(total - submitted);
     pthread_cond_signal(&j->wake_writer);
     pthread_mutex_unlock(&j->lock);
     return NULL;
@@ -126,6 +129,15 @@ static void retire_finished_locked(jobs *j)
             pp = &r->next;
         }
     }
+}
+
+/* Whether some job has every result in hand, so its batch should not wait. Lock held. */
+static int some_job_complete_locked(const jobs *j)
+{
+    for (const job_run *r = j->runs; r; r = r->next)
+        if (r->received >= r->rec.total && r->rec.state == JOB_RUNNING)
+            return 1;
+    return 0;
 }
 
 /* Decides a run's state from its counts. Lock held. */
@@ -238,7 +250,7 @@ static void *writer_main(void *arg)
                 size_t count = 0;
                 for (pending *p = j->head; p && count < 512; p = p->next)
                     count++;
-                if (count >= 512 || j->writer_exit)
+                if (count >= 512 || j->writer_exit || some_job_complete_locked(j))
                     break;
                 if (pthread_cond_timedwait(&j->wake_writer, &j->lock, &deadline) == ETIMEDOUT)
                     break;
@@ -472,18 +484,30 @@ void jobs_stop(jobs *j, int grace_ms)
     j->stopping = 1;
     pthread_mutex_unlock(&j->lock);
 
-    /* Feeders blocked in submit get -1; in-flight fetches finish or come back abandoned. */
-    scr_pool_free(j->pool, grace_ms);
-    j->pool = NULL;
-
+    /* Feeders' submits fail from now on; join them before the pool goes away under them.
+     * Then in-flight fetches finish within the grace period or come back abandoned. */
+    scr_pool_stop(j->pool);
     pthread_mutex_lock(&j->lock);
-    for (job_run *r = j->runs; r; r = r->next)
-        if (r->feeder_started) {
-            pthread_mutex_unlock(&j->lock);
-            pthread_join(r->feeder, NULL);
-            pthread_mutex_lock(&j->lock);
-            r->feeder_started = 0;
-        }
+    for (;;) {
+        /* The writer may move runs between the lists while the lock is dropped: rescan. */
+        job_run *r = j->runs;
+        while (r && !r->feeder_started)
+            r = r->next;
+        for (job_run *f = j->finished; !r && f; f = f->next)
+            if (f->feeder_started)
+                r = f;
+        if (!r)
+            break;
+        r->feeder_started = 0;
+        pthread_t feeder = r->feeder;
+        pthread_mutex_unlock(&j->lock);
+        pthread_join(feeder, NULL);
+        pthread_mutex_lock(&j->lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    scr_pool_free(j->pool, grace_ms);
+    pthread_mutex_lock(&j->lock);
+    j->pool = NULL;
     j->writer_exit = 1;
     pthread_cond_signal(&j->wake_writer);
     pthread_mutex_unlock(&j->lock);

@@ -420,12 +420,15 @@ enum MHD_Result api_dispatch(request *r)
     if (strlen(r->url) > 2048)
         return req_error(r, MHD_HTTP_URI_TOO_LONG, "invalid_query", "path too long", NULL);
     for (size_t i = 0; i < nroutes; i++) {
-        if (!api_route_match(routes[i].pattern, r->url, arg, sizeof arg))
+        char seg[sizeof arg];
+        if (!api_route_match(routes[i].pattern, r->url, seg, sizeof seg))
             continue;
         size_t used = strlen(allow);
         snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "", routes[i].method);
-        if (strcmp(routes[i].method, method) == 0)
+        if (strcmp(routes[i].method, method) == 0) {
             found = &routes[i];
+            memcpy(arg, seg, sizeof arg);
+        }
     }
     if (!found && !allow[0] && strncmp(r->url, "/api/", 5) != 0 && strcmp(r->url, "/api") != 0 &&
         web_asset_find(r->url)) {

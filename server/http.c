@@ -17,6 +17,9 @@
 #include "../common/timeutil.h"
 #include "../web/web.h"
 
+/* How much of an oversized chunked body is drained before the connection is cut. */
+#define DISCARD_MAX ((size_t)16 << 20)
+
 /* ---- store connection pool ---------------------------------------------------------------- */
 
 static db *pool_take(db_pool *p)
@@ -151,14 +154,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (*upload_data_size) {
         if (!r->body_too_big && buf_append(&r->body, upload_data, *upload_data_size) != BUF_OK)
             r->body_too_big = 1;
+        if (r->body_too_big)
+            r->discarded += *upload_data_size;
         *upload_data_size = 0;
-        if (r->body_too_big && !r->responded)
+        /* An oversized body of unannounced length (chunked) is read and dropped up to a point,
+         * so that the client, still sending, can read the 413; past that, answer and close. */
+        if (r->body_too_big && !r->responded && r->discarded > DISCARD_MAX)
             return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
                              "request body larger than the limit", NULL);
         return MHD_YES;
     }
     if (r->responded)
         return MHD_YES;
+    if (r->body_too_big)
+        return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                         "request body larger than the limit", NULL);
     return api_dispatch(r);
 }
 
@@ -280,6 +290,7 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, s,
+        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
         MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
@@ -287,7 +298,6 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {
         size_t n = strlen(cfg->listen) + 64;

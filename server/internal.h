@@ -38,6 +38,7 @@ typedef struct request {
     double started;
     buf body;
     int body_too_big;
+    size_t discarded;          /* body bytes dropped after the cap was hit */
     int responded;
     db *store;                 /* borrowed from the pool while handling */
 } request;

@@ -7,12 +7,13 @@ set -u
 BUILD=${BUILD:-build}
 export BUILD
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-export BOOKRANK_BIN=${BOOKRANK_BIN:-$ROOT/$BUILD/bookrank}
-export FIXTURE_STORE_BIN=${FIXTURE_STORE_BIN:-$ROOT/$BUILD/tests/fixture_store}
+case "$BUILD" in /*) BDIR=$BUILD ;; *) BDIR=$ROOT/$BUILD ;; esac
+export BOOKRANK_BIN=${BOOKRANK_BIN:-$BDIR/bookrank}
+export FIXTURE_STORE_BIN=${FIXTURE_STORE_BIN:-$BDIR/tests/fixture_store}
 export FIXTURES=${FIXTURES:-$ROOT/../shared/fixtures}
 [ -d "$FIXTURES" ] || FIXTURES=$ROOT/tests/fixtures
 export FIXTURES
-LOGDIR=$ROOT/$BUILD/test-logs
+LOGDIR=$BDIR/test-logs
 mkdir -p "$LOGDIR"
 passed=0 failed=0 broken=""
 
@@ -31,6 +32,10 @@ run_one() {  # name, command...
   rc=$?
   p=$(grep -c '^ok ' "$log")
   f=$(grep -c '^not ok ' "$log")
+  if grep -q -e 'ERROR: AddressSanitizer' -e 'WARNING: ThreadSanitizer' -e 'runtime error:' \
+       -e 'ERROR: LeakSanitizer' "$log" && ! grep -q '^not ok - sanitizer' "$log"; then
+    f=$((f + 1)); echo "not ok - $name: sanitizer report" >> "$log"
+  fi
   if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
     f=1; echo "not ok - $name exited with status $rc" >> "$log"
   fi
@@ -43,7 +48,7 @@ run_one() {  # name, command...
   fi
 }
 
-for t in "$ROOT/$BUILD"/tests/test_*; do
+for t in "$BDIR"/tests/test_*; do
   [ -x "$t" ] || continue
   n=$(basename "$t")
   selected "$n" && run_one "$n" "$t"

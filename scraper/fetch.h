@@ -1,0 +1,58 @@
+/*
+ * fetch.h - one HTTP GET at a time over one reused libcurl easy handle (private to scraper/).
+ *
+ * A fetcher belongs to one worker thread: the easy handle inside keeps its connections alive
+ * between fetches (keep-alive), which is why it is never shared. Every limit of a fetch lives
+ * here: timeouts, low-speed abort, 5 redirects, http/https only, compressed transfer,
+ * SCR_MAX_PAGE enforced while receiving, user agent and proxy.
+ *
+ * The only cross-thread inputs are abort_flag and scr_fetcher_wake(): another thread sets the
+ * flag, then wakes the fetcher, and a running fetch stops at once (FETCH_ABORTED).
+ */
+#ifndef BOOKRANK_SCRAPER_FETCH_H
+#define BOOKRANK_SCRAPER_FETCH_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "scraper.h"
+
+typedef enum scr_fetch_err {
+    FETCH_OK = 0,      /* an HTTP answer arrived (any status) */
+    FETCH_TIMEOUT,     /* total, connect or low-speed timeout - retryable */
+    FETCH_CONNECT,     /* refused, reset, resolve failure, truncated body - retryable */
+    FETCH_TOO_BIG,     /* body over SCR_MAX_PAGE */
+    FETCH_REDIRECTS,   /* more than 5 redirects (a loop) */
+    FETCH_ABORTED,     /* abort_flag was set */
+    FETCH_NOMEM,
+    FETCH_OTHER        /* protocol, TLS, bad encoding ... - not retried */
+} scr_fetch_err;
+
+typedef struct scr_fetch_result {
+    scr_fetch_err err;
+    int http_status;       /* last HTTP status seen, 0 when none */
+    double retry_after_s;  /* Retry-After of the final answer clamped to [0, 60], -1 when none */
+    const char *body;      /* borrowed from the fetcher, valid until its next fetch; never NULL */
+    size_t len;
+    char error[192];       /* human-readable message when err != FETCH_OK */
+} scr_fetch_result;
+
+typedef struct scr_fetcher scr_fetcher;
+
+/*
+ * A fetcher configured from cfg (strings are copied: cfg may go away afterwards). abort_flag is
+ * borrowed and must outlive the fetcher. NULL with a malloc'd message in *err on failure.
+ */
+scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag, char **err);
+void scr_fetcher_free(scr_fetcher *f); /* NULL is a no-op */
+
+/* GETs url (following up to 5 redirects) into out; returns out->err. */
+scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out);
+
+/* Makes a fetch running in another thread look at abort_flag now. Any thread; f must be alive. */
+void scr_fetcher_wake(scr_fetcher *f);
+
+/* Whether another attempt may help (timeouts and connection-level failures). */
+int scr_fetch_retryable(scr_fetch_err err);
+
+#endif
