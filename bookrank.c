@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "common/buf.h"
@@ -902,6 +903,12 @@ static int cmd_serve(const settings *s, const struct command *c, const char **ar
         sources_free(&set);
         return usage_error(c, "--refresh-every '%s' is not a duration like 30m, 6h or 1d",
                            opt(s, "refresh-every"));
+    }
+    /* Each connection and each worker's socket is a descriptor: use what the system allows. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
     }
     sc.threads = (int)threads;
     sc.source_names = set.names;
