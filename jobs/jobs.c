@@ -159,11 +159,12 @@ static void write_batch(jobs *j, pending *batch)
         if (p->obs)
             n++;
     observation *arr = n ? calloc(n, sizeof *arr) : NULL;
-    size_t k = 0;
-    for (pending *p = batch; p && arr; p = p->next)
-        if (p->obs)
-            arr[k++] = *p->obs;     /* shallow: the pending entries keep ownership */
-    (void)k;
+    if (arr) {
+        size_t k = 0;
+        for (pending *p = batch; p; p = p->next)
+            if (p->obs)
+                arr[k++] = *p->obs;     /* shallow: the pending entries keep ownership */
+    }
 
     int64_t now = time_now_ms();
     pthread_mutex_lock(&j->lock);
