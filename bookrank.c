@@ -469,23 +469,36 @@ static isbn *parse_isbns(const struct command *c, const char **args, size_t n, i
 
 /* ---- commands ----------------------------------------------------------------------------- */
 
-static int cmd_add(const settings *s, const struct command *c, const char **args, size_t n)
+/* The ISBN arguments of add/remove/refresh, all valid, or an exit status (nothing is done when
+ * any is invalid). */
+static int isbn_args(const struct command *c, const char **args, size_t n, int need_one,
+                     isbn **out)
 {
-    (void)s;
-    if (n == 0)
+    *out = NULL;
+    if (need_one && n == 0)
         return usage_error(c, "%s", "give at least one ISBN");
     int bad;
     isbn *books = parse_isbns(c, args, n, &bad);
     if (!books)
         return EXIT_WORK;
     if (bad) {
-        fprintf(stderr, "bookrank add: nothing added (%d invalid)\n", bad);
+        fprintf(stderr, "bookrank %s: nothing done (%d invalid)\n", c->name, bad);
         free(books);
         return EXIT_USAGE;
     }
+    *out = books;
+    return 0;
+}
+
+static int cmd_add(const settings *s, const struct command *c, const char **args, size_t n)
+{
+    isbn *books;
+    int rc = isbn_args(c, args, n, 1, &books);
+    if (rc)
+        return rc;
     db *d = open_db(s, 0);
     int *added = calloc(n, sizeof *added);
-    int rc = EXIT_WORK;
+    rc = EXIT_WORK;
     if (d && added && db_books_add(d, books, n, added) == DB_OK) {
         for (size_t i = 0; i < n; i++)
             printf("%s %s\n", added[i] ? "added" : "already tracked", books[i].isbn13);
@@ -501,19 +514,12 @@ static int cmd_add(const settings *s, const struct command *c, const char **args
 
 static int cmd_remove(const settings *s, const struct command *c, const char **args, size_t n)
 {
-    if (n == 0)
-        return usage_error(c, "%s", "give at least one ISBN");
-    int bad;
-    isbn *books = parse_isbns(c, args, n, &bad);
-    if (!books)
-        return EXIT_WORK;
-    if (bad) {
-        fprintf(stderr, "bookrank remove: nothing removed (%d invalid)\n", bad);
-        free(books);
-        return EXIT_USAGE;
-    }
+    isbn *books;
+    int rc = isbn_args(c, args, n, 1, &books);
+    if (rc)
+        return rc;
     db *d = open_db(s, 0);
-    int rc = d ? 0 : EXIT_WORK;
+    rc = d ? 0 : EXIT_WORK;
     for (size_t i = 0; d && i < n; i++) {
         int r = db_book_remove(d, books[i].isbn13);
         if (r == DB_OK) {
@@ -791,15 +797,10 @@ static void refresh_observer(void *ctx, int64_t job_id, const observation *o)
 
 static int cmd_refresh(const settings *s, const struct command *c, const char **args, size_t n)
 {
-    int bad;
-    isbn *books = parse_isbns(c, args, n, &bad);
-    if (!books)
-        return EXIT_WORK;
-    if (bad) {
-        fprintf(stderr, "bookrank refresh: nothing done (%d invalid)\n", bad);
-        free(books);
-        return EXIT_USAGE;
-    }
+    isbn *books;
+    int irc = isbn_args(c, args, n, 0, &books);
+    if (irc)
+        return irc;
     source_set set = {0};
     jobs_config jc = {.db_path = db_path(s), .flush_ms = 1000};
     long grace = 10;

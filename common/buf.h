@@ -30,4 +30,7 @@ void buf_reset(buf *b);                 /* len = 0, keeps the memory */
 char *buf_steal(buf *b, size_t *len);
 void buf_free(buf *b);
 
+/* A new malloc'd formatted string (caller frees), for error messages; NULL when out of memory. */
+char *buf_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 #endif

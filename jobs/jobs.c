@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/buf.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/timeutil.h"
@@ -47,15 +48,6 @@ struct jobs {
     pthread_t writer;
     db *writer_db;               /* writer thread only */
 };
-
-static char *fmt_err(const char *what, const char *detail)
-{
-    size_t n = strlen(what) + strlen(detail) + 3;
-    char *p = malloc(n);
-    if (p)
-        snprintf(p, n, "%s: %s", what, detail);
-    return p;
-}
 
 /* ---- worker side ------------------------------------------------------------------------ */
 
@@ -358,7 +350,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         memcpy(run->books, books, n * sizeof *books);
         run->nbooks = n;
     } else if (db_books_isbns(j->control, &run->books, &run->nbooks) != DB_OK) {
-        *err = fmt_err("store", db_errmsg(j->control));
+        *err = buf_strdup_printf("store: %s", db_errmsg(j->control));
         goto fail;
     }
     int64_t now = time_now_ms();
@@ -371,7 +363,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         run->rec.finished_at_ms = now;
     }
     if (db_job_create(j->control, &run->rec) != DB_OK) {
-        *err = fmt_err("store", db_errmsg(j->control));
+        *err = buf_strdup_printf("store: %s", db_errmsg(j->control));
         goto fail;
     }
     *out = run->rec;

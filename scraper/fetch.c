@@ -48,19 +48,6 @@ void scr_global_cleanup(void)
     curl_global_cleanup();
 }
 
-static char *fetch_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *fetch_strdup_printf(const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    return strdup(tmp); /* a truncated message is still a useful message */
-}
-
 static size_t on_body(char *data, size_t size, size_t nmemb, void *userdata)
 {
     scr_fetcher *f = userdata;
@@ -185,7 +172,7 @@ scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag
     SET(CURLOPT_NOPROGRESS, 0L);
 #undef SET
     if (rc != CURLE_OK) {
-        *err = fetch_strdup_printf("libcurl option: %s", curl_easy_strerror(rc));
+        *err = buf_strdup_printf("libcurl option: %s", curl_easy_strerror(rc));
         goto fail;
     }
     return f;

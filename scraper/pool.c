@@ -13,7 +13,6 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/buf.h"
 #include "../common/timeutil.h"
 #include "fetch.h"
 
@@ -94,19 +94,6 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-static char *strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strdup_printf(const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    return strdup(tmp);
-}
-
 /* Waits on cv until woken or until the monotonic deadline (the conds use CLOCK_MONOTONIC). */
 static void cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *lock, int64_t deadline_us)
 {
@@ -157,21 +144,21 @@ void scr_config_defaults(scr_config *cfg)
 static char *config_check(const scr_config *cfg)
 {
     if (cfg->workers < 1 || cfg->workers > WORKERS_MAX)
-        return strdup_printf("workers must be 1..%d", WORKERS_MAX);
+        return buf_strdup_printf("workers must be 1..%d", WORKERS_MAX);
     if (cfg->per_host < 1 || cfg->per_host > PER_HOST_MAX)
-        return strdup_printf("per-host must be 1..%d", PER_HOST_MAX);
+        return buf_strdup_printf("per-host must be 1..%d", PER_HOST_MAX);
     if (!(cfg->rate >= 0 && cfg->rate <= 1e6))
-        return strdup_printf("rate must be 0 (unlimited) or a positive number of requests/s");
+        return buf_strdup_printf("rate must be 0 (unlimited) or a positive number of requests/s");
     if (!(cfg->timeout_s > 0 && cfg->timeout_s <= 3600))
-        return strdup_printf("timeout must be more than 0 and at most 3600 s");
+        return buf_strdup_printf("timeout must be more than 0 and at most 3600 s");
     if (cfg->retries < 0 || cfg->retries > 100)
-        return strdup_printf("retries must be 0..100");
+        return buf_strdup_printf("retries must be 0..100");
     if (!(cfg->cooldown_s >= 0 && cfg->cooldown_s <= 86400))
-        return strdup_printf("cooldown must be 0..86400 s");
+        return buf_strdup_printf("cooldown must be 0..86400 s");
     if (!(cfg->backoff_base_s >= 0 && cfg->backoff_base_s <= BACKOFF_MAX_S))
-        return strdup_printf("backoff base must be 0..%g s", BACKOFF_MAX_S);
+        return buf_strdup_printf("backoff base must be 0..%g s", BACKOFF_MAX_S);
     if (cfg->queue_size < 1 || cfg->queue_size > QUEUE_MAX)
-        return strdup_printf("queue size must be 1..%u", QUEUE_MAX);
+        return buf_strdup_printf("queue size must be 1..%u", QUEUE_MAX);
     return NULL;
 }
 
@@ -248,7 +235,7 @@ static char *host_key(const char *url)
     for (char *c = host; *c; c++)
         if (*c >= 'A' && *c <= 'Z')
             *c = (char)(*c - 'A' + 'a');
-    key = strdup_printf("%s://%s:%s", scheme, host, port);
+    key = buf_strdup_printf("%s://%s:%s", scheme, host, port);
 done:
     curl_free(scheme);
     curl_free(host);
@@ -548,7 +535,7 @@ scr_pool *scr_pool_new(const scr_config *cfg, char **err)
     for (int i = 0; i < p->nworkers; i++) {
         int rc = pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
         if (rc != 0) {
-            *err = strdup_printf("cannot start worker thread: %s", strerror(rc));
+            *err = buf_strdup_printf("cannot start worker thread: %s", strerror(rc));
             scr_pool_free(p, 0);
             return NULL;
         }

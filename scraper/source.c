@@ -8,7 +8,8 @@
  */
 #include "source_internal.h"
 
-#include <stdarg.h>
+#include "../common/buf.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,21 +88,6 @@ static const char *const default_not_found[] = {
     NULL,
 };
 
-static char *msg_new(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-/* A malloc'd message, or NULL when out of memory (the caller then reports no message). */
-static char *msg_new(const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (n < 0)
-        return NULL;
-    return strdup(tmp);
-}
-
 static void set_err(char **err, char *msg)
 {
     if (err)
@@ -128,38 +114,38 @@ static int preset_index(const char *name)
 static char *template_problem(const char *tpl)
 {
     if (!tpl || !*tpl)
-        return msg_new("URL template is empty");
+        return buf_strdup_printf("URL template is empty");
     size_t len = strlen(tpl);
     if (len > MAX_TEMPLATE_LEN)
-        return msg_new("URL template is longer than %d bytes", MAX_TEMPLATE_LEN);
+        return buf_strdup_printf("URL template is longer than %d bytes", MAX_TEMPLATE_LEN);
     size_t host;
     if (strncasecmp(tpl, "http://", 7) == 0)
         host = 7;
     else if (strncasecmp(tpl, "https://", 8) == 0)
         host = 8;
     else
-        return msg_new("URL template must start with http:// or https://");
+        return buf_strdup_printf("URL template must start with http:// or https://");
     if (tpl[host] == '\0' || tpl[host] == '/' || tpl[host] == '?' || tpl[host] == '#')
-        return msg_new("URL template has no host");
+        return buf_strdup_printf("URL template has no host");
     int placeholders = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)tpl[i];
         if (c <= 0x20 || c >= 0x7f)
-            return msg_new("URL template has a space, control or non-ASCII byte at offset %zu", i);
+            return buf_strdup_printf("URL template has a space, control or non-ASCII byte at offset %zu", i);
         if (c == '{') {
             if (strncmp(tpl + i, "{isbn10}", 8) == 0 || strncmp(tpl + i, "{isbn13}", 8) == 0) {
                 placeholders++;
                 i += 7;
                 continue;
             }
-            return msg_new("URL template has an unknown placeholder at offset %zu "
+            return buf_strdup_printf("URL template has an unknown placeholder at offset %zu "
                            "(only {isbn10} and {isbn13} exist)", i);
         }
         if (c == '}')
-            return msg_new("URL template has a stray '}' at offset %zu", i);
+            return buf_strdup_printf("URL template has a stray '}' at offset %zu", i);
     }
     if (placeholders == 0)
-        return msg_new("URL template needs {isbn10} or {isbn13}");
+        return buf_strdup_printf("URL template needs {isbn10} or {isbn13}");
     return NULL;
 }
 
@@ -168,7 +154,7 @@ static pcre2_code *compile_rule(const char *source_name, const char *what, const
                                 uint32_t extra_options, uint32_t needs_groups, char **err)
 {
     if (strlen(text) > MAX_PATTERN_LEN) {
-        set_err(err, msg_new("source %s: %s pattern is longer than %d bytes", source_name, what,
+        set_err(err, buf_strdup_printf("source %s: %s pattern is longer than %d bytes", source_name, what,
                              MAX_PATTERN_LEN));
         return NULL;
     }
@@ -182,14 +168,14 @@ static pcre2_code *compile_rule(const char *source_name, const char *what, const
         PCRE2_UCHAR why[160];
         if (pcre2_get_error_message(code, why, sizeof why) < 0)
             memcpy(why, "unknown error", sizeof "unknown error");
-        set_err(err, msg_new("source %s: %s pattern: %s at offset %zu", source_name, what,
+        set_err(err, buf_strdup_printf("source %s: %s pattern: %s at offset %zu", source_name, what,
                              (const char *)why, (size_t)offset));
         return NULL;
     }
     uint32_t groups = 0;
     pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
     if (groups < needs_groups) {
-        set_err(err, msg_new("source %s: %s pattern needs %u capture group%s", source_name, what,
+        set_err(err, buf_strdup_printf("source %s: %s pattern needs %u capture group%s", source_name, what,
                              needs_groups, needs_groups == 1 ? "" : "s"));
         pcre2_code_free(re);
         return NULL;
@@ -274,7 +260,7 @@ static scr_source *source_build(const scr_rules *r, char **err)
     return src;
 
 nomem:
-    set_err(err, msg_new("out of memory"));
+    set_err(err, buf_strdup_printf("out of memory"));
 fail:
     scr_source_free(src);
     return NULL;
@@ -286,7 +272,7 @@ scr_source *scr_source_new_preset(const char *name, const char *url_template, ch
         *err = NULL;
     int i = preset_index(name);
     if (i < 0) {
-        set_err(err, msg_new("unknown source preset '%.64s' (known: amazon.com, amazon.co.uk, "
+        set_err(err, buf_strdup_printf("unknown source preset '%.64s' (known: amazon.com, amazon.co.uk, "
                              "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
                              name ? name : ""));
         return NULL;
@@ -295,7 +281,7 @@ scr_source *scr_source_new_preset(const char *name, const char *url_template, ch
                        .url_template = url_template ? url_template : preset_urls[i]};
     char *why = template_problem(rules.url_template);
     if (why) {
-        set_err(err, msg_new("source %s: %s", rules.name, why));
+        set_err(err, buf_strdup_printf("source %s: %s", rules.name, why));
         free(why);
         return NULL;
     }
@@ -307,26 +293,26 @@ scr_source *scr_source_new_custom(const scr_rules *rules, char **err)
     if (err)
         *err = NULL;
     if (!rules || !rules->name || !*rules->name) {
-        set_err(err, msg_new("custom source: a name is required"));
+        set_err(err, buf_strdup_printf("custom source: a name is required"));
         return NULL;
     }
     size_t nlen = strlen(rules->name);
     for (size_t i = 0; i < nlen; i++) {
         unsigned char c = (unsigned char)rules->name[i];
         if (nlen > MAX_NAME_LEN || c <= 0x20 || c >= 0x7f) {
-            set_err(err, msg_new("custom source: the name must be 1-%d printable ASCII "
+            set_err(err, buf_strdup_printf("custom source: the name must be 1-%d printable ASCII "
                                  "characters without spaces", MAX_NAME_LEN));
             return NULL;
         }
     }
     char *why = template_problem(rules->url_template);
     if (why) {
-        set_err(err, msg_new("source %s: %s", rules->name, why));
+        set_err(err, buf_strdup_printf("source %s: %s", rules->name, why));
         free(why);
         return NULL;
     }
     if (rules->base && preset_index(rules->base) < 0) {
-        set_err(err, msg_new("source %s: unknown base preset '%.64s'", rules->name, rules->base));
+        set_err(err, buf_strdup_printf("source %s: unknown base preset '%.64s'", rules->name, rules->base));
         return NULL;
     }
     /* Every preset has the same rules today, so `base` only needs to be valid; it stays in the
