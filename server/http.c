@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -72,6 +73,20 @@ const char *req_header(request *r, const char *name)
     return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
+/* Copies at most 256 bytes of client-chosen text for the access log, control bytes replaced by
+ * '?', so that a decoded "%0a" or an escape sequence in a path cannot forge or garble log lines. */
+static const char *log_safe(const char *in, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (; in && *in && n + 4 < outlen && n < 256; in++)
+        out[n++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? '?' : *in;
+    if (in && *in && n + 4 <= outlen)
+        for (int i = 0; i < 3; i++)
+            out[n++] = '.';
+    out[n] = '\0';
+    return out;
+}
+
 enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
                          size_t len, const char *const *headers)
 {
@@ -89,8 +104,9 @@ enum MHD_Result req_send(request *r, unsigned status, const char *content_type, 
     MHD_destroy_response(resp);
     r->responded = 1;
     metrics_http((int)status);
-    log_info("%s %s %u %zu %.1fms", r->method, r->url, status, len,
-             (time_mono_s() - r->started) * 1000.0);
+    char method[32], url[264];
+    log_info("%s %s %u %zu %.1fms", log_safe(r->method, method, sizeof method),
+             log_safe(r->url, url, sizeof url), status, len, (time_mono_s() - r->started) * 1000.0);
     return ret;
 }
 
@@ -118,6 +134,34 @@ enum MHD_Result req_error(request *r, unsigned status, const char *code, const c
     return req_json(r, status, web_json_error(code, message, details), NULL);
 }
 
+static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                            const char *value)
+{
+    (void)kind;
+    (void)value;
+    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
+        ++*(int *)cls;
+    return MHD_YES;
+}
+
+/* Why the request's body framing cannot be trusted, or NULL. A transfer coding other than
+ * chunked leaves no way to find the body's end; Content-Length beside Transfer-Encoding, or twice,
+ * is how requests are smuggled past proxies that read the framing differently (RFC 9112 6.3). */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    int lengths = 0;
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &lengths);
+    if (te && strcasecmp(te, "chunked") != 0)
+        return "only the chunked transfer coding is supported";
+    if (te && lengths)
+        return "Content-Length and Transfer-Encoding must not both be sent";
+    if (lengths > 1)
+        return "more than one Content-Length header";
+    return NULL;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **req_cls)
@@ -137,6 +181,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = time_mono_s();
         buf_init(&r->body, s->cfg.max_body);
         *req_cls = r;
+        const char *framing = framing_problem(conn);
+        if (framing) {
+            r->body_too_big = 1;   /* whatever body follows is dropped, not stored */
+            return req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", framing, NULL);
+        }
         /* Refuse an announced oversized body before reading any of it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -185,6 +234,36 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     buf_free(&r->body);
     free(r);
     *req_cls = NULL;
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decoding of the path and of query names and values, like MHD's own except that "%00"
+ * stays as it is: a decoded NUL would silently cut the C string ("/api/books/ISBN%00/history"
+ * would name the book itself), while the literal text fails validation like any bad input. */
+static size_t on_unescape(void *cls, struct MHD_Connection *conn, char *s)
+{
+    (void)cls;
+    (void)conn;
+    char *out = s;
+    for (const char *in = s; *in;) {
+        int hi = in[0] == '%' ? hex_value(in[1]) : -1;
+        int lo = hi >= 0 ? hex_value(in[2]) : -1;
+        if (lo >= 0 && (hi | lo) != 0) {
+            *out++ = (char)(hi << 4 | lo);
+            in += 3;
+        } else {
+            *out++ = *in++;
+        }
+    }
+    *out = '\0';
+    return (size_t)(out - s);
 }
 
 static void on_mhd_log(void *cls, const char *fmt, va_list ap)
@@ -298,6 +377,7 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {
         size_t n = strlen(cfg->listen) + 64;
