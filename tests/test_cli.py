@@ -103,6 +103,25 @@ t.check(rc == 2 and "amazon.nowhere" in err, "extract with an unknown source exi
 rc, _, err = run_cli(["extract", "--source", "amazon.com", os.path.join(d, "missing.html")])
 t.check(rc == 2 and "missing.html" in err, "extract of a missing file exits 2", err)
 
+# a custom source from the config file (the README's example)
+custom = os.path.join(d, "custom.json")
+with open(custom, "w") as f:
+    json.dump({"source": ["mystore"], "sources": [{
+        "name": "mystore", "url": "https://books.example/item/{isbn13}", "base": "amazon.com",
+        "block_start": "Sales rank:", "rank": "#?([0-9][0-9,.]*) in ([^<(]+)",
+        "title": "<h1[^>]*>([^<]+)</h1>", "blocked": "captcha", "not_found": "no such item"}]}, f)
+page = b"<html><h1 class='t'>My &amp; Book</h1><p>Sales rank: #4,321 in Books</p><p>x</p></html>"
+rc, out, err = run_cli(["extract", "--config", custom, "-"], input=page)
+doc = json.loads(out) if rc == 0 else {}
+t.check(doc.get("status") == "ok" and doc.get("rank") == 4321 and doc.get("title") == "My & Book",
+        "custom source from the config file reads its page", out + err)
+rc, out, err = run_cli(["extract", "--config", custom, "-"], input=b"<html>please solve this captcha</html>")
+t.check(rc == 0 and json.loads(out)["status"] == "blocked", "custom source's blocked pattern", out + err)
+with open(custom, "w") as f:
+    json.dump({"source": ["bad"], "sources": [{"name": "bad", "url": "ftp://x/{isbn13}"}]}, f)
+rc, out, err = run_cli(["extract", "--config", custom, "-"], input=b"")
+t.check(rc == 2 and "bad" in err, "a custom source with an ftp URL is refused", err)
+
 # refresh against the fixture store
 with FixtureStore() as store:
     store.config(books={
