@@ -84,7 +84,7 @@ isbn_err isbn_parse_explain(const char *in, size_t len, isbn *out, char *why, si
     if (n != 10 && n != 13)
         return fail(ISBN_ERR_LENGTH, why, whylen,
                     "wrong length: %zu digits, an ISBN has 10 or 13", n);
-    if (n == 13 && digits[12] == 'X')
+    if (n == 13 && memchr(digits, 'X', 13))   /* an X typed as 10th of 13 digits too */
         return fail(ISBN_ERR_CHAR, why, whylen,
                     "bad character: 'X' is only allowed as the last digit of an ISBN-10");
     digits[n] = '\0';

@@ -133,7 +133,7 @@ int time_parse_duration(const char *s, int64_t *seconds)
         int64_t v = 0;
         while (isdigit((unsigned char)*p)) {
             v = v * 10 + (*p++ - '0');
-            if (v > 100000000)
+            if (v > (int64_t)100 * 365 * 86400)   /* what the total allows, also in seconds */
                 return -1;
         }
         int64_t unit;

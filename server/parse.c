@@ -99,9 +99,13 @@ int api_parse_isbns(const char *type, const char *body, size_t len, size_t cap, 
             while (b > a && isspace((unsigned char)b[-1]))
                 b--;
             if (b > a) {
-                if (index >= cap)
+                if (index >= cap) {
+                    /* As for JSON: too many is the error, not the invalid entries seen so far. */
+                    json_decref(l->details);
+                    l->details = NULL;
                     return fail(l, MHD_HTTP_BAD_REQUEST, "too_many_isbns",
                                 "too many ISBNs in one request");
+                }
                 push(l, index++, a, (size_t)(b - a));
             }
             p = q + 1;
