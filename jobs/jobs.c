@@ -191,6 +191,20 @@ static void write_batch(jobs *j, pending *batch)
     if (!ok) {
         log_error("store: could not commit %zu observations: %s", n, db_errmsg(j->writer_db));
         db_rollback(j->writer_db);
+        /* Nothing of this batch is stored (disk full, read-only file): what it counted as done
+         * is abandoned instead, so the job ends `cancelled` and never claims observations the
+         * store does not have. */
+        pthread_mutex_lock(&j->lock);
+        for (pending *p = batch; p; p = p->next)
+            if (p->obs) {
+                p->run->rec.done--;
+                p->run->rec.counts[p->obs->status]--;
+                p->run->abandoned++;
+            }
+        for (job_run *r = j->runs; r; r = r->next)
+            if (r->rec.state == JOB_DONE && r->abandoned)
+                r->rec.state = JOB_CANCELLED;
+        pthread_mutex_unlock(&j->lock);
     }
     if (n && !arr)
         log_error("store: out of memory, %zu observations lost", n);
@@ -203,7 +217,11 @@ static void write_batch(jobs *j, pending *batch)
             j->cfg.observer(j->cfg.observer_ctx, p->run->rec.id, p->obs);
     }
     pthread_mutex_lock(&j->lock);
-    retire_finished_locked(j);
+    /* A finished run whose final row could not be stored stays listed (and answers jobs_get
+     * from memory) until a later commit stores it; otherwise the store's stale row would show
+     * it running forever. */
+    if (ok)
+        retire_finished_locked(j);
     pthread_cond_broadcast(&j->changed);
     pthread_mutex_unlock(&j->lock);
 
@@ -422,10 +440,15 @@ int jobs_get(jobs *j, int64_t id, db_job *out)
     return rc;
 }
 
+static int run_unfinished(const job_run *r)
+{
+    return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
+}
+
 static int run_active_locked(jobs *j, int64_t id)
 {
     for (job_run *r = j->runs; r; r = r->next)
-        if (r->rec.id == id)
+        if (r->rec.id == id && run_unfinished(r))
             return 1;
     return 0;
 }
@@ -459,7 +482,7 @@ int jobs_active(jobs *j)
     int n = 0;
     pthread_mutex_lock(&j->lock);
     for (job_run *r = j->runs; r; r = r->next)
-        n++;
+        n += run_unfinished(r);
     pthread_mutex_unlock(&j->lock);
     return n;
 }
@@ -506,13 +529,16 @@ void jobs_stop(jobs *j, int grace_ms)
     pthread_mutex_unlock(&j->lock);
     pthread_join(j->writer, NULL);
 
-    /* Whatever is still not finished never will be. */
+    /* Whatever is still not finished never will be; a finished run still listed is one whose
+     * final row could not be stored yet: one more try. */
     int64_t now = time_now_ms();
     for (job_run *r = j->runs; r; r = r->next) {
-        r->rec.state = JOB_CANCELLED;
-        r->rec.finished_at_ms = now;
+        if (run_unfinished(r)) {
+            r->rec.state = JOB_CANCELLED;
+            r->rec.finished_at_ms = now;
+        }
         if (db_job_update(j->writer_db, &r->rec) != DB_OK)
-            log_error("store: could not mark job %lld cancelled: %s", (long long)r->rec.id,
+            log_error("store: could not store the end of job %lld: %s", (long long)r->rec.id,
                       db_errmsg(j->writer_db));
     }
     while (j->runs) {
