@@ -23,9 +23,10 @@
  * connection should not hold a worker and a host slot for the whole total timeout. */
 #define LOW_SPEED_LIMIT 64L
 #define LOW_SPEED_TIME 20L
-/* A worker keeps its body buffer between fetches; one larger than this (an unusual page) is
- * given back so eight idle workers do not each sit on megabytes. */
-#define BODY_KEEP_MAX (1024u * 1024u)
+/* A worker keeps its body buffer between fetches only when it is this small: a worker spends
+ * most of its time waiting for the store's answer, and hundreds of workers each sitting on a
+ * page-sized buffer (a product page is 0.2-1.5 MB) would multiply the process's memory. */
+#define BODY_KEEP_MAX (64u * 1024u)
 
 struct scr_fetcher {
     CURL *curl;
@@ -318,12 +319,17 @@ void scr_fetcher_wake(scr_fetcher *f)
         curl_multi_wakeup(f->multi);
 }
 
-scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out)
+void scr_fetcher_release(scr_fetcher *f)
 {
     if (f->body.cap > BODY_KEEP_MAX) {
         buf_free(&f->body);
         buf_init(&f->body, SCR_MAX_PAGE);
     }
+}
+
+scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out)
+{
+    scr_fetcher_release(f);
     buf_reset(&f->body);
     f->too_big = 0;
     f->nomem = 0;

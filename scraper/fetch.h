@@ -52,6 +52,10 @@ scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out);
 /* Makes a fetch running in another thread look at abort_flag now. Any thread; f must be alive. */
 void scr_fetcher_wake(scr_fetcher *f);
 
+/* Gives back a large body buffer once the caller is done with the last result's body (which
+ * becomes invalid). Same thread as scr_fetch. */
+void scr_fetcher_release(scr_fetcher *f);
+
 /* Whether another attempt may help (timeouts and connection-level failures). */
 int scr_fetch_retryable(scr_fetch_err err);
 

@@ -408,6 +408,7 @@ static void run_attempt(pool_worker *w, pool_job *job)
         ans.status = OBS_ERROR;
         obs_set_str(&ans.error, res.error);
     }
+    scr_fetcher_release(w->fetcher); /* res.body is not used from here on */
     int64_t now = mono_us();
 
     pthread_mutex_lock(&p->lock);
@@ -429,7 +430,11 @@ static void run_attempt(pool_worker *w, pool_job *job)
         h->paused_until_us = max64(h->paused_until_us,
                                    now + (int64_t)(p->cfg.cooldown_s * 1e6));
     }
-    pthread_cond_broadcast(&p->work_cv); /* a slot is free, or a retry is waiting */
+    /* A slot is free, or a retry is waiting. With nothing queued no worker can use the slot:
+     * waking hundreds of idle workers on every finished request at the tail of a refresh would
+     * only burn CPU. A stopping pool always wakes them (they exit once the queue is empty). */
+    if (p->head || p->stopping)
+        pthread_cond_broadcast(&p->work_cv);
     pthread_mutex_unlock(&p->lock);
 
     if (requeue || res.err == FETCH_ABORTED) {
