@@ -75,6 +75,7 @@ typedef struct settings {
     const char *value[NOPTIONS];
     const char *sources[MAX_SOURCES];
     size_t nsources;
+    const char *history_source;   /* history's --source filter: command line only */
     json_t *config;               /* owned: the parsed config file (values point into it) */
     char *env_sources;            /* owned: copy of BOOKRANK_SOURCE split in place */
 } settings;
@@ -146,7 +147,7 @@ static int usage_error(const struct command *c, const char *fmt, const char *arg
 {
     fprintf(stderr, "bookrank%s%s: ", c ? " " : "", c ? c->name : "");
     fprintf(stderr, fmt, arg);
-    fprintf(stderr, "\n(try `bookrank %s--help`)\n", c ? c->name : "");
+    fprintf(stderr, "\n(try `bookrank %s%s--help`)\n", c ? c->name : "", c ? " " : "");
     return EXIT_USAGE;
 }
 
@@ -275,6 +276,7 @@ static int parse_args(settings *s, const struct command *c, int argc, char **arg
             val = "1";
         }
         if (strcmp(options[i].name, "source") == 0) {
+            s->history_source = val;
             if (ncli == MAX_SOURCES)
                 return usage_error(c, "too many --source options (at most %s)", "16");
             cli_sources[ncli++] = val;
@@ -626,7 +628,9 @@ static int cmd_history(const settings *s, const struct command *c, const char **
         fprintf(stderr, "bookrank history: invalid ISBN '%s': %s\n", args[0], why);
         return EXIT_USAGE;
     }
-    db_history_query q = {.source = s->nsources ? s->sources[s->nsources - 1] : NULL};
+    db_history_query q = {.source = s->history_source};
+    if (q.source && strchr(q.source, '='))
+        return usage_error(c, "--source takes a source name here, not NAME=URL ('%s')", q.source);
     long limit;
     if (opt(s, "limit")) {
         if (parse_int(c, "limit", opt(s, "limit"), 1, 1000000, &limit))
@@ -910,6 +914,13 @@ static int cmd_serve(const settings *s, const struct command *c, const char **ar
     if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
         nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
         setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    char *lerr = NULL;
+    if (srv_listen_check(sc.listen, &lerr)) {
+        int urc = usage_error(c, "%s", lerr ? lerr : "bad --listen");
+        free(lerr);
+        sources_free(&set);
+        return urc;
     }
     sc.threads = (int)threads;
     sc.source_names = set.names;

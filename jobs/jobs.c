@@ -252,7 +252,7 @@ static void *writer_main(void *arg)
         }
         if (j->head && !j->writer_exit) {
             struct timespec deadline;
-            clock_gettime(CLOCK_REALTIME, &deadline);
+            clock_gettime(CLOCK_MONOTONIC, &deadline);
             int64_t ns = deadline.tv_nsec + (int64_t)(flush_ms % 1000) * 1000000;
             deadline.tv_sec += flush_ms / 1000 + ns / 1000000000;
             deadline.tv_nsec = ns % 1000000000;
@@ -292,8 +292,13 @@ jobs *jobs_start(const jobs_config *cfg, char **err)
     }
     j->cfg = *cfg;
     pthread_mutex_init(&j->lock, NULL);
-    pthread_cond_init(&j->changed, NULL);
-    pthread_cond_init(&j->wake_writer, NULL);
+    /* Deadlines on the monotonic clock: a wall-clock step must not stall commits. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->changed, &attr);
+    pthread_cond_init(&j->wake_writer, &attr);
+    pthread_condattr_destroy(&attr);
 
     char *dberr = NULL;
     j->control = db_open(cfg->db_path, &dberr);
@@ -338,6 +343,8 @@ static void run_free(job_run *r)
     free(r);
 }
 
+static void reap_finished_locked(jobs *j);
+
 int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char **err)
 {
     *joined = 0;
@@ -347,6 +354,16 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         pthread_mutex_unlock(&j->lock);
         *err = strdup("shutting down");
         return -1;
+    }
+    reap_finished_locked(j);
+    int active = 0;
+    for (job_run *r = j->runs; r; r = r->next)
+        active += r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
+    if (books && active >= JOBS_MAX_ACTIVE) {
+        pthread_mutex_unlock(&j->lock);
+        *err = buf_strdup_printf("%d refreshes are running already; try again when one ends",
+                                 active);
+        return JOBS_BUSY;
     }
     if (!books) {
         for (job_run *r = j->runs; r; r = r->next)
@@ -456,7 +473,7 @@ static int run_active_locked(jobs *j, int64_t id)
 int jobs_wait(jobs *j, int64_t id, int timeout_ms)
 {
     struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
     if (timeout_ms >= 0) {
         int64_t ns = deadline.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
         deadline.tv_sec += timeout_ms / 1000 + ns / 1000000000;
@@ -481,6 +498,7 @@ int jobs_active(jobs *j)
 {
     int n = 0;
     pthread_mutex_lock(&j->lock);
+    reap_finished_locked(j);
     for (job_run *r = j->runs; r; r = r->next)
         n += run_unfinished(r);
     pthread_mutex_unlock(&j->lock);

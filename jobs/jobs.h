@@ -3,8 +3,8 @@
  * given list): a feeder thread per job submits one fetch per book and source to the scraper
  * pool; every finished observation goes to ONE writer thread that appends them to the store in
  * batches, together with the job's progress, committing at least every flush_ms (so a crash
- * loses only fetches still in flight, and a job's `done` never counts an observation that is not
- * committed). A refresh of all books asked while one runs joins it.
+ * loses only fetches still in flight; a batch whose commit fails is counted as abandoned, so a
+ * job's final `done` never counts an observation that is not stored). A refresh of all books asked while one runs joins it.
  *
  * The runner owns: the scraper pool, the writer thread and its store connection, and a control
  * connection for creating jobs (guarded by the runner's lock). Sources are borrowed and must
@@ -46,9 +46,12 @@ jobs *jobs_start(const jobs_config *cfg, char **err);
 /*
  * Starts a refresh of books[0..n), which must be tracked already; books == NULL means every
  * tracked book, and joins a running all-books job instead of starting another (*joined = 1).
- * Never blocks on fetching. 0 and *out filled with the job as it is now, or -1 with a malloc'd
- * message in *err (stopping, store error).
+ * Never blocks on fetching. 0 and *out filled with the job as it is now, JOBS_BUSY when
+ * JOBS_MAX_ACTIVE jobs of given books are unfinished already (an all-books refresh always joins
+ * or starts), or -1; both with a malloc'd message in *err.
  */
+#define JOBS_MAX_ACTIVE 64
+enum { JOBS_BUSY = -2 };
 int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char **err);
 
 /* The job's live state (or as stored, for jobs of earlier runs). DB_OK, DB_NOTFOUND or DB_ERROR. */

@@ -3,8 +3,8 @@
  * req_json / req_error; only this file decides HTTP statuses and error codes.
  *
  * Error codes (stable): invalid_json, invalid_body, invalid_isbn, invalid_query, too_many_isbns,
- * unauthorized, not_found, book_not_found, job_not_found, method_not_allowed, payload_too_large,
- * unsupported_media_type, unavailable, internal.
+ * unauthorized, forbidden_origin, not_found, book_not_found, job_not_found, method_not_allowed,
+ * payload_too_large, unsupported_media_type, too_many_refreshes, unavailable, internal.
  */
 #include "internal.h"
 
@@ -56,6 +56,25 @@ static int authorized(request *r)
     return diff == 0;
 }
 
+/*
+ * Whether a mutating request may come from where it comes from. Browsers send simple
+ * cross-site POSTs (text/plain, empty body) without asking first, so without this any web page
+ * could add books or start refreshes on a token-less server on localhost. A request with an
+ * Origin must name this host; one marked cross-site by the browser is refused.
+ */
+static int same_origin(request *r)
+{
+    const char *site = req_header(r, "Sec-Fetch-Site");
+    if (site && strcmp(site, "cross-site") == 0)
+        return 0;
+    const char *origin = req_header(r, "Origin");
+    if (!origin)
+        return 1;          /* not a browser, or a same-origin GET-style request */
+    const char *host = req_header(r, MHD_HTTP_HEADER_HOST);
+    const char *sep = strstr(origin, "://");
+    return host && sep && strcasecmp(sep + 3, host) == 0;
+}
+
 /* Content type without parameters, lower-cased into out; "" when absent. */
 static void media_type(request *r, char *out, size_t len)
 {
@@ -79,6 +98,7 @@ static int is_blank(const buf *b)
 static int read_isbns(request *r, api_isbn_list *l, int *refresh, int allow_empty_body)
 {
     char type[64];
+    /* Only an empty body means "every book"; an explicit empty list is a mistake. */
     if (allow_empty_body && is_blank(&r->body)) {
         memset(l, 0, sizeof *l);
         if (refresh)
@@ -90,7 +110,7 @@ static int read_isbns(request *r, api_isbn_list *l, int *refresh, int allow_empt
                         r->server->cfg.max_isbns, l) == 0) {
         if (refresh)
             *refresh = l->refresh;
-        if (l->n == 0 && !allow_empty_body) {
+        if (l->n == 0) {
             api_isbn_list_free(l);
             req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", "no ISBNs given", NULL);
             return -1;
@@ -113,9 +133,14 @@ static enum MHD_Result start_job(request *r, const isbn *books, size_t n, int al
     db_job job;
     int joined;
     char *err = NULL;
-    if (jobs_refresh(r->server->runner, all ? NULL : books, n, &job, &joined, &err)) {
-        enum MHD_Result ret = req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                                        err ? err : "cannot start a refresh", NULL);
+    int rc = jobs_refresh(r->server->runner, all ? NULL : books, n, &job, &joined, &err);
+    if (rc) {
+        enum MHD_Result ret =
+            rc == JOBS_BUSY
+                ? req_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_refreshes",
+                            err ? err : "too many refreshes running", NULL)
+                : req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
+                            err ? err : "cannot start a refresh", NULL);
         free(err);
         json_decref(extra);
         return ret;
@@ -329,7 +354,7 @@ static enum MHD_Result export_csv(request *r, const char *arg)
     else {
         const char *const headers[] = {"Content-Disposition", "attachment; filename=\"bookrank.csv\"",
                                        NULL, NULL};
-        ret = req_send(r, MHD_HTTP_OK, "text/csv; charset=utf-8", out.data, out.len, headers);
+        ret = req_send_buf(r, MHD_HTTP_OK, "text/csv; charset=utf-8", &out, headers);
     }
     buf_free(&out);
     return ret;
@@ -412,7 +437,7 @@ static const struct route {
 enum MHD_Result api_dispatch(request *r)
 {
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
-    char arg[256];
+    char arg[2048 + 1];
     const struct route *found = NULL;
     char allow[128] = "";
     size_t nroutes = sizeof routes / sizeof routes[0];
@@ -448,6 +473,9 @@ enum MHD_Result api_dispatch(request *r)
     }
     if (!found)
         return req_error(r, MHD_HTTP_NOT_FOUND, "not_found", "no such path", NULL);
+    if (found->mutating && !same_origin(r))
+        return req_error(r, MHD_HTTP_FORBIDDEN, "forbidden_origin",
+                         "cross-site requests may not change anything", NULL);
     if (found->mutating && !authorized(r)) {
         const char *const headers[] = {MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer realm=\"bookrank\"",
                                        NULL, NULL};

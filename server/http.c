@@ -87,13 +87,16 @@ static const char *log_safe(const char *in, char *out, size_t outlen)
     return out;
 }
 
-enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
-                         size_t len, const char *const *headers)
+static enum MHD_Result send_response(request *r, unsigned status, const char *content_type,
+                                     void *data, size_t len, enum MHD_ResponseMemoryMode mode,
+                                     const char *const *headers)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
-    if (!resp)
+    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, mode);
+    if (!resp) {
+        if (mode == MHD_RESPMEM_MUST_FREE)
+            free(data);
         return MHD_NO;
+    }
     if (content_type)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
@@ -110,6 +113,23 @@ enum MHD_Result req_send(request *r, unsigned status, const char *content_type, 
     return ret;
 }
 
+enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
+                         size_t len, const char *const *headers)
+{
+    return send_response(r, status, content_type, (void *)(uintptr_t)data, len,
+                         MHD_RESPMEM_MUST_COPY, headers);
+}
+
+enum MHD_Result req_send_buf(request *r, unsigned status, const char *content_type, buf *body,
+                             const char *const *headers)
+{
+    size_t len;
+    char *data = buf_steal(body, &len);
+    if (!data)
+        return req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory", NULL);
+    return send_response(r, status, content_type, data, len, MHD_RESPMEM_MUST_FREE, headers);
+}
+
 enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char *const *headers)
 {
     buf out;
@@ -121,7 +141,7 @@ enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char 
         ret = req_send(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom, sizeof oom - 1, NULL);
     } else {
         buf_append(&out, "\n", 1);
-        ret = req_send(r, status, "application/json", out.data, out.len, headers);
+        ret = req_send_buf(r, status, "application/json", &out, headers);
     }
     json_decref(value);
     buf_free(&out);
@@ -324,6 +344,13 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, socklen
 bad:
     *err = strdup("--listen address must be an IPv4 address or [IPv6]");
     return -1;
+}
+
+int srv_listen_check(const char *listen, char **err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    return parse_listen(listen, &ss, &len, err);
 }
 
 srv *srv_start(const srv_config *cfg, jobs *runner, char **err)

@@ -46,6 +46,10 @@ typedef struct request {
 /* Sends a response and writes the access-log line. Takes ownership of nothing; copies data. */
 enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
                          size_t len, const char *const *headers);
+/* Like req_send, but hands body's memory to the response instead of copying it (body is left
+ * empty). */
+enum MHD_Result req_send_buf(request *r, unsigned status, const char *content_type, buf *body,
+                             const char *const *headers);
 /* Sends a JSON value (the reference is stolen). */
 enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char *const *headers);
 /* {"error": {...}} with the given status; details is stolen (may be NULL). */

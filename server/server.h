@@ -20,7 +20,7 @@ typedef struct srv_config {
     const char *listen;          /* "ADDR:PORT", "[v6]:PORT"; port 0 = ephemeral */
     const char *db_path;
     const char *token;           /* NULL or "" = no auth */
-    const char *const *source_names; /* configured sources, for validating ?source= */
+    const char *const *source_names; /* configured sources, shown by GET /api/config */
     size_t nsources;
     int threads;                 /* request threads; 0 = number of cores */
     size_t max_body;             /* request body cap, default 1 MiB */
@@ -32,6 +32,8 @@ typedef struct srv_config {
 
 typedef struct srv srv;
 
+/* Whether a --listen value is well-formed: 0, or -1 with a malloc'd message in *err. */
+int srv_listen_check(const char *listen, char **err);
 /* Binds and starts serving. NULL with a malloc'd message in *err. jobs is borrowed. */
 srv *srv_start(const srv_config *cfg, jobs *runner, char **err);
 /* The bound port (useful with port 0). */

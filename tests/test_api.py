@@ -127,6 +127,17 @@ with FixtureStore() as store:
         err("GET", "/api/books/9780131103627/history?since=yesterday", status=400, code="invalid_query")
         err("GET", "/api/books/9780131103627/history?limit=-5", status=400, code="invalid_query")
         err("GET", "/api/books/9780131103627/history?limit=99999999999999999999", status=400, code="invalid_query")
+        err("POST", "/api/refresh", {"isbns": []}, status=400, code="invalid_body", what="explicit empty list")
+        err("GET", "/api/books/" + "9" * 600, status=400, code="invalid_isbn", what="long path segment")
+        before = svc.json("GET", "/api/books")[2]
+        err("POST", "/api/books", "0306406152", {"Content-Type": "text/plain", "Origin": "http://evil.example"},
+            403, "forbidden_origin", "cross-site form post")
+        err("POST", "/api/refresh", None, {"Sec-Fetch-Site": "cross-site"}, 403, "forbidden_origin")
+        t.eq(svc.json("GET", "/api/books")[2], before, "cross-site requests changed nothing")
+        st, _, doc = svc.json("POST", "/api/books", {"isbns": ["0306406152"]},
+                              {"Origin": "http://127.0.0.1:%d" % svc.port})
+        t.check(st == 201, "same-origin POST with Origin is allowed", doc)
+        svc.request("DELETE", "/api/books/0306406152")
         h, _ = err("PUT", "/api/books", {"isbns": []}, status=405, code="method_not_allowed")
         t.check("GET" in h.get("allow", "") and "POST" in h.get("allow", ""), "405 has Allow", h)
         h, _ = err("POST", "/healthz", status=405, code="method_not_allowed")
@@ -183,6 +194,16 @@ with FixtureStore() as store:
         t.eq(errors, [], "50 concurrent clients x 10 requests during a refresh: all 200")
         svc.wait_job(doc["job"]["id"])
     t.eq(svc.proc.returncode, 0, "SIGTERM when idle exits 0")
+
+    # ---- at most 64 unfinished refreshes of given books --------------------------------------
+    store.config(default={"delay_ms": 2000})
+    with Service(os.path.join(d, "cap.db"), src) as svc:
+        codes = [svc.json("POST", "/api/refresh", {"isbns": ["0132269937"]})[0] for _ in range(70)]
+        t.check(codes.count(202) == 64 and codes.count(429) == 6, "the 65th concurrent refresh gets 429",
+                codes)
+        st, _, doc = svc.json("POST", "/api/refresh", {"isbns": ["0132269937"]})
+        t.eq(doc["error"]["code"], "too_many_refreshes", "429 says why")
+    store.config()
 
     # ---- token ----------------------------------------------------------------------------
     with Service(os.path.join(d, "tok.db"), src + ["--token", "s3cret"]) as svc:
