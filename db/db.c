@@ -93,6 +93,9 @@ static const char *const migrations[] = {
     "  owner_pid   INTEGER NOT NULL"
     ");"
     "CREATE INDEX jobs_unfinished ON jobs(state) WHERE state IN ('queued', 'running');",
+    /* 1 -> 2: a book's history across sources, newest first, without sorting all its rows
+     * (the rowid, i.e. id, ends every index entry, so the ORDER BY is the index order). */
+    "CREATE INDEX observations_by_book_time ON observations(isbn13, fetched_at);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 

@@ -184,4 +184,22 @@ con = sqlite3.connect(os.path.join(d, "refresh.db"))
 t.eq(con.execute("PRAGMA journal_mode").fetchone()[0], "wal", "database is in WAL mode")
 t.eq(con.execute("PRAGMA integrity_check").fetchone()[0], "ok", "integrity_check ok")
 con.close()
+
+# a version-1 database (before the history index) is migrated forward, keeping its data
+old_db = os.path.join(d, "refresh.db")
+con = sqlite3.connect(old_db)
+con.execute("DROP INDEX observations_by_book_time")
+con.execute("PRAGMA user_version = 1")
+con.commit()
+con.close()
+rc, out, err = run_cli(["history", "--db", old_db, "9780132269933", "--json"])
+t.check(rc == 0 and len(json.loads(out)["observations"]) == 2, "history after migrating 1 -> 2", out + err)
+con = sqlite3.connect(old_db)
+t.eq(con.execute("PRAGMA user_version").fetchone()[0], 2, "user_version is 2 after migration")
+plan = " ".join(r[-1] for r in con.execute(
+    "EXPLAIN QUERY PLAN SELECT * FROM observations WHERE isbn13 = '9780132269933' AND fetched_at >= 0"
+    " ORDER BY fetched_at DESC, id DESC LIMIT 500"))
+t.check("observations_by_book_time" in plan and "TEMP B-TREE" not in plan,
+        "history of all sources reads the index in order, no sort", plan)
+con.close()
 t.done()
