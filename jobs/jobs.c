@@ -18,6 +18,9 @@ typedef struct job_run {
     db_job rec;                  /* live state; rec.done counts committed observations */
     int64_t abandoned;           /* fetches that will never produce an observation */
     int64_t received;            /* results handed to the writer queue (incl. abandoned) */
+    db_job staged;               /* writer thread: rec with the batch being committed */
+    int64_t staged_abandoned;    /* writer thread: abandoned results in that batch */
+    int64_t staged_failed;       /* writer thread: observations in that batch */
     isbn *books;                 /* owned; the books to fetch (feeder reads without lock) */
     size_t nbooks;
     pthread_t feeder;
@@ -132,18 +135,24 @@ static int some_job_complete_locked(const jobs *j)
     return 0;
 }
 
-/* Decides a run's state from its counts. Lock held. */
-static void settle_state_locked(job_run *r, int64_t now)
+/* Ends a job whose results are all in: done when everything was stored, else cancelled. */
+static void settle_state(db_job *rec, int64_t abandoned, int64_t now)
 {
-    if (r->rec.state == JOB_DONE || r->rec.state == JOB_CANCELLED)
+    if (rec->state == JOB_DONE || rec->state == JOB_CANCELLED)
         return;
-    if (r->rec.done + r->abandoned >= r->rec.total) {
-        r->rec.state = r->abandoned ? JOB_CANCELLED : JOB_DONE;
-        r->rec.finished_at_ms = now;
+    if (rec->done + abandoned >= rec->total) {
+        rec->state = abandoned ? JOB_CANCELLED : JOB_DONE;
+        rec->finished_at_ms = now;
     }
 }
 
-/* Commits one batch: observations plus the progress of every job they belong to. */
+/*
+ * Commits one batch: observations plus the progress of every job they belong to, in one
+ * transaction. Progress is staged on copies and published only after the commit, so whoever
+ * sees a job done (or `done` grow) can read those observations; a batch that cannot be stored
+ * (disk full, read-only file) is counted as abandoned, so the job ends `cancelled` and never
+ * claims observations the store does not have.
+ */
 static void write_batch(jobs *j, pending *batch)
 {
     size_t n = 0;
@@ -160,25 +169,29 @@ static void write_batch(jobs *j, pending *batch)
 
     int64_t now = time_now_ms();
     pthread_mutex_lock(&j->lock);
-    /* Progress becomes visible a moment before the commit below; a crash in between loses at
-     * most this batch, which is what "committed at least every second" allows. */
+    size_t nruns = 0;
+    for (job_run *r = j->runs; r; r = r->next) {
+        r->staged = r->rec;
+        r->staged_abandoned = 0;
+        r->staged_failed = 0;
+        nruns++;
+    }
     for (pending *p = batch; p; p = p->next) {
         if (p->obs) {
-            p->run->rec.done++;
-            p->run->rec.counts[p->obs->status]++;
+            p->run->staged.done++;
+            p->run->staged.counts[p->obs->status]++;
+            p->run->staged_failed++;
         } else {
-            p->run->abandoned++;
+            p->run->staged_abandoned++;
         }
     }
-    for (job_run *r = j->runs; r; r = r->next)
-        settle_state_locked(r, now);
-    size_t nruns = 0;
-    for (job_run *r = j->runs; r; r = r->next)
-        nruns++;
     db_job *snap = nruns ? calloc(nruns, sizeof *snap) : NULL;
     size_t ns = 0;
-    for (job_run *r = j->runs; r && snap; r = r->next)
-        snap[ns++] = r->rec;
+    for (job_run *r = j->runs; r; r = r->next) {
+        settle_state(&r->staged, r->abandoned + r->staged_abandoned, now);
+        if (snap)
+            snap[ns++] = r->staged;
+    }
     pthread_mutex_unlock(&j->lock);
 
     int ok = db_begin(j->writer_db) == DB_OK;
@@ -191,21 +204,19 @@ static void write_batch(jobs *j, pending *batch)
     if (!ok) {
         log_error("store: could not commit %zu observations: %s", n, db_errmsg(j->writer_db));
         db_rollback(j->writer_db);
-        /* Nothing of this batch is stored (disk full, read-only file): what it counted as done
-         * is abandoned instead, so the job ends `cancelled` and never claims observations the
-         * store does not have. */
-        pthread_mutex_lock(&j->lock);
-        for (pending *p = batch; p; p = p->next)
-            if (p->obs) {
-                p->run->rec.done--;
-                p->run->rec.counts[p->obs->status]--;
-                p->run->abandoned++;
-            }
-        for (job_run *r = j->runs; r; r = r->next)
-            if (r->rec.state == JOB_DONE && r->abandoned)
-                r->rec.state = JOB_CANCELLED;
-        pthread_mutex_unlock(&j->lock);
     }
+
+    pthread_mutex_lock(&j->lock);
+    for (job_run *r = j->runs; r; r = r->next) {
+        if (ok) {
+            r->rec = r->staged;
+            r->abandoned += r->staged_abandoned;
+        } else {
+            r->abandoned += r->staged_abandoned + r->staged_failed;
+            settle_state(&r->rec, r->abandoned, now);
+        }
+    }
+    pthread_mutex_unlock(&j->lock);
     if (n && !arr)
         log_error("store: out of memory, %zu observations lost", n);
 
