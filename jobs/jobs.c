@@ -426,11 +426,12 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         goto fail;
     }
     run->feeder_started = 1;
+    size_t n_books = run->nbooks;   /* run belongs to the writer once listed */
     run->next = j->runs;
     j->runs = run;
     pthread_mutex_unlock(&j->lock);
-    log_info("job %lld: refreshing %zu book(s) from %zu source(s)", (long long)run->rec.id,
-             run->nbooks, j->cfg.nsources);
+    log_info("job %lld: refreshing %zu book(s) from %zu source(s)", (long long)out->id,
+             n_books, j->cfg.nsources);
     return 0;
 
 nomem:
