@@ -2,11 +2,11 @@
 #include "metrics.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
 #define MAX_SOURCES 32
-#define MAX_CODES 32
 
 static const double latency_buckets_s[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof latency_buckets_s / sizeof latency_buckets_s[0])
@@ -24,8 +24,8 @@ static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
 /* Everything below is guarded by metrics_lock. */
 static struct source_counters sources[MAX_SOURCES];
 static int nsources;
-static struct { int code; int64_t count; } http_codes[MAX_CODES];
-static int ncodes;
+/* Counted on every request: lock-free, one counter per status code. */
+static _Atomic int64_t http_codes[600];
 
 static struct source_counters *source_slot(const char *name)
 {
@@ -60,16 +60,8 @@ void metrics_fetch(const char *source, obs_status status, int64_t duration_ms, i
 
 void metrics_http(int code)
 {
-    pthread_mutex_lock(&metrics_lock);
-    int i;
-    for (i = 0; i < ncodes; i++)
-        if (http_codes[i].code == code)
-            break;
-    if (i == ncodes && ncodes < MAX_CODES)
-        http_codes[ncodes++].code = code;
-    if (i < MAX_CODES)
-        http_codes[i].count++;
-    pthread_mutex_unlock(&metrics_lock);
+    if (code >= 100 && code < 600)
+        atomic_fetch_add_explicit(&http_codes[code], 1, memory_order_relaxed);
 }
 
 /* Label values here are source names and numbers; escape what the format requires anyway. */
@@ -133,9 +125,12 @@ int metrics_render(buf *out, const metrics_gauges *g)
     }
     rc |= buf_append_str(out, "# HELP bookrank_http_requests_total HTTP requests by status code.\n"
                               "# TYPE bookrank_http_requests_total counter\n");
-    for (int i = 0; i < ncodes; i++)
-        rc |= buf_printf(out, "bookrank_http_requests_total{code=\"%d\"} %lld\n",
-                         http_codes[i].code, (long long)http_codes[i].count);
+    for (int code = 100; code < 600; code++) {
+        int64_t n = atomic_load_explicit(&http_codes[code], memory_order_relaxed);
+        if (n)
+            rc |= buf_printf(out, "bookrank_http_requests_total{code=\"%d\"} %lld\n", code,
+                             (long long)n);
+    }
     pthread_mutex_unlock(&metrics_lock);
     rc |= buf_printf(out,
                      "# HELP bookrank_books_tracked Books tracked.\n"

@@ -132,6 +132,7 @@ enum stmt_id {
     ST_BOOK_ONE,
     ST_BOOKS_ISBNS,
     ST_BOOKS_COUNT,
+    ST_DATA_VERSION,
     ST_OBS_ADD,
     ST_LATEST_REFRESH,
     ST_TITLE_UPDATE,
@@ -166,6 +167,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_BOOK_ONE] = BOOK_SELECT " WHERE b.isbn13 = ?3 AND" BOOK_STATUS_FILTER " ORDER BY l.source",
     [ST_BOOKS_ISBNS] = "SELECT isbn13, isbn10 FROM books ORDER BY added_at, isbn13",
     [ST_BOOKS_COUNT] = "SELECT count(*) FROM books",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
     /* The EXISTS skips observations of books removed while they were being fetched. */
     [ST_OBS_ADD] = "INSERT INTO observations(isbn13, source, fetched_at, status, rank,"
                    " rank_category, categories, title, http_status, attempts, duration_ms, error)"
@@ -956,6 +958,20 @@ int db_books_count(db *d, int64_t *count)
         *count = sqlite3_column_int64(st, 0);
     else
         rc = fail_sql(d, "count books");
+    stmt_release(st);
+    return rc;
+}
+
+int db_data_version(db *d, int64_t *version)
+{
+    sqlite3_stmt *st = stmt_get(d, ST_DATA_VERSION);
+    if (!st)
+        return DB_ERROR;
+    int rc = DB_OK;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int64(st, 0);
+    else
+        rc = fail_sql(d, "data_version");
     stmt_release(st);
     return rc;
 }

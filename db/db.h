@@ -78,6 +78,9 @@ void db_books_free(db_book *books, size_t n);
 /* All tracked ISBNs (malloc'd array, caller frees), ordered by added_at. */
 int db_books_isbns(db *d, isbn **out, size_t *n);
 int db_books_count(db *d, int64_t *count);
+/* A number that changes whenever another connection (of any process) commits a change; a
+ * connection's own commits do not change it. For caches: use a connection that never writes. */
+int db_data_version(db *d, int64_t *version);
 
 /* ---- observations --------------------------------------------------------------------- */
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ struct jobs {
     int stopping;                /* guarded by lock */
     int writer_exit;             /* guarded by lock */
     pthread_t writer;
+    _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
     db *writer_db;               /* writer thread only */
 };
 
@@ -206,6 +208,8 @@ static void write_batch(jobs *j, pending *batch)
         db_rollback(j->writer_db);
     }
 
+    if (ok)
+        atomic_fetch_add(&j->commits, 1);
     pthread_mutex_lock(&j->lock);
     for (job_run *r = j->runs; r; r = r->next) {
         if (ok) {
@@ -504,6 +508,11 @@ int jobs_wait(jobs *j, int64_t id, int timeout_ms)
     reap_finished_locked(j);
     pthread_mutex_unlock(&j->lock);
     return finished;
+}
+
+uint64_t jobs_commits(jobs *j)
+{
+    return atomic_load(&j->commits);
 }
 
 int jobs_active(jobs *j)

@@ -61,6 +61,9 @@ int jobs_get(jobs *j, int64_t id, db_job *out);
  * 1 when finished, 0 on timeout. */
 int jobs_wait(jobs *j, int64_t id, int timeout_ms);
 
+/* Counts the writer's commits: changes whenever observations or job progress were stored. */
+uint64_t jobs_commits(jobs *j);
+
 /* Number of jobs queued or running. */
 int jobs_active(jobs *j);
 void jobs_pool_stats(jobs *j, scr_pool_stats *out);

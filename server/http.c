@@ -392,6 +392,9 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         goto fail;
     }
     pool_give(&s->dbs, first);
+    s->cache = cache_new(cfg->db_path, runner, err);
+    if (!s->cache)
+        goto fail;
 
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop misses the end of a
      * connection in two hostile cases (a client that half-closes after an incomplete request
@@ -441,6 +444,7 @@ void srv_stop(srv *s)
         return;
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    cache_free(s->cache);
     for (size_t i = 0; i < s->dbs.nfree; i++)
         db_close(s->dbs.free_list[i]);
     free(s->dbs.free_list);

@@ -21,9 +21,22 @@ typedef struct db_pool {
     const char *path;
 } db_pool;
 
+/* Rendered GET /api/books/{isbn} answers, valid for one store version (cache.c). */
+typedef struct resp_cache resp_cache;
+resp_cache *cache_new(const char *db_path, jobs *runner, char **err);
+void cache_free(resp_cache *c);
+/* The store's current version; read it before reading the store. */
+uint64_t cache_version(resp_cache *c);
+/* Marks a change made by this server (after it is committed). */
+void cache_bump(resp_cache *c);
+/* Appends the answer kept for key at version to out: 1, or 0 when there is none. */
+int cache_get(resp_cache *c, const char *key, uint64_t version, buf *out);
+void cache_put(resp_cache *c, const char *key, uint64_t version, const char *data, size_t len);
+
 struct srv {
     srv_config cfg;
     jobs *runner;
+    resp_cache *cache;
     struct MHD_Daemon *daemon;
     db_pool dbs;
     int port;

@@ -1,6 +1,6 @@
 /*
  * server.h - the HTTP service: REST API (SPEC §3), dashboard, /healthz and /metrics, on
- * libmicrohttpd with an internal thread pool (epoll). Only server/ includes microhttpd.h and only
+ * libmicrohttpd with an internal thread pool (poll loop, see http.c). Only server/ includes microhttpd.h and only
  * server/ maps errors to HTTP statuses.
  *
  * Handlers never block on scraping: refreshes go to the jobs runner, which answers at once.

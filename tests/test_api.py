@@ -46,7 +46,7 @@ with FixtureStore() as store:
                 "job finishes with done == total", job)
         t.check(job and job["counts"]["ok"] == 3 and job["finished_at"].endswith("Z"), "job counts per status", job)
         st, h, doc = svc.json("GET", "/api/books/9780132269933")
-        lat = doc["latest"][0]
+        lat = doc["latest"][0] if doc.get("latest") else {}
         t.check(lat["status"] == "ok" and lat["rank"] == 123456 and lat["rank_category"] == "Books",
                 "book shows its rank", lat)
         t.eq(doc["title"], "Core Python Programming", "title from the page")
@@ -229,9 +229,14 @@ with FixtureStore() as store:
         st, _, doc = svc.json("GET", "/api/books/0132269937/history")
         n = len(doc["observations"])
         t.check(2 <= n <= 4, "--refresh-every 1s refreshed on its own (%d observations in 3.5 s)" % n, doc)
-        # cron beside serve on the same database
-        rc, out, err = run_cli(["refresh", "--db", sdb] + src)
+        # cron beside serve on the same database; serve's cached answer follows it
+        svc.json("GET", "/api/books/0132269937")
+        store.config(books={"0132269937": {"rank": 4242}})
+        rc, out, err = run_cli(["refresh", "--db", sdb] + src[:2] + ["--rate", "0"])
         t.check(rc == 0, "bookrank refresh works beside a running serve", out + err)
+        time.sleep(0.2)
+        st, _, doc = svc.json("GET", "/api/books/0132269937")
+        t.eq(doc["latest"][0]["rank"], 4242, "a change by another process shows within 0.2 s")
 
     # ---- SIGTERM during a refresh -------------------------------------------------------------
     tdb = os.path.join(d, "term.db")

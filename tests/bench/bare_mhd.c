@@ -1,6 +1,6 @@
 /*
  * bare_mhd.c - the ceiling of bookrank's HTTP stack: a libmicrohttpd daemon in the same threading
- * mode as server/http.c (MHD_USE_AUTO_INTERNAL_THREAD, a thread pool of one thread per core, the
+ * mode as server/http.c (internal poll() loop with ITC, a thread pool of one thread per core, the
  * same connection limits) that answers every request with the same bytes from memory.
  *
  *   bare_mhd FILE [--threads N]
@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     addr.sin_port = 0;
     struct MHD_Daemon *d = MHD_start_daemon(
-        MHD_USE_AUTO_INTERNAL_THREAD, 0, NULL, NULL, on_request, NULL,
+        MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC, 0, NULL, NULL, on_request, NULL,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)threads,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
