@@ -948,32 +948,29 @@ done:
     return rc;
 }
 
-int db_books_count(db *d, int64_t *count)
+/* Runs a cached statement that answers one integer. */
+static int single_int(db *d, enum stmt_id which, const char *what, int64_t *out)
 {
-    sqlite3_stmt *st = stmt_get(d, ST_BOOKS_COUNT);
+    sqlite3_stmt *st = stmt_get(d, which);
     if (!st)
         return DB_ERROR;
     int rc = DB_OK;
     if (sqlite3_step(st) == SQLITE_ROW)
-        *count = sqlite3_column_int64(st, 0);
+        *out = sqlite3_column_int64(st, 0);
     else
-        rc = fail_sql(d, "count books");
+        rc = fail_sql(d, what);
     stmt_release(st);
     return rc;
 }
 
+int db_books_count(db *d, int64_t *count)
+{
+    return single_int(d, ST_BOOKS_COUNT, "count books", count);
+}
+
 int db_data_version(db *d, int64_t *version)
 {
-    sqlite3_stmt *st = stmt_get(d, ST_DATA_VERSION);
-    if (!st)
-        return DB_ERROR;
-    int rc = DB_OK;
-    if (sqlite3_step(st) == SQLITE_ROW)
-        *version = sqlite3_column_int64(st, 0);
-    else
-        rc = fail_sql(d, "data_version");
-    stmt_release(st);
-    return rc;
+    return single_int(d, ST_DATA_VERSION, "data_version", version);
 }
 
 /* ---- observations ------------------------------------------------------------------------ */

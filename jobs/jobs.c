@@ -112,13 +112,18 @@ stopped:
 
 /* ---- writer ------------------------------------------------------------------------------ */
 
+static int run_unfinished(const job_run *r)
+{
+    return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
+}
+
 /* Moves finished runs out of the active list. Called with lock held, after a commit. */
 static void retire_finished_locked(jobs *j)
 {
     job_run **pp = &j->runs;
     while (*pp) {
         job_run *r = *pp;
-        if (r->rec.state == JOB_DONE || r->rec.state == JOB_CANCELLED) {
+        if (!run_unfinished(r)) {
             *pp = r->next;
             r->next = j->finished;
             j->finished = r;
@@ -298,6 +303,17 @@ static void *writer_main(void *arg)
 
 /* ---- public ------------------------------------------------------------------------------ */
 
+/* Frees what jobs_start set up; the threads are gone (or were never started). */
+static void jobs_destroy(jobs *j)
+{
+    db_close(j->writer_db);
+    db_close(j->control);
+    pthread_cond_destroy(&j->wake_writer);
+    pthread_cond_destroy(&j->changed);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
 jobs *jobs_start(const jobs_config *cfg, char **err)
 {
     jobs *j = calloc(1, sizeof *j);
@@ -341,12 +357,7 @@ fail_db:
     *err = dberr ? dberr : strdup("cannot open the database");
 fail:
     scr_pool_free(j->pool, 0);
-    db_close(j->writer_db);
-    db_close(j->control);
-    pthread_cond_destroy(&j->wake_writer);
-    pthread_cond_destroy(&j->changed);
-    pthread_mutex_destroy(&j->lock);
-    free(j);
+    jobs_destroy(j);
     return NULL;
 }
 
@@ -373,7 +384,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
     reap_finished_locked(j);
     int active = 0;
     for (job_run *r = j->runs; r; r = r->next)
-        active += r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
+        active += run_unfinished(r);
     if (books && active >= JOBS_MAX_ACTIVE) {
         pthread_mutex_unlock(&j->lock);
         *err = buf_strdup_printf("%d refreshes are running already; try again when one ends",
@@ -382,7 +393,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
     }
     if (!books) {
         for (job_run *r = j->runs; r; r = r->next)
-            if (r->rec.all_books && (r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING)) {
+            if (r->rec.all_books && run_unfinished(r)) {
                 *out = r->rec;
                 *joined = 1;
                 pthread_mutex_unlock(&j->lock);
@@ -471,11 +482,6 @@ int jobs_get(jobs *j, int64_t id, db_job *out)
     int rc = db_job_get(j->control, id, out);
     pthread_mutex_unlock(&j->lock);
     return rc;
-}
-
-static int run_unfinished(const job_run *r)
-{
-    return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
 }
 
 static int run_active_locked(jobs *j, int64_t id)
@@ -586,10 +592,5 @@ void jobs_stop(jobs *j, int grace_ms)
         run_free(r);
     }
     reap_finished_locked(j);
-    db_close(j->writer_db);
-    db_close(j->control);
-    pthread_cond_destroy(&j->wake_writer);
-    pthread_cond_destroy(&j->changed);
-    pthread_mutex_destroy(&j->lock);
-    free(j);
+    jobs_destroy(j);
 }

@@ -71,6 +71,17 @@ def default_categories(rank):
     return [(1 + rank % 97, "Programming Languages"), (1 + rank % 997, "Software Design")]
 
 
+def isbn10s(n, start=100000000):
+    """n distinct valid ISBN-10s (check digits computed), deterministic for a given start."""
+    out = []
+    for k in range(n):
+        nine = "%09d" % (start + k * 7919)
+        s = sum(int(c) * (10 - i) for i, c in enumerate(nine))
+        c = (11 - s % 11) % 11
+        out.append(nine + ("X" if c == 10 else str(c)))
+    return out
+
+
 def format_rank(n):
     """1234567 -> '1,234,567' (amazon.com style)."""
     return "{:,}".format(n)

@@ -11,23 +11,13 @@ import sqlite3
 import subprocess
 import time
 
-from fixture_lib import FixtureStore, bookrank_bin
+from fixture_lib import FixtureStore, bookrank_bin, isbn10s
 from service_lib import T, Service, run_cli, tmpdir
 
 t = T()
 d = tmpdir()
 NBOOKS = 300
 DELAY_MS = 100         # with --per-host 8: about 80 fetches a second, a refresh of ~4 s
-
-
-def isbn10s(n, start=100000000):
-    out = []
-    for k in range(n):
-        nine = "%09d" % (start + k * 7919)
-        s = sum(int(c) * (10 - i) for i, c in enumerate(nine))
-        c = (11 - s % 11) % 11
-        out.append(nine + ("X" if c == 10 else str(c)))
-    return out
 
 
 ISBNS = isbn10s(NBOOKS)

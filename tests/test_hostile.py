@@ -13,7 +13,7 @@ import sqlite3
 import threading
 import time
 
-from fixture_lib import FixtureStore
+from fixture_lib import FixtureStore, isbn10s
 from service_lib import T, Service, run_cli, tmpdir
 
 t = T()
@@ -187,16 +187,6 @@ def chunked(pieces, path=b"/api/books", ctype=b"text/plain"):
             yield b"%x\r\n%s\r\n" % (len(p), p)
         yield b"0\r\n\r\n"
     return gen
-
-
-def isbn10s(n, start=100000000):
-    out = []
-    for k in range(n):
-        nine = "%09d" % (start + k * 7919)
-        s = sum(int(c) * (10 - i) for i, c in enumerate(nine))
-        c = (11 - s % 11) % 11
-        out.append(nine + ("X" if c == 10 else str(c)))
-    return out
 
 
 H = "/api/books/9780132269933/history"

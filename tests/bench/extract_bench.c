@@ -18,6 +18,7 @@
 
 #include "common/observation.h"
 #include "scraper/scraper.h"
+#include "tests/bench/median.h"
 
 #define MAX_PAGES 64
 #define MAX_ROUNDS 32
@@ -36,18 +37,6 @@ static double cpu_now(void)
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
 }
 
 static char *read_file(const char *path, size_t *len)

@@ -22,26 +22,9 @@
 
 #include "common/isbn.h"
 #include "common/observation.h"
+#include "common/timeutil.h"
+#include "tests/bench/median.h"
 #include "db/db.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
-}
 
 /* The i-th generated book: 978 0 <8 digits> + check, so it also has an ISBN-10. */
 static int make_isbn(long i, isbn *out)
@@ -140,12 +123,12 @@ static int bench_append(const char *dir, int argc, char **argv)
         for (long k = 0; k < n; k++)
             if (fill_obs(&obs[k], &books[(done + k) % nbooks], base_ms + (done + k) * 10, done + k))
                 return 1;
-        double t0 = now_s();
+        double t0 = time_mono_s();
         if (db_observations_add(d, obs, (size_t)n) != DB_OK) {
             fprintf(stderr, "append: %s\n", db_errmsg(d));
             return 1;
         }
-        busy += now_s() - t0;
+        busy += time_mono_s() - t0;
         for (long k = 0; k < n; k++)
             obs_clear(&obs[k]);
     }
@@ -201,24 +184,24 @@ static int bench_history(const char *dir, int argc, char **argv)
         observation *rows;
         size_t n;
         db_history_query hq = {NULL, 0, 500};
-        double t0 = now_s();
+        double t0 = time_mono_s();
         if (db_history(d, books[0].isbn13, &hq, &rows, &n) != DB_OK)
             return 1;
-        t500[q] = (now_s() - t0) * 1e3;
+        t500[q] = (time_mono_s() - t0) * 1e3;
         db_observations_free(rows, n);
         n500 = n;
         hq.limit = (int)k;
-        t0 = now_s();
+        t0 = time_mono_s();
         if (db_history(d, books[0].isbn13, &hq, &rows, &n) != DB_OK)
             return 1;
-        tall[q] = (now_s() - t0) * 1e3;
+        tall[q] = (time_mono_s() - t0) * 1e3;
         db_observations_free(rows, n);
         nall = n;
         db_book b;
-        t0 = now_s();
+        t0 = time_mono_s();
         if (db_book_get(d, books[0].isbn13, &b) != DB_OK)
             return 1;
-        tbook[q] = (now_s() - t0) * 1e3;
+        tbook[q] = (time_mono_s() - t0) * 1e3;
         db_book_clear(&b);
     }
     printf("{\"observations\": %ld, \"history_500_ms\": %.3f, \"rows_500\": %zu, "
