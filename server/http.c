@@ -206,7 +206,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             r->body_too_big = 1;   /* whatever body follows is dropped, not stored */
             return req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", framing, NULL);
         }
-        /* Refuse an announced oversized body before reading any of it. */
+        /* An announced oversized body is never kept. A client that sent "Expect: 100-continue"
+         * waits for our answer before sending it, so it gets the 413 at once. Most clients
+         * (urllib, requests, many SDKs) send the whole body first and read only then: answering
+         * and closing mid-upload resets the connection and the 413 is lost in their receive
+         * buffer, so up to DISCARD_MAX the body is read and dropped and the 413 follows it. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
@@ -214,8 +218,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             unsigned long long n = strtoull(cl, &end, 10);
             if (*end == '\0' && n > s->cfg.max_body) {
                 r->body_too_big = 1;
-                return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                                 "request body larger than the limit", NULL);
+                const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                 MHD_HTTP_HEADER_EXPECT);
+                if (n > DISCARD_MAX || (expect && strcasecmp(expect, "100-continue") == 0))
+                    return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
+                                     "request body larger than the limit", NULL);
             }
         }
         return MHD_YES;

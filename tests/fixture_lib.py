@@ -15,7 +15,7 @@ rank, category, categories, status, delay_ms, size, gzip, fail_first, fail_statu
 fault ("reset", "truncate", "redirect_loop", "huge"). Unknown keys are rejected with 400.
 
 Binaries and data are found through the environment, as tests/run.sh sets it:
-BOOKRANK_BIN, FIXTURE_STORE_BIN, FIXTURES (fallbacks: ./build/...; ../shared/fixtures).
+BOOKRANK_BIN, FIXTURE_STORE_BIN, FIXTURES (fallbacks: ./build/...; tests/fixtures).
 """
 import http.client
 import json
@@ -46,8 +46,7 @@ def fixtures_dir():
     env = os.environ.get("FIXTURES")
     if env:
         return env
-    shared = os.path.join(os.path.dirname(ROOT), "shared", "fixtures")
-    return shared if os.path.isdir(shared) else os.path.join(ROOT, "tests", "fixtures")
+    return os.path.join(ROOT, "tests", "fixtures")
 
 
 def fixture_path(name):

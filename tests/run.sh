@@ -10,8 +10,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 case "$BUILD" in /*) BDIR=$BUILD ;; *) BDIR=$ROOT/$BUILD ;; esac
 export BOOKRANK_BIN=${BOOKRANK_BIN:-$BDIR/bookrank}
 export FIXTURE_STORE_BIN=${FIXTURE_STORE_BIN:-$BDIR/tests/fixture_store}
-export FIXTURES=${FIXTURES:-$ROOT/../shared/fixtures}
-[ -d "$FIXTURES" ] || FIXTURES=$ROOT/tests/fixtures
+export FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 export FIXTURES
 LOGDIR=$BDIR/test-logs
 mkdir -p "$LOGDIR"

@@ -112,6 +112,21 @@ with FixtureStore() as store:
                               b"Content-Length: %d\r\n\r\n" % len(big) + big)
         t.check(st == 413 and b"payload_too_large" in body, "body over 1 MiB (Content-Length) -> 413 before reading it",
                 (st, body[:200]))
+        # A plain client (urllib, requests: no Expect: 100-continue) sends the whole body before
+        # it reads; the 413 must still reach it, not a reset or a broken pipe.
+        import http.client as _hc
+        plain = []
+        for size in (2 << 20, 5 << 20, 15 << 20) * 3:
+            c = _hc.HTTPConnection("127.0.0.1", svc.port, timeout=30)
+            try:
+                c.request("POST", "/api/books", body=b"x" * size, headers={"Content-Type": "text/plain"})
+                r = c.getresponse()
+                plain.append((r.status, b"payload_too_large" in r.read()))
+            except (BrokenPipeError, ConnectionResetError, _hc.HTTPException) as e:
+                plain.append(type(e).__name__)
+            finally:
+                c.close()
+        t.eq(plain, [(413, True)] * 9, "body of 2, 5 and 15 MiB from a plain client: the 413 arrives every time")
         piece = b"0132269937\n" * 5957
         chunked = b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for _ in range(20)) + b"0\r\n\r\n"
         st, h, body = svc.raw(b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"

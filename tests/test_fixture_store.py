@@ -1,7 +1,7 @@
 """Integration test of tests/fixture_store: every scenario, fault and counter behaves as the
 other integration tests and the benchmarks rely on. Prints "ok - ..." / "not ok - ..." lines.
 
-    FIXTURE_STORE_BIN=build/tests/fixture_store FIXTURES=../shared/fixtures python3 tests/test_fixture_store.py
+    FIXTURE_STORE_BIN=build/tests/fixture_store FIXTURES=tests/fixtures python3 tests/test_fixture_store.py
 """
 import gzip
 import html

@@ -248,8 +248,14 @@ CASES = [
     ("3,000 header lines", get(b"/healthz", [b"X-A: b"] * 3000), False, MHD(431)),
     ("header line without a colon", get(b"/healthz", [b"garbage"]), False, MHD(400)),
     # -- framing: Content-Length, chunked -----------------------------------------------------
-    ("Content-Length 2,000,000 refused before the body",
-     b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2000000\r\n\r\n", False,
+    ("Content-Length 2,000,000 with Expect: 100-continue refused before the body",
+     b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2000000\r\n"
+     b"Expect: 100-continue\r\n\r\n", False, J(413, "payload_too_large")),
+    ("Content-Length 2,000,000 without Expect, body sent: drained, then 413",
+     b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2000000\r\n\r\n"
+     + b"0132269937\n" * 181818 + b"01", False, J(413, "payload_too_large")),
+    ("Content-Length 20 MiB without Expect: refused at once (past the drain limit)",
+     b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 20971520\r\n\r\n", False,
      J(413, "payload_too_large")),
     ("Content-Length negative", b"POST /api/books HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n", False,
      MHD(400)),

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the committed seed corpora, tests/fuzz/seeds/<target>/ (run from the repository root).
 
-    python3 tests/fuzz/make_seeds.py [FIXTURES]     (default ../shared/fixtures)
+    python3 tests/fuzz/make_seeds.py [FIXTURES]     (default tests/fixtures)
 
 Extractor seeds are small slices of the real pages (the page head, the title element and the
 Best Sellers Rank block, each cut at a tag boundary) plus synthetic pages covering the traps the
@@ -13,7 +13,7 @@ import re
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "..", "shared", "fixtures")
+FIXTURES = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, "tests", "fixtures")
 SEEDS = os.path.join(ROOT, "tests", "fuzz", "seeds")
 
 

@@ -22,7 +22,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
 OUT=${FUZZ_BUILD:-build-fuzz}
 TARGETS=${FUZZ_TARGETS:-isbn extract body route}
-FIXTURES=${FIXTURES:-$ROOT/../shared/fixtures}
+FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 CLANG=${FUZZ_CC:-clang}
 PKGS="libmicrohttpd libpcre2-8 jansson"
 

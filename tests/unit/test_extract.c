@@ -1,6 +1,6 @@
 /* test_extract.c - sources and extraction: every preset on every fixture page, synthetic pages for
  * each number format, markup generation and classification, hostile input, URL templates and
- * custom rules. Fixture pages come from $FIXTURES (default ../shared/fixtures). */
+ * custom rules. Fixture pages come from $FIXTURES (default tests/fixtures). */
 #include "scraper/scraper.h"
 #include "../check.h"
 
@@ -16,7 +16,7 @@ static char *read_fixture(const char *name, size_t *len)
 {
     const char *dir = getenv("FIXTURES");
     char path[1024];
-    int n = snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "../shared/fixtures", name);
+    int n = snprintf(path, sizeof path, "%s/%s", dir && *dir ? dir : "tests/fixtures", name);
     if (n < 0 || (size_t)n >= sizeof path)
         return NULL;
     FILE *f = fopen(path, "rb");
