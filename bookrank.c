@@ -842,9 +842,10 @@ static int cmd_refresh(const settings *s, const struct command *c, const char **
     }
     db_job job;
     int joined;
-    if (jobs_refresh(runner, n ? books : NULL, n, &job, &joined, &err)) {
-        fprintf(stderr, "bookrank refresh: %s\n", err ? err : "cannot start");
-        free(err);
+    char why[256];
+    jobs_err jrc = jobs_refresh(runner, n ? books : NULL, n, &job, &joined, why, sizeof why);
+    if (jrc != JOBS_OK) {
+        fprintf(stderr, "bookrank refresh: %s\n", why[0] ? why : jobs_strerror(jrc));
         json_decref(out.results);
         goto done;
     }
@@ -972,13 +973,13 @@ static int cmd_serve(const settings *s, const struct command *c, const char **ar
         if (every && time_mono_ms() >= next_refresh) {
             db_job job;
             int joined;
-            char *jerr = NULL;
-            if (jobs_refresh(runner, NULL, 0, &job, &joined, &jerr) == 0)
+            char why[256];
+            jobs_err jrc = jobs_refresh(runner, NULL, 0, &job, &joined, why, sizeof why);
+            if (jrc == JOBS_OK)
                 log_info("scheduled refresh: job %lld%s", (long long)job.id,
                          joined ? " (already running)" : "");
             else
-                log_error("scheduled refresh: %s", jerr ? jerr : "failed");
-            free(jerr);
+                log_error("scheduled refresh: %s", why[0] ? why : jobs_strerror(jrc));
             next_refresh = time_mono_ms() + every * 1000;
         }
     }

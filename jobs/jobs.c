@@ -2,6 +2,7 @@
 #include "jobs.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -371,15 +372,44 @@ static void run_free(job_run *r)
 
 static void reap_finished_locked(jobs *j);
 
-int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char **err)
+const char *jobs_strerror(jobs_err err)
 {
+    switch (err) {
+    case JOBS_OK: return "ok";
+    case JOBS_NOT_FOUND: return "no such job";
+    case JOBS_BUSY: return "too many refreshes are running";
+    case JOBS_STOPPING: return "shutting down";
+    case JOBS_STORE: return "the store is not available";
+    case JOBS_NOMEM: return "out of memory";
+    case JOBS_SYSTEM: return "cannot start a thread";
+    }
+    return "unknown error";
+}
+
+/* Writes a detail message into the caller's buffer (if any). */
+static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
+static void explain(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || whylen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(why, whylen, fmt, ap) < 0)
+        why[0] = '\0';
+    va_end(ap);
+}
+
+jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char *why,
+                      size_t whylen)
+{
+    jobs_err rc = JOBS_NOMEM;
     *joined = 0;
-    *err = NULL;
+    explain(why, whylen, "%s", "");
     pthread_mutex_lock(&j->lock);
     if (j->stopping) {
         pthread_mutex_unlock(&j->lock);
-        *err = strdup("shutting down");
-        return -1;
+        explain(why, whylen, "%s", "shutting down");
+        return JOBS_STOPPING;
     }
     reap_finished_locked(j);
     int active = 0;
@@ -387,8 +417,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         active += run_unfinished(r);
     if (books && active >= JOBS_MAX_ACTIVE) {
         pthread_mutex_unlock(&j->lock);
-        *err = buf_strdup_printf("%d refreshes are running already; try again when one ends",
-                                 active);
+        explain(why, whylen, "%d refreshes are running already; try again when one ends", active);
         return JOBS_BUSY;
     }
     if (!books) {
@@ -397,7 +426,7 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
                 *out = r->rec;
                 *joined = 1;
                 pthread_mutex_unlock(&j->lock);
-                return 0;
+                return JOBS_OK;
             }
     }
     job_run *run = calloc(1, sizeof *run);
@@ -411,7 +440,8 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         memcpy(run->books, books, n * sizeof *books);
         run->nbooks = n;
     } else if (db_books_isbns(j->control, &run->books, &run->nbooks) != DB_OK) {
-        *err = buf_strdup_printf("store: %s", db_errmsg(j->control));
+        explain(why, whylen, "store: %s", db_errmsg(j->control));
+        rc = JOBS_STORE;
         goto fail;
     }
     int64_t now = time_now_ms();
@@ -424,20 +454,24 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
         run->rec.finished_at_ms = now;
     }
     if (db_job_create(j->control, &run->rec) != DB_OK) {
-        *err = buf_strdup_printf("store: %s", db_errmsg(j->control));
+        explain(why, whylen, "store: %s", db_errmsg(j->control));
+        rc = JOBS_STORE;
         goto fail;
     }
     *out = run->rec;
     if (run->rec.total == 0) {
         pthread_mutex_unlock(&j->lock);
         run_free(run);
-        return 0;
+        return JOBS_OK;
     }
     if (pthread_create(&run->feeder, NULL, feeder_main, run) != 0) {
         run->rec.state = JOB_CANCELLED;
         run->rec.finished_at_ms = now;
-        db_job_update(j->control, &run->rec);
-        *err = strdup("cannot start a feeder thread");
+        if (db_job_update(j->control, &run->rec) != DB_OK)
+            log_error("store: could not cancel job %lld: %s", (long long)run->rec.id,
+                      db_errmsg(j->control));
+        explain(why, whylen, "%s", "cannot start a feeder thread");
+        rc = JOBS_SYSTEM;
         goto fail;
     }
     run->feeder_started = 1;
@@ -447,14 +481,15 @@ int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined,
     pthread_mutex_unlock(&j->lock);
     log_info("job %lld: refreshing %zu book(s) from %zu source(s)", (long long)out->id,
              n_books, j->cfg.nsources);
-    return 0;
+    return JOBS_OK;
 
 nomem:
-    *err = strdup("out of memory");
+    explain(why, whylen, "%s", "out of memory");
+    rc = JOBS_NOMEM;
 fail:
     pthread_mutex_unlock(&j->lock);
     run_free(run);
-    return -1;
+    return rc;
 }
 
 /* Joins feeders of finished runs and frees them. Lock held. */
@@ -469,7 +504,7 @@ static void reap_finished_locked(jobs *j)
     }
 }
 
-int jobs_get(jobs *j, int64_t id, db_job *out)
+jobs_err jobs_get(jobs *j, int64_t id, db_job *out)
 {
     pthread_mutex_lock(&j->lock);
     reap_finished_locked(j);
@@ -477,11 +512,11 @@ int jobs_get(jobs *j, int64_t id, db_job *out)
         if (r->rec.id == id) {
             *out = r->rec;
             pthread_mutex_unlock(&j->lock);
-            return DB_OK;
+            return JOBS_OK;
         }
     int rc = db_job_get(j->control, id, out);
     pthread_mutex_unlock(&j->lock);
-    return rc;
+    return rc == DB_OK ? JOBS_OK : rc == DB_NOTFOUND ? JOBS_NOT_FOUND : JOBS_STORE;
 }
 
 static int run_active_locked(jobs *j, int64_t id)

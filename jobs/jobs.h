@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/compiler.h"
 #include "../common/isbn.h"
 #include "../common/observation.h"
 #include "../db/db.h"
@@ -43,19 +44,33 @@ typedef struct jobs_config {
  * NULL with a malloc'd message in *err on failure. */
 jobs *jobs_start(const jobs_config *cfg, char **err);
 
+/* What a jobs_* call can fail with; 0 is success. */
+typedef enum jobs_err {
+    JOBS_OK = 0,
+    JOBS_NOT_FOUND,      /* no such job */
+    JOBS_BUSY,           /* JOBS_MAX_ACTIVE refreshes of given books are unfinished already */
+    JOBS_STOPPING,       /* the runner is shutting down */
+    JOBS_STORE,          /* the store could not be read or written */
+    JOBS_NOMEM,
+    JOBS_SYSTEM          /* a thread could not be started */
+} jobs_err;
+
+/* A short stable description of an error code ("no such job", ...). */
+const char *jobs_strerror(jobs_err err);
+
 /*
  * Starts a refresh of books[0..n), which must be tracked already; books == NULL means every
  * tracked book, and joins a running all-books job instead of starting another (*joined = 1).
- * Never blocks on fetching. 0 and *out filled with the job as it is now, JOBS_BUSY when
- * JOBS_MAX_ACTIVE jobs of given books are unfinished already (an all-books refresh always joins
- * or starts), or -1; both with a malloc'd message in *err.
+ * Never blocks on fetching. JOBS_OK and *out filled with the job as it is now; otherwise an
+ * error, with the details written into why[0..whylen) (why may be NULL).
  */
 #define JOBS_MAX_ACTIVE 64
-enum { JOBS_BUSY = -2 };
-int jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char **err);
+BR_MUST_CHECK jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out,
+                                    int *joined, char *why, size_t whylen);
 
-/* The job's live state (or as stored, for jobs of earlier runs). DB_OK, DB_NOTFOUND or DB_ERROR. */
-int jobs_get(jobs *j, int64_t id, db_job *out);
+/* The job's live state (or as stored, for jobs of earlier runs): JOBS_OK, JOBS_NOT_FOUND or
+ * JOBS_STORE. */
+BR_MUST_CHECK jobs_err jobs_get(jobs *j, int64_t id, db_job *out);
 
 /* Waits until the job is done or cancelled, at most timeout_ms (< 0 = forever).
  * 1 when finished, 0 on timeout. */

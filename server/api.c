@@ -132,16 +132,16 @@ static enum MHD_Result start_job(request *r, const isbn *books, size_t n, int al
 {
     db_job job;
     int joined;
-    char *err = NULL;
-    int rc = jobs_refresh(r->server->runner, all ? NULL : books, n, &job, &joined, &err);
-    if (rc) {
+    char why[256];
+    jobs_err rc = jobs_refresh(r->server->runner, all ? NULL : books, n, &job, &joined, why,
+                               sizeof why);
+    if (rc != JOBS_OK) {
         enum MHD_Result ret =
             rc == JOBS_BUSY
                 ? req_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "too_many_refreshes",
-                            err ? err : "too many refreshes running", NULL)
+                            why[0] ? why : jobs_strerror(rc), NULL)
                 : req_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "unavailable",
-                            err ? err : "cannot start a refresh", NULL);
-        free(err);
+                            why[0] ? why : jobs_strerror(rc), NULL);
         json_decref(extra);
         return ret;
     }
@@ -326,10 +326,10 @@ static enum MHD_Result job_get(request *r, const char *arg)
     if (end == arg || *end || id <= 0 || strlen(arg) > 18)
         return req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_query", "a job id is a positive number", NULL);
     db_job job;
-    int rc = jobs_get(r->server->runner, id, &job);
-    if (rc == DB_NOTFOUND)
+    jobs_err rc = jobs_get(r->server->runner, id, &job);
+    if (rc == JOBS_NOT_FOUND)
         return req_error(r, MHD_HTTP_NOT_FOUND, "job_not_found", "no such job", NULL);
-    if (rc != DB_OK)
+    if (rc != JOBS_OK)
         return store_error(r);
     return req_json(r, MHD_HTTP_OK, json_pack("{s:o}", "job", web_json_job(&job)), NULL);
 }
