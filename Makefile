@@ -72,7 +72,7 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbookrank.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbookrank.a $(ALL_LDFLAGS) $(LIBS)
 
-$(BUILD)/tests/fixture_store: tests/fixture_store.c $(BUILD)/libbookrank.a
+$(BUILD)/tests/fixture_store: tests/tools/fixture_store.c $(BUILD)/libbookrank.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbookrank.a $(ALL_LDFLAGS) $(LIBS) -lz
 

@@ -408,8 +408,8 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
      * line, a URL whose query arguments overflow the connection's memory) and holds it until the
      * idle timeout; level-triggered poll closes at once. ITC: without it a pool thread blocked in
      * poll with idle connections only notices MHD_stop_daemon at its next timeout (~30 s). At
-     * <= 1024 connections over the pool threads poll costs nothing measurable (tests/test_hostile.py,
-     * tests/test_load.py: 1,000 slow connections, SIGTERM exits in milliseconds). */
+     * <= 1024 connections over the pool threads poll costs nothing measurable (tests/integration/test_hostile.py,
+     * tests/integration/test_load.py: 1,000 slow connections, SIGTERM exits in milliseconds). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;

@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs every test program and counts their TAP-style lines ("ok - ..." / "not ok - ...").
 #   tests/run.sh [FILTER...]   only tests whose name contains one of the filters
-# Unit tests: $BUILD/tests/test_*; integration tests: tests/test_*.py (they start the real
-# binary and the fixture store on ephemeral loopback ports). Ends with "N passed, N failed".
+# Unit tests: $BUILD/tests/test_* (from tests/unit); integration tests: tests/integration/*.py
+# (they start the real binary and the fixture store on ephemeral loopback ports; helpers in
+# tests/lib); the browser test: tests/browser/*.mjs. Ends with "N passed, N failed".
 set -u
 BUILD=${BUILD:-build}
 export BUILD
@@ -12,6 +13,8 @@ export BOOKRANK_BIN=${BOOKRANK_BIN:-$BDIR/bookrank}
 export FIXTURE_STORE_BIN=${FIXTURE_STORE_BIN:-$BDIR/tests/fixture_store}
 export FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 export FIXTURES
+# Integration tests import their helpers from tests/lib.
+export PYTHONPATH="$ROOT/tests/lib${PYTHONPATH:+:$PYTHONPATH}"
 LOGDIR=$BDIR/test-logs
 mkdir -p "$LOGDIR"
 passed=0 failed=0 broken=""
@@ -52,7 +55,7 @@ for t in "$BDIR"/tests/test_*; do
   n=$(basename "$t")
   selected "$n" && run_one "$n" "$t"
 done
-for t in "$ROOT"/tests/test_*.py; do
+for t in "$ROOT"/tests/integration/test_*.py; do
   [ -f "$t" ] || continue
   n=$(basename "$t" .py)
   selected "$n" && run_one "$n" python3 "$t"

@@ -14,7 +14,7 @@
 #include "../../common/isbn.h"
 #include "../../common/observation.h"
 #include "../../db/db.h"
-#include "../check.h"
+#include "../lib/check.h"
 
 static char tmpdir[64];
 

@@ -2,7 +2,7 @@
  * each number format, markup generation and classification, hostile input, URL templates and
  * custom rules. Fixture pages come from $FIXTURES (default tests/fixtures). */
 #include "scraper/scraper.h"
-#include "../check.h"
+#include "../lib/check.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -16,7 +16,7 @@
 
 #include <dirent.h>
 
-#include "tests/check.h"
+#include "tests/lib/check.h"
 
 typedef void (*fuzz_target_fn)(const uint8_t *data, size_t size);
 

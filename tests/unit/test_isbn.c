@@ -1,6 +1,6 @@
 /* test_isbn.c - the ISBN rules, table-driven. */
 #include "common/isbn.h"
-#include "../check.h"
+#include "../lib/check.h"
 
 #include <stdio.h>
 #include <string.h>

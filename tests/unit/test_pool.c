@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../check.h"
+#include "../lib/check.h"
 #include "common/buf.h"
 #include "common/isbn.h"
 #include "common/timeutil.h"

@@ -1,7 +1,7 @@
-"""Integration test of tests/fixture_store: every scenario, fault and counter behaves as the
+"""Integration test of tests/tools/fixture_store: every scenario, fault and counter behaves as the
 other integration tests and the benchmarks rely on. Prints "ok - ..." / "not ok - ..." lines.
 
-    FIXTURE_STORE_BIN=build/tests/fixture_store FIXTURES=tests/fixtures python3 tests/test_fixture_store.py
+    FIXTURE_STORE_BIN=build/tests/fixture_store FIXTURES=tests/fixtures python3 tests/integration/test_fixture_store.py
 """
 import gzip
 import html
@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lib"))
 import fixture_lib  # noqa: E402
 from fixture_lib import FixtureStore, default_categories, default_rank, format_rank  # noqa: E402
 

@@ -7,7 +7,7 @@
  *
  * Prints "PORT <n>" once listening, then serves until SIGINT/SIGTERM or until stdin (when it is
  * a pipe, socket or terminal) reaches EOF, so a test that dies never leaves it behind. The
- * interface (scenario keys, /_config, /_stats, /_reset) is described in tests/fixture_lib.py
+ * interface (scenario keys, /_config, /_stats, /_reset) is described in tests/lib/fixture_lib.py
  * and in the project's fixture store spec.
  *
  * Threads: one per connection (delays simply sleep). Everything shared lives in fs_state and is

@@ -8,7 +8,7 @@
         ... run bookrank against template ...
         assert store.stats()["max_in_flight"] <= 2
 
-The store (tests/fixture_store.c) answers any GET whose last path segment is a book key with the
+The store (tests/tools/fixture_store.c) answers any GET whose last path segment is a book key with the
 scenario configured for that key (or the default one). Scenario keys: page ("generated",
 "fixture:<file>", "captcha", "not_found", "no_rank", "empty", "invalid_utf8"), title, title_raw,
 rank, category, categories, status, delay_ms, size, gzip, fail_first, fail_status, retry_after,
@@ -24,7 +24,7 @@ import select
 import subprocess
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _build_dir():
