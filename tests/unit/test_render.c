@@ -1,0 +1,271 @@
+/* test_render.c - the wire format: the JSON writer's escaping and structure, every shape parses
+ * back to what went in (checked with jansson), hostile strings, CSV quoting. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../common/utf8.h"
+#include "../../render/render.h"
+#include "../lib/check.h"
+
+/* Parses b as JSON; NULL (and a failed check) when it is not. */
+static json_t *parse(const buf *b, const char *what)
+{
+    json_error_t e;
+    json_t *v = json_loadb(b->data ? b->data : "", b->len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!CHECK(v != NULL, what))
+        printf("#   %s: %.200s\n", e.text, b->data ? b->data : "");
+    return v;
+}
+
+/* The string the writer makes of s, decoded back by jansson. */
+static void check_string(const char *s, size_t n, const char *want, size_t want_len, const char *what)
+{
+    buf b;
+    buf_init(&b, 1 << 20);
+    jw w;
+    jw_begin(&w, &b, RENDER_COMPACT);
+    jw_string_n(&w, s, n);
+    CHECK_INT(jw_end(&w), BUF_OK, "writer ends ok");
+    json_t *v = parse(&b, what);
+    CHECK(json_string_length(v) == want_len && memcmp(json_string_value(v), want, want_len) == 0, what);
+    json_decref(v);
+    buf_free(&b);
+}
+
+#define CHECK_STRING(s, n, want, what) check_string(s, n, want, sizeof(want) - 1, what)
+
+static void test_escaping(void)
+{
+    CHECK_STRING("plain", 5, "plain", "plain text");
+    CHECK_STRING("a\"b\\c", 5, "a\"b\\c", "quote and backslash round-trip");
+    CHECK_STRING("<script>alert(1)</script>", 25, "<script>alert(1)</script>", "<script> round-trips");
+    CHECK_STRING("\x01\x1f\x7f\n\t", 5, "\x01\x1f\x7f\n\t", "control bytes round-trip");
+    CHECK_STRING("caf\xc3\xa9 \xe2\x80\xa8", 9, "caf\xc3\xa9 \xe2\x80\xa8", "UTF-8 and U+2028 round-trip");
+    CHECK_STRING("a\xff" "b\xc0\xaf", 5, "a" UTF8_REPLACEMENT "b" UTF8_REPLACEMENT UTF8_REPLACEMENT,
+                 "invalid UTF-8: one U+FFFD per bad byte");
+    CHECK_STRING("\xed\xa0\x80", 3, UTF8_REPLACEMENT UTF8_REPLACEMENT UTF8_REPLACEMENT, "a surrogate is invalid");
+    CHECK_STRING("nul\0byte", 8, "nul\0byte", "an embedded NUL is escaped, not a terminator");
+
+    /* What the bytes look like: nothing HTML could read as markup, no raw control byte. */
+    buf b;
+    buf_init(&b, 4096);
+    jw w;
+    jw_begin(&w, &b, RENDER_COMPACT);
+    jw_string(&w, "</script><b>&amp;\x01\xe2\x80\xa9");
+    CHECK_INT(jw_end(&w), BUF_OK, "writer ends ok");
+    CHECK(!strchr(b.data, '<') && !strchr(b.data, '>') && !strchr(b.data, '&'), "no < > & in the output");
+    CHECK(strstr(b.data, "\\u003c/script\\u003e") != NULL, "< and > as \\u escapes");
+    CHECK(strstr(b.data, "\\u0001") && strstr(b.data, "\\u2029"), "control byte and U+2029 escaped");
+    for (size_t i = 0; i < b.len; i++)
+        if ((unsigned char)b.data[i] < 0x20) {
+            CHECK(0, "no raw control byte in the output");
+            break;
+        }
+    buf_free(&b);
+}
+
+static void test_structure(void)
+{
+    buf b;
+    buf_init(&b, 4096);
+    jw w;
+    jw_begin(&w, &b, RENDER_COMPACT);
+    jw_object_open(&w);
+    jw_key(&w, "a");
+    jw_array_open(&w);
+    jw_int(&w, -5);
+    jw_rank(&w, -1);
+    jw_bool(&w, 1);
+    jw_double(&w, 2.5);
+    jw_time(&w, 0);
+    jw_array_close(&w);
+    jw_key(&w, "e");
+    jw_object_open(&w);
+    jw_object_close(&w);
+    jw_key(&w, "t");
+    jw_time(&w, 1764000000000);
+    jw_object_close(&w);
+    CHECK_INT(jw_end(&w), BUF_OK, "nested document ends ok");
+    CHECK_STR(b.data, "{\"a\":[-5,null,true,2.5,null],\"e\":{},\"t\":\"2025-11-24T16:00:00Z\"}",
+              "compact layout");
+
+    buf_reset(&b);
+    jw_begin(&w, &b, RENDER_PRETTY);
+    jw_object_open(&w);
+    jw_key(&w, "a");
+    jw_array_open(&w);
+    jw_int(&w, 1);
+    jw_array_close(&w);
+    jw_key(&w, "b");
+    jw_array_open(&w);
+    jw_array_close(&w);
+    jw_object_close(&w);
+    CHECK_INT(jw_end(&w), BUF_OK, "pretty document ends ok");
+    CHECK_STR(b.data, "{\n  \"a\": [\n    1\n  ],\n  \"b\": []\n}\n", "pretty layout");
+
+    buf_reset(&b);
+    jw_begin(&w, &b, RENDER_COMPACT);
+    jw_object_open(&w);
+    CHECK(jw_end(&w) != BUF_OK, "an unclosed container is an error, not JSON");
+
+    buf_reset(&b);
+    jw_begin(&w, &b, RENDER_COMPACT);
+    for (int i = 0; i < JW_MAX_DEPTH + 1; i++)
+        jw_array_open(&w);
+    for (int i = 0; i < JW_MAX_DEPTH + 1; i++)
+        jw_array_close(&w);
+    CHECK(jw_end(&w) != BUF_OK, "nesting past JW_MAX_DEPTH is refused");
+
+    buf small;
+    buf_init(&small, 8);
+    jw_begin(&w, &small, RENDER_COMPACT);
+    jw_string(&w, "longer than eight bytes");
+    CHECK_INT(jw_end(&w), BUF_TOOBIG, "the buf's cap is reported");
+    buf_free(&small);
+    buf_free(&b);
+}
+
+static observation hostile_obs(void)
+{
+    observation o;
+    obs_init(&o);
+    memcpy(o.isbn13, "9780132269933", 14);
+    o.source = strdup("amazon.com");
+    o.status = OBS_OK;
+    o.rank = 1234;
+    o.previous_rank = 2000;
+    o.rank_category = strdup("Books \"<script>\"");
+    o.title = strdup("=HYPERLINK(\"x\") \xff");
+    o.error = NULL;
+    o.fetched_at_ms = 1764000000000;
+    o.http_status = 200;
+    o.attempts = 1;
+    o.duration_ms = 42;
+    if (obs_add_category(&o, 3, "C & C++ <b>", 11))
+        abort();
+    return o;
+}
+
+static void test_shapes(void)
+{
+    observation o = hostile_obs();
+    db_book book = {.isbn13 = "9780132269933", .isbn10 = "0132269937", .added_at_ms = 1764000000000};
+    book.title = o.title;
+    book.latest = &o;
+    book.nlatest = 1;
+
+    buf b;
+    buf_init(&b, 1 << 20);
+    CHECK_INT(render_books(&b, &book, 1, RENDER_COMPACT), BUF_OK, "books render");
+    json_t *v = parse(&b, "books parse");
+    json_t *bk = json_array_get(v, 0), *lat = json_array_get(json_object_get(bk, "latest"), 0);
+    CHECK_STR(json_string_value(json_object_get(bk, "isbn13")), "9780132269933", "book isbn13");
+    CHECK_STR(json_string_value(json_object_get(bk, "isbn10")), "0132269937", "book isbn10");
+    CHECK_STR(json_string_value(json_object_get(bk, "title")), "=HYPERLINK(\"x\") " UTF8_REPLACEMENT,
+              "hostile title kept as text, invalid byte replaced");
+    CHECK_INT(json_integer_value(json_object_get(lat, "rank")), 1234, "latest rank");
+    CHECK_INT(json_integer_value(json_object_get(lat, "previous_rank")), 2000, "previous rank");
+    CHECK_STR(json_string_value(json_object_get(lat, "rank_category")), "Books \"<script>\"", "category text");
+    CHECK(json_is_null(json_object_get(lat, "error")), "error null");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(lat, "categories"), 0), "category")),
+              "C & C++ <b>", "category rank names");
+    CHECK_STR(json_string_value(json_object_get(lat, "fetched_at")), "2025-11-24T16:00:00Z", "fetched_at");
+    json_decref(v);
+
+    buf_reset(&b);
+    CHECK_INT(render_history(&b, "9780132269933", &o, 1, RENDER_PRETTY), BUF_OK, "history renders");
+    v = parse(&b, "history parses");
+    CHECK_STR(json_string_value(json_object_get(v, "isbn13")), "9780132269933", "history isbn13");
+    CHECK_INT(json_array_size(json_object_get(v, "observations")), 1, "history observations");
+    json_decref(v);
+
+    db_job job = {.id = 7, .state = JOB_DONE, .total = 2, .done = 2, .counts = {2}, .created_at_ms = 1};
+    buf_reset(&b);
+    CHECK_INT(render_job_doc(&b, &job, 1), BUF_OK, "job renders");
+    v = parse(&b, "job parses");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(v, "job"), "id")), 7, "job id");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "job"), "state")), "done", "job state");
+    CHECK(json_is_true(json_object_get(v, "joined")), "joined");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(json_object_get(v, "job"), "counts"), "ok")), 2,
+              "job counts");
+    json_decref(v);
+
+    const char *ids[] = {"9780132269933", "9780131103627"};
+    int added[] = {0, 1};
+    buf_reset(&b);
+    CHECK_INT(render_books_added(&b, ids, added, 2, NULL), BUF_OK, "added renders");
+    CHECK_STR(b.data, "{\"added\":[\"9780131103627\"],\"already_tracked\":[\"9780132269933\"]}", "added shape");
+
+    render_detail det[] = {{0, "\xff<x>", 4, "bad character"},
+                           {3, NULL, 0, "not a string"},
+                           {4, "1234567890123456789012345678901234567890123456789012345678901234\xc3\xa9", 66, "long"}};
+    buf_reset(&b);
+    CHECK_INT(render_error(&b, "invalid_isbn", "3 invalid", det, 3), BUF_OK, "error renders");
+    v = parse(&b, "error parses");
+    json_t *e = json_object_get(v, "error"), *d = json_object_get(e, "details");
+    CHECK_STR(json_string_value(json_object_get(e, "code")), "invalid_isbn", "error code");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 0), "input")), UTF8_REPLACEMENT "<x>",
+              "detail input sanitised");
+    CHECK(json_is_null(json_object_get(json_array_get(d, 1), "input")), "detail input null");
+    CHECK_INT(json_string_length(json_object_get(json_array_get(d, 2), "input")), 64,
+              "echo cut at 64 bytes on a character boundary");
+    json_decref(v);
+
+    buf_reset(&b);
+    CHECK_INT(render_extract(&b, &o, RENDER_PRETTY), BUF_OK, "extract renders");
+    v = parse(&b, "extract parses");
+    CHECK_INT(json_integer_value(json_object_get(v, "rank")), 1234, "extract rank");
+    CHECK(json_object_get(v, "error") && json_is_null(json_object_get(v, "error")), "extract error null");
+    json_decref(v);
+
+    buf_reset(&b);
+    CHECK_INT(render_refresh(&b, &job, &o, 1, 1.25, RENDER_PRETTY), BUF_OK, "refresh renders");
+    v = parse(&b, "refresh parses");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(v, "results"), 0), "isbn13")),
+              "9780132269933", "refresh results carry the isbn13");
+    CHECK(json_real_value(json_object_get(v, "wall_seconds")) == 1.25, "wall_seconds");
+    json_decref(v);
+
+    /* Categories: written and read back. */
+    buf_reset(&b);
+    CHECK_INT(render_categories(&b, o.categories, o.ncategories), BUF_OK, "categories render");
+    observation back;
+    obs_init(&back);
+    CHECK_INT(render_categories_parse(&back, b.data, b.len), 0, "categories parse");
+    CHECK(back.ncategories == 1 && back.categories[0].rank == 3 &&
+              strcmp(back.categories[0].category, "C & C++ <b>") == 0,
+          "categories round-trip");
+    CHECK_INT(render_categories_parse(&back, "{\"x\":1}", 7), 0, "a foreign value is skipped");
+    CHECK_INT(render_categories_parse(&back, "[{\"rank\":\"a\",\"category\":1}]", 28), 0, "bad entries skipped");
+    CHECK_INT(back.ncategories, 1, "nothing added from foreign values");
+    obs_clear(&back);
+
+    /* CSV. */
+    buf_reset(&b);
+    CHECK_INT(render_csv_header(&b), BUF_OK, "csv header");
+    CHECK_INT(render_csv_row(&b, &o), BUF_OK, "csv row");
+    CHECK(strstr(b.data, "\r\n9780132269933,\"amazon.com\",2025-11-24T16:00:00Z,ok,1234,\"Books \"\"<script>\"\"\",200,\r\n") != NULL,
+          "csv row: quoted fields, doubled quotes, CRLF");
+    observation f;
+    obs_init(&f);
+    memcpy(f.isbn13, "9780132269933", 14);
+    f.source = strdup("amazon.com");
+    f.status = OBS_ERROR;
+    f.error = strdup("-1+2 \xff");
+    buf_reset(&b);
+    CHECK_INT(render_csv_row(&b, &f), BUF_OK, "csv error row");
+    CHECK(strstr(b.data, ",\"'-1+2 " UTF8_REPLACEMENT "\"\r\n") != NULL, "formula guard and U+FFFD in CSV");
+    obs_clear(&f);
+
+    buf_free(&b);
+    obs_clear(&o);
+}
+
+int main(void)
+{
+    test_escaping();
+    test_structure();
+    test_shapes();
+    return check_done();
+}
