@@ -16,7 +16,7 @@ BUILD ?= build
 CC ?= cc
 CFLAGS ?= -O2 -g
 WARNINGS := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
-	-Wformat=2 -Wno-format-nonliteral -Wpointer-arith -Wvla -Wcast-qual
+	-Wformat=2 -Wpointer-arith -Wvla -Wcast-qual
 WERROR ?= -Werror
 PKGS := libmicrohttpd libcurl libpcre2-8 sqlite3 jansson
 DEPS_STAMP := $(BUILD)/.deps-ok
@@ -28,7 +28,7 @@ ALL_CFLAGS = $(WARNINGS) $(WERROR) -D_GNU_SOURCE -DBOOKRANK_VERSION='"$(VERSION)
 ALL_LDFLAGS = $(LDFLAGS) -pthread
 LIBS = $(PKG_LIBS) -lm
 
-MODULES := common db scraper jobs server render web
+MODULES := common db scraper jobs server render cli web
 LIB_SRC := $(foreach m,$(MODULES),$(filter-out web/mkassets.c,$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
 WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
@@ -48,7 +48,7 @@ $(DEPS_STAMP):
 bookrank: $(DEPS_STAMP) $(BUILD)/bookrank
 	cp $(BUILD)/bookrank $@
 
-$(BUILD)/bookrank: $(BUILD)/bookrank.o $(BUILD)/libbookrank.a
+$(BUILD)/bookrank: $(BUILD)/main.o $(BUILD)/libbookrank.a
 	$(CC) $(ALL_CFLAGS) -o $@ $^ $(ALL_LDFLAGS) $(LIBS)
 
 $(BUILD)/libbookrank.a: $(LIB_OBJ)
@@ -70,7 +70,7 @@ $(BUILD)/web/assets.o: $(BUILD)/web/assets.c
 
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libbookrank.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libbookrank.a $(ALL_LDFLAGS) $(LIBS)
+	$(CC) $(ALL_CFLAGS) -Wno-format-nonliteral -o $@ $< $(BUILD)/libbookrank.a $(ALL_LDFLAGS) $(LIBS)
 
 $(BUILD)/tests/fixture_store: tests/tools/fixture_store.c $(BUILD)/libbookrank.a
 	@mkdir -p $(dir $@)

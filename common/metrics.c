@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_SOURCES 32
+#define MAX_SOURCES OBS_MAX_SOURCES
 
 static const double latency_buckets_s[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
 #define NBUCKETS (sizeof latency_buckets_s / sizeof latency_buckets_s[0])

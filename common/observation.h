@@ -11,6 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* How many sources one process reads at most (the command line's --source list, the metrics'
+ * per-source table). */
+#define OBS_MAX_SOURCES 32
+
 typedef enum obs_status {
     OBS_OK = 0,
     OBS_NO_RANK,

@@ -5,7 +5,7 @@ import json
 import os
 import sqlite3
 
-from fixture_lib import FixtureStore, fixture_path, default_rank, format_rank
+from fixture_lib import FixtureStore, fixture_path, default_rank, format_rank, isbn10s
 from service_lib import T, run_cli, tmpdir
 
 t = T()
@@ -159,6 +159,17 @@ with FixtureStore() as store:
     t.eq(doc.get("job", {}).get("total"), 4, "refresh without arguments covers every tracked book")
     t.eq(sorted(r["isbn13"] for r in doc.get("results", [])),
          ["9780131103627", "9780132269933", "9780804429573", "9791090636071"], "--json results")
+
+    # the progress line (a terminal's; BOOKRANK_PROGRESS=1 forces it): drawn by the jobs writer
+    # thread while the main thread learns the job's total - under `make tsan` this is the race
+    # check for the progress path
+    store.config(default={"rank": 778, "delay_ms": 20})
+    pbooks = isbn10s(40, start=300000000)
+    rc, out, err = run_cli(["refresh", "--db", os.path.join(d, "progress.db"), "--per-host", "8"] + src + pbooks,
+                           env={"BOOKRANK_PROGRESS": "1"})
+    t.check(rc == 0 and "] 40/40" in err and "\r\033[K" in err, "progress line drawn up to 40/40", err[-300:])
+    t.eq(out.count(" ranked #778 on amazon.com"), 40, "every result printed beside the progress line")
+    store.config(default={"rank": 777})
 
     # history formats
     rc, out, _ = run_cli(["history", "--db", rdb, "9780132269933", "--json"])

@@ -1,0 +1,143 @@
+/*
+ * cmd_serve.c - `bookrank serve`: starts the jobs runner and the HTTP server, then this thread
+ * waits for signals and runs the --refresh-every schedule until SIGINT/SIGTERM.
+ *
+ * Signals are taken synchronously here (sigtimedwait); every other thread blocks them, so no
+ * handler runs on a worker or HTTP thread.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "../common/log.h"
+#include "../common/timeutil.h"
+#include "../jobs/jobs.h"
+#include "../server/server.h"
+#include "internal.h"
+
+/* Each connection and each fetch's socket is a descriptor: use what the system allows. */
+static void raise_descriptor_limit(void)
+{
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max > 65536 ? 65536 : nofile.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+            log_warn("cannot raise the descriptor limit; many connections may be refused");
+    }
+}
+
+/* The schedule's interval in seconds (0 = off); -1 after printing why. */
+static int64_t schedule_interval(const cli_settings *s)
+{
+    const char *every = cli_opt_text(s, OPT_REFRESH_EVERY);
+    int64_t seconds = 0;
+    if (!every || !*every || strcmp(every, "off") == 0)
+        return 0;
+    if (time_parse_duration(every, &seconds)) {
+        cli_usage_error(s->cmd, "--refresh-every '%s' is not a duration like 30m, 6h or 1d", every);
+        return -1;
+    }
+    return seconds;
+}
+
+static void scheduled_refresh(jobs *runner)
+{
+    db_job job;
+    int joined;
+    char why[256];
+    jobs_err jrc = jobs_refresh(runner, NULL, 0, &job, &joined, why, sizeof why);
+    if (jrc == JOBS_OK)
+        log_info("scheduled refresh: job %lld%s", (long long)job.id,
+                 joined ? " (already running)" : "");
+    else
+        log_error("scheduled refresh: %s", why[0] ? why : jobs_strerror(jrc));
+}
+
+/* Waits for SIGINT/SIGTERM, starting the scheduled refreshes meanwhile. */
+static void serve_loop(const sigset_t *stop_set, jobs *runner, int64_t every, long grace)
+{
+    int64_t next_refresh = every ? time_mono_ms() + every * 1000 : 0;
+    for (;;) {
+        struct timespec wait = {1, 0};
+        if (every) {
+            int64_t left = next_refresh - time_mono_ms();
+            if (left < 0)
+                left = 0;
+            wait.tv_sec = left / 1000;
+            wait.tv_nsec = (left % 1000) * 1000000;
+        }
+        int sig = sigtimedwait(stop_set, NULL, &wait);
+        if (sig == SIGINT || sig == SIGTERM) {
+            log_info("%s: stopping (grace %ld s)", sig == SIGINT ? "SIGINT" : "SIGTERM", grace);
+            return;
+        }
+        if (every && time_mono_ms() >= next_refresh) {
+            scheduled_refresh(runner);
+            next_refresh = time_mono_ms() + every * 1000;
+        }
+    }
+}
+
+int cmd_serve(const cli_settings *s)
+{
+    const cli_command *c = s->cmd;
+    if (s->nargs)
+        return cli_usage_error(c, "unexpected argument '%s'", s->args[0]);
+    const char *listen = cli_opt_text(s, OPT_LISTEN) ? cli_opt_text(s, OPT_LISTEN) : "127.0.0.1:8080";
+    char *lerr = NULL;
+    if (srv_listen_check(listen, &lerr)) {
+        int urc = cli_usage_error(c, "%s", lerr ? lerr : "bad --listen");
+        free(lerr);
+        return urc;
+    }
+    int64_t every = schedule_interval(s);
+    if (every < 0)
+        return CLI_USAGE;
+    cli_sources set = {0};
+    if (cli_sources_build(s, &set))
+        return CLI_USAGE;
+    long grace = cli_opt_int(s, OPT_GRACE, 10);
+    jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
+                      .sources = (const scr_source *const *)set.list, .nsources = set.n};
+    cli_scraper_config(s, &jc.scraper);
+    srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
+                     .token = cli_opt_text(s, OPT_TOKEN),
+                     .threads = (int)cli_opt_int(s, OPT_THREADS, 0),
+                     .source_names = set.names, .nsources = set.n};
+    raise_descriptor_limit();
+
+    sigset_t stop_set;
+    sigemptyset(&stop_set);
+    sigaddset(&stop_set, SIGINT);
+    sigaddset(&stop_set, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char *err = NULL;
+    srv *server = NULL;
+    jobs *runner = jobs_start(&jc, &err);
+    if (!runner || !(server = srv_start(&sc, runner, &err))) {
+        cli_error(c, "%s", err ? err : "cannot start");
+        free(err);
+        srv_stop(server);
+        jobs_stop(runner, 0);
+        cli_sources_free(&set);
+        return CLI_WORK;
+    }
+    /* Always printed (whatever the log level): scripts and tests wait for this line. */
+    const char *colon = strrchr(listen, ':');
+    fprintf(stderr, "listening on http://%.*s:%d\n", (int)(colon ? colon - listen : 0), listen,
+            srv_port(server));
+    log_info("database %s, %zu source(s)%s", sc.db_path, set.n,
+             sc.token && *sc.token ? ", token required for changes" : "");
+    if (every)
+        log_info("refreshing all books every %lld s", (long long)every);
+    serve_loop(&stop_set, runner, every, grace);
+    srv_stop(server);
+    jobs_stop(runner, (int)grace * 1000);
+    cli_sources_free(&set);
+    log_info("stopped");
+    return CLI_OK;
+}

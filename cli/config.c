@@ -1,0 +1,124 @@
+/*
+ * config.c - the JSON config file (--config FILE or BOOKRANK_CONFIG): option values by option
+ * name, and the custom sources ("sources": [{"name", "url", "base", rule patterns...}]).
+ * Numbers and booleans are kept as text so that one checker validates every layer.
+ */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+static int config_error(const cli_settings *s, const char *path, const char *what)
+{
+    cli_error(NULL, "config %s: %s", path, what);
+    (void)s;
+    return CLI_USAGE;
+}
+
+/* The "source" key: one name or a list of names. */
+static int load_source_list(cli_settings *s, const char *path, json_t *val)
+{
+    s->nsources = 0;
+    if (json_is_string(val)) {
+        s->sources[s->nsources++] = json_string_value(val);
+        return CLI_OK;
+    }
+    size_t k;
+    json_t *item;
+    if (!json_is_array(val))
+        return config_error(s, path, "\"source\" must be a string or a list of strings");
+    json_array_foreach(val, k, item) {
+        if (!json_is_string(item) || s->nsources == CLI_MAX_SOURCES) {
+            cli_error(NULL, "config %s: \"source\" must be strings (at most %d)", path,
+                      CLI_MAX_SOURCES);
+            return CLI_USAGE;
+        }
+        s->sources[s->nsources++] = json_string_value(item);
+    }
+    return CLI_OK;
+}
+
+int cli_config_load(cli_settings *s, const char *path)
+{
+    json_error_t jerr;
+    json_t *config = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    if (!config) {
+        cli_error(NULL, "config %s: line %d: %s", path, jerr.line, jerr.text);
+        return CLI_USAGE;
+    }
+    json_decref(s->config);
+    s->config = config;
+    if (!json_is_object(config))
+        return config_error(s, path, "must be a JSON object");
+    const char *key;
+    json_t *val;
+    json_object_foreach(config, key, val) {
+        if (strcmp(key, "sources") == 0)
+            continue;           /* custom sources, read when sources are built */
+        int i = cli_option_find(key, strlen(key));
+        if (i < 0 || cli_options[i].kind == KIND_FLAG || i == OPT_CONFIG) {
+            cli_error(NULL, "config %s: unknown key \"%s\"", path, key);
+            return CLI_USAGE;
+        }
+        if (!(cli_options[i].cmds & s->cmd->id))
+            continue;
+        if (i == OPT_SOURCE) {
+            int rc = load_source_list(s, path, val);
+            if (rc)
+                return rc;
+            continue;
+        }
+        if (json_is_string(val)) {
+            s->value[i] = json_string_value(val);
+        } else if (json_is_number(val) || json_is_boolean(val)) {
+            char *text = json_dumps(val, JSON_ENCODE_ANY);
+            json_t *str = text ? json_string(text) : NULL;
+            free(text);
+            if (!str || json_object_set_new(config, key, str)) {
+                cli_error(NULL, "out of memory");
+                return CLI_WORK;
+            }
+            s->value[i] = json_string_value(json_object_get(config, key));
+        } else {
+            cli_error(NULL, "config %s: \"%s\" must be a string or number", path, key);
+            return CLI_USAGE;
+        }
+    }
+    return CLI_OK;
+}
+
+void cli_config_free(cli_settings *s)
+{
+    json_decref(s->config);
+    s->config = NULL;
+}
+
+static const char *str_member(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+int cli_config_custom_source(const cli_settings *s, const char *name, scr_rules *r)
+{
+    json_t *custom = s->config ? json_object_get(s->config, "sources") : NULL;
+    json_t *rules = NULL, *item;
+    size_t k;
+    json_array_foreach(custom, k, item)
+        if (json_is_object(item) && str_member(item, "name") &&
+            strcmp(str_member(item, "name"), name) == 0)
+            rules = item;
+    if (!rules)
+        return 0;
+    *r = (scr_rules){
+        .name = name,
+        .url_template = str_member(rules, "url"),
+        .base = str_member(rules, "base"),
+        .block_start = str_member(rules, "block_start"),
+        .rank = str_member(rules, "rank"),
+        .title = str_member(rules, "title"),
+        .blocked = str_member(rules, "blocked"),
+        .not_found = str_member(rules, "not_found"),
+    };
+    return 1;
+}

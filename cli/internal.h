@@ -1,0 +1,180 @@
+/*
+ * internal.h - what the command line's files share (private to cli/): the command and option
+ * tables, the layered settings, the source set, and the helpers every command uses.
+ *
+ * Flow: cli_main() picks the command, cli_settings_load() layers the option values (command line
+ * > BOOKRANK_* environment > config file > defaults; every value is checked against its kind
+ * and range whichever layer gave it), then the command's cmd_*() runs and returns the exit
+ * status (CLI_OK, CLI_WORK, CLI_USAGE). Single-threaded except where a command says otherwise.
+ */
+#ifndef BOOKRANK_CLI_INTERNAL_H
+#define BOOKRANK_CLI_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "../common/buf.h"
+#include "../common/compiler.h"
+#include "../common/isbn.h"
+#include "../common/observation.h"
+#include "../db/db.h"
+#include "../scraper/scraper.h"
+
+/* Exit statuses (SPEC §2). */
+enum { CLI_OK = 0, CLI_WORK = 1, CLI_USAGE = 2 };
+
+typedef enum cli_cmd {
+    CMD_SERVE = 1 << 0,
+    CMD_REFRESH = 1 << 1,
+    CMD_EXTRACT = 1 << 2,
+    CMD_ADD = 1 << 3,
+    CMD_REMOVE = 1 << 4,
+    CMD_LIST = 1 << 5,
+    CMD_HISTORY = 1 << 6,
+} cli_cmd;
+#define CMD_ALL 0xffffu
+#define CMD_DB (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY)
+#define CMD_SCRAPE (CMD_SERVE | CMD_REFRESH)
+
+typedef struct cli_command {
+    const char *name;
+    cli_cmd id;
+    const char *args, *summary;
+} cli_command;
+
+/* Option ids, one per line of options.def: OPT_DB, OPT_WORKERS, ... */
+typedef enum cli_opt {
+#define OPT(id, name, env, kind, lo, hi, cmds, arg, help) OPT_##id,
+#include "options.def"
+#undef OPT
+    OPT_COUNT
+} cli_opt;
+
+typedef enum cli_kind { KIND_FLAG, KIND_TEXT, KIND_INT, KIND_NUM, KIND_RATE } cli_kind;
+
+typedef struct cli_optdef {
+    const char *name, *env;
+    cli_kind kind;
+    double lo, hi;
+    unsigned cmds;
+    const char *arg, *help;
+} cli_optdef;
+
+extern const cli_optdef cli_options[OPT_COUNT];
+
+/* Sources one command may name (--source is repeatable). */
+#define CLI_MAX_SOURCES OBS_MAX_SOURCES
+
+/* Option values as text, layered. Values point into argv, the environment or the config file
+ * (kept alive by `config`). */
+typedef struct cli_settings {
+    const cli_command *cmd;
+    const char *value[OPT_COUNT];
+    const char *sources[CLI_MAX_SOURCES];
+    size_t nsources;
+    const char *history_source;   /* history's --source filter: command line only */
+    void *config;                 /* owned: the parsed config file (a jansson value) */
+    char *env_sources;            /* owned: BOOKRANK_SOURCE split in place */
+    const char **args;            /* owned array: positional arguments (borrowed strings) */
+    size_t nargs;
+} cli_settings;
+
+/* ---- options.c -------------------------------------------------------------------------- */
+
+/* The layers, applied by cli_main() from the lowest up: config file (config.c), environment,
+ * command line. Each returns CLI_OK or an exit status after printing why. */
+BR_MUST_CHECK int cli_env_load(cli_settings *s);
+/* argv after the command name; also collects the positional arguments into s->args. */
+BR_MUST_CHECK int cli_args_parse(cli_settings *s, int argc, char **argv);
+/* Checks every value that is set against its option's kind and range. */
+BR_MUST_CHECK int cli_settings_check(const cli_settings *s);
+/* Forgets the option values (not the config file), before the layers are applied again. */
+void cli_settings_reset(cli_settings *s);
+/* The option for a name of len bytes ('-' or '_'), or -1. */
+int cli_option_find(const char *name, size_t len);
+/* The option's value as text, NULL when no layer set it. */
+const char *cli_opt_text(const cli_settings *s, cli_opt id);
+/* Whether a flag option is set. */
+int cli_opt_flag(const cli_settings *s, cli_opt id);
+/* The option's value as a whole number or a number (cli_settings_check validated it); def when
+ * not set. */
+long cli_opt_int(const cli_settings *s, cli_opt id, long def);
+double cli_opt_num(const cli_settings *s, cli_opt id, double def);
+
+/* "bookrank CMD: <message>\n(try `bookrank CMD --help`)" on stderr; returns CLI_USAGE. */
+int cli_usage_error(const cli_command *c, const char *fmt, ...) BR_PRINTF(2, 3);
+/* "bookrank CMD: <message>" on stderr. */
+void cli_error(const cli_command *c, const char *fmt, ...) BR_PRINTF(2, 3);
+void cli_usage(FILE *f, const cli_command *c);
+
+/* ---- config.c --------------------------------------------------------------------------- */
+
+/* Reads the config file into s (values for the options of s->cmd, and the custom sources).
+ * CLI_OK or CLI_USAGE after printing why. */
+BR_MUST_CHECK int cli_config_load(cli_settings *s, const char *path);
+/* Frees the parsed config file (the values that pointed into it become invalid). */
+void cli_config_free(cli_settings *s);
+/* The custom source rules named `name` in the config file, if any: fills r (strings borrowed
+ * from the config) and returns 1; 0 when the config has none by that name. */
+int cli_config_custom_source(const cli_settings *s, const char *name, scr_rules *r);
+
+/* ---- sources.c -------------------------------------------------------------------------- */
+
+typedef struct cli_sources {
+    scr_source *list[CLI_MAX_SOURCES];
+    const char *names[CLI_MAX_SOURCES];   /* borrowed from the sources */
+    size_t n;
+} cli_sources;
+
+/* Builds the sources named by --source (default amazon.com). CLI_OK or CLI_USAGE. */
+BR_MUST_CHECK int cli_sources_build(const cli_settings *s, cli_sources *set);
+void cli_sources_free(cli_sources *set);
+/* The scraper settings (--workers, --rate, ...). */
+void cli_scraper_config(const cli_settings *s, scr_config *cfg);
+
+/* ---- common helpers (output.c) ---------------------------------------------------------- */
+
+typedef enum cli_store_mode { CLI_STORE_READ, CLI_STORE_WRITE } cli_store_mode;
+/* The store named by --db (default bookrank.db); NULL after printing why. */
+db *cli_store_open(const cli_settings *s, cli_store_mode mode);
+const char *cli_db_path(const cli_settings *s);
+/* Parses ISBN arguments: every bad one is reported. CLI_OK with a malloc'd array in *out (caller
+ * frees), CLI_USAGE when any is invalid (nothing is done then), CLI_WORK when out of memory. */
+BR_MUST_CHECK int cli_isbn_args(const cli_command *c, const char *const *args, size_t n,
+                                int need_one, isbn **out);
+/* "#1,234" into out. */
+void cli_format_rank(int64_t rank, char *out, size_t len);
+/* Writes b to stdout; CLI_OK or CLI_WORK (and a message) when rendering had failed (rc) or the
+ * write fails. */
+int cli_print_rendered(const cli_command *c, int rc, const buf *b);
+
+/* ---- progress.c: the refresh progress line on stderr ("[#####     ] 12/40") ----------------
+ * progress_set_total() is called by the thread that starts the job, progress_step() by the jobs
+ * writer thread as results commit, progress_clear() by either: the counters are atomic and each
+ * draw is one write(2). */
+typedef struct progress {
+    int enabled;                 /* set once before any thread starts */
+    _Atomic int64_t total;       /* 0 until the job is known */
+    _Atomic int64_t seen;
+} progress;
+
+void progress_init(progress *p, int enabled);
+void progress_set_total(progress *p, int64_t total);
+/* Counts one finished result and redraws. */
+void progress_step(progress *p);
+/* Erases the line (before other output, and at the end). */
+void progress_clear(const progress *p);
+
+/* ---- commands --------------------------------------------------------------------------- */
+
+int cmd_serve(const cli_settings *s);
+int cmd_refresh(const cli_settings *s);
+int cmd_extract(const cli_settings *s);
+int cmd_add(const cli_settings *s);
+int cmd_remove(const cli_settings *s);
+int cmd_list(const cli_settings *s);
+int cmd_history(const cli_settings *s);
+
+#endif
