@@ -5,6 +5,7 @@
  * Signals are taken synchronously here (sigtimedwait); every other thread blocks them, so no
  * handler runs on a worker or HTTP thread.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -26,6 +27,55 @@ static void raise_descriptor_limit(void)
         if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
             log_warn("cannot raise the descriptor limit; many connections may be refused");
     }
+}
+
+/* The token from --token or --token-file (malloc'd, caller frees; NULL = none). Returns CLI_OK
+ * or CLI_USAGE after printing why. */
+static int load_token(const cli_settings *s, char **out)
+{
+    const char *token = cli_opt_text(s, OPT_TOKEN), *path = cli_opt_text(s, OPT_TOKEN_FILE);
+    *out = NULL;
+    if (token && path)
+        return cli_usage_error(s->cmd, "give --token or --token-file, not both");
+    if (!path) {
+        if (token && *token && !(*out = strdup(token))) {
+            cli_error(s->cmd, "out of memory");
+            return CLI_WORK;
+        }
+        return CLI_OK;
+    }
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(s->cmd, "--token-file %s: %s", path, strerror(errno));
+        return CLI_USAGE;
+    }
+    char text[4097];
+    size_t n = fread(text, 1, sizeof text, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n == sizeof text) {
+        cli_error(s->cmd, "--token-file %s: %s", path, bad ? "read error" : "longer than 4096 bytes");
+        return CLI_USAGE;
+    }
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        n--;
+    text[n] = '\0';
+    if (n == 0 || strlen(text) != n) {
+        cli_error(s->cmd, "--token-file %s: %s", path, n ? "holds a NUL byte" : "is empty");
+        return CLI_USAGE;
+    }
+    if (!(*out = strdup(text))) {
+        cli_error(s->cmd, "out of memory");
+        return CLI_WORK;
+    }
+    return CLI_OK;
+}
+
+/* Whether the --listen address only accepts connections from this machine. */
+static int listen_is_loopback(const char *listen)
+{
+    return strncmp(listen, "127.", 4) == 0 || strncmp(listen, "[::1]:", 6) == 0 ||
+           strncmp(listen, "localhost:", 10) == 0;
 }
 
 /* The schedule's interval in seconds (0 = off); -1 after printing why. */
@@ -69,6 +119,13 @@ static void serve_loop(const sigset_t *stop_set, jobs *runner, int64_t every, lo
             wait.tv_nsec = (left % 1000) * 1000000;
         }
         int sig = sigtimedwait(stop_set, NULL, &wait);
+        if (sig == SIGHUP) {
+            /* Operators send it after rotating logs; it must never stop the service. */
+            if (log_reopen() != 0)
+                log_error("SIGHUP: cannot reopen the log file: %s", strerror(errno));
+            log_info("SIGHUP: log file reopened; carrying on");
+            continue;
+        }
         if (sig == SIGINT || sig == SIGTERM) {
             log_info("%s: stopping (grace %ld s)", sig == SIGINT ? "SIGINT" : "SIGTERM", grace);
             return;
@@ -95,15 +152,26 @@ int cmd_serve(const cli_settings *s)
     int64_t every = schedule_interval(s);
     if (every < 0)
         return CLI_USAGE;
-    cli_sources set = {0};
-    if (cli_sources_build(s, &set))
+    const char *log_file = cli_opt_text(s, OPT_LOG_FILE);
+    if (log_file && log_open_file(log_file) != 0) {
+        cli_error(c, "--log-file %s: %s", log_file, strerror(errno));
         return CLI_USAGE;
+    }
+    char *token = NULL;
+    int trc = load_token(s, &token);
+    if (trc)
+        return trc;
+    cli_sources set = {0};
+    if (cli_sources_build(s, &set)) {
+        free(token);
+        return CLI_USAGE;
+    }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
     jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
                       .sources = (const scr_source *const *)set.list, .nsources = set.n};
     cli_scraper_config(s, &jc.scraper);
     srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
-                     .token = cli_opt_text(s, OPT_TOKEN),
+                     .token = token,
                      .threads = (int)cli_opt_int(s, OPT_THREADS, 0),
                      .source_names = set.names, .nsources = set.n};
     raise_descriptor_limit();
@@ -112,6 +180,7 @@ int cmd_serve(const cli_settings *s)
     sigemptyset(&stop_set);
     sigaddset(&stop_set, SIGINT);
     sigaddset(&stop_set, SIGTERM);
+    sigaddset(&stop_set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
@@ -124,6 +193,7 @@ int cmd_serve(const cli_settings *s)
         srv_stop(server);
         jobs_stop(runner, 0);
         cli_sources_free(&set);
+        free(token);
         return CLI_WORK;
     }
     /* Always printed (whatever the log level): scripts and tests wait for this line. */
@@ -132,12 +202,17 @@ int cmd_serve(const cli_settings *s)
             srv_port(server));
     log_info("database %s, %zu source(s)%s", sc.db_path, set.n,
              sc.token && *sc.token ? ", token required for changes" : "");
+    if (!listen_is_loopback(listen) && !token)
+        log_warn("listening on %s without a token: anyone who can reach it can change and "
+                 "refresh everything; set --token-file (and see the README's Security section)",
+                 listen);
     if (every)
         log_info("refreshing all books every %lld s", (long long)every);
     serve_loop(&stop_set, runner, every, grace);
     srv_stop(server);
     jobs_stop(runner, (int)grace * 1000);
     cli_sources_free(&set);
+    free(token);
     log_info("stopped");
     return CLI_OK;
 }

@@ -3,6 +3,7 @@
  * name, and the custom sources ("sources": [{"name", "url", "base", rule patterns...}]).
  * Numbers and booleans are kept as text so that one checker validates every layer.
  */
+#include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,10 +40,85 @@ static int load_source_list(cli_settings *s, const char *path, json_t *val)
     return CLI_OK;
 }
 
+/* Config files are small; a larger one is a mistake (a database given as --config). */
+#define CONFIG_MAX ((size_t)1 << 20)
+
+static int read_file(const char *path, buf *out)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(NULL, "config %s: %s", path, strerror(errno));
+        return CLI_USAGE;
+    }
+    char chunk[8192];
+    size_t n;
+    int rc = CLI_OK;
+    while (rc == CLI_OK && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
+        if (buf_append(out, chunk, n) != BUF_OK) {
+            cli_error(NULL, "config %s: larger than %zu bytes", path, CONFIG_MAX);
+            rc = CLI_USAGE;
+        }
+    if (rc == CLI_OK && ferror(f)) {
+        cli_error(NULL, "config %s: read error", path);
+        rc = CLI_USAGE;
+    }
+    fclose(f);
+    return rc;
+}
+
+/* The rule keys a custom source may have (scr_rules); anything else is named as unknown. */
+static const char *const source_keys[] = {"name", "url", "base", "block_start", "rank", "title",
+                                          "blocked", "not_found", NULL};
+
+static int check_custom_sources(const char *path, json_t *list)
+{
+    size_t i;
+    json_t *item;
+    if (!json_is_array(list)) {
+        cli_error(NULL, "config %s: \"sources\" must be a list of source objects "
+                        "({\"name\": ..., \"url\": ...})", path);
+        return CLI_USAGE;
+    }
+    json_array_foreach(list, i, item) {
+        const char *key;
+        json_t *val;
+        if (!json_is_object(item) || !json_is_string(json_object_get(item, "name"))) {
+            cli_error(NULL, "config %s: \"sources\"[%zu] must be an object with a \"name\"", path, i);
+            return CLI_USAGE;
+        }
+        json_object_foreach(item, key, val) {
+            size_t k = 0;
+            while (source_keys[k] && strcmp(source_keys[k], key) != 0)
+                k++;
+            if (!source_keys[k]) {
+                cli_error(NULL, "config %s: \"sources\"[%zu]: unknown key \"%s\"", path, i, key);
+                return CLI_USAGE;
+            }
+            if (!json_is_string(val)) {
+                cli_error(NULL, "config %s: \"sources\"[%zu]: \"%s\" must be a string", path, i,
+                          key);
+                return CLI_USAGE;
+            }
+        }
+    }
+    return CLI_OK;
+}
+
 int cli_config_load(cli_settings *s, const char *path)
 {
+    buf file;
+    buf_init(&file, CONFIG_MAX);
+    int rrc = read_file(path, &file);
+    if (rrc) {
+        buf_free(&file);
+        return rrc;
+    }
+    /* Editors on some systems save UTF-8 with a byte order mark; it is not part of the JSON. */
+    size_t skip = file.len >= 3 && memcmp(file.data, "\xef\xbb\xbf", 3) == 0 ? 3 : 0;
     json_error_t jerr;
-    json_t *config = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+    json_t *config = json_loadb(file.data ? file.data + skip : "", file.len - skip,
+                                JSON_REJECT_DUPLICATES, &jerr);
+    buf_free(&file);
     if (!config) {
         cli_error(NULL, "config %s: line %d: %s", path, jerr.line, jerr.text);
         return CLI_USAGE;
@@ -54,8 +130,12 @@ int cli_config_load(cli_settings *s, const char *path)
     const char *key;
     json_t *val;
     json_object_foreach(config, key, val) {
-        if (strcmp(key, "sources") == 0)
-            continue;           /* custom sources, read when sources are built */
+        if (strcmp(key, "sources") == 0) {
+            int rc = check_custom_sources(path, val);
+            if (rc)
+                return rc;
+            continue;           /* used when sources are built */
+        }
         int i = cli_option_find(key, strlen(key));
         if (i < 0 || cli_options[i].kind == KIND_FLAG || i == OPT_CONFIG) {
             cli_error(NULL, "config %s: unknown key \"%s\"", path, key);

@@ -128,9 +128,22 @@ int cli_env_load(cli_settings *s)
             return CLI_WORK;
         }
         s->nsources = 0;
-        for (char *save = NULL, *tok = strtok_r(s->env_sources, ",", &save);
-             tok && s->nsources < CLI_MAX_SOURCES; tok = strtok_r(NULL, ",", &save))
+        for (char *save = NULL, *tok = strtok_r(s->env_sources, ",", &save); tok;
+             tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ' || *tok == '\t')
+                tok++;
+            for (size_t k = strlen(tok); k > 0 && (tok[k - 1] == ' ' || tok[k - 1] == '\t'); k--)
+                tok[k - 1] = '\0';
+            if (!*tok)
+                continue;
+            if (s->nsources == CLI_MAX_SOURCES)
+                return cli_usage_error(s->cmd, "%s names more than %d sources", o->env,
+                                       CLI_MAX_SOURCES);
             s->sources[s->nsources++] = tok;
+        }
+        /* A list of separators only is a mistake, not a request for the default source. */
+        if (s->nsources == 0)
+            return cli_usage_error(s->cmd, "%s='%s' names no source", o->env, v);
     }
     return CLI_OK;
 }
@@ -220,8 +233,8 @@ static int check_value(const cli_command *c, const cli_optdef *o, const char *te
         double v = strtod(text, &end);
         int zero_ok = o->kind == KIND_RATE && v == 0;
         if (errno || end == text || *end || !(zero_ok || (v >= o->lo && v <= o->hi))) {
-            cli_error(c, "--%s must be a number from %g to %g, not '%s'", o->name, o->lo, o->hi,
-                      text);
+            cli_error(c, "--%s must be %sa number from %g to %g, not '%s'", o->name,
+                      o->kind == KIND_RATE ? "0 or " : "", o->lo, o->hi, text);
             return -1;
         }
         return 0;

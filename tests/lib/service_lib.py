@@ -87,14 +87,14 @@ def run_cli(args, env=None, input=None, timeout=120):
 class Service:
     """`bookrank serve` on 127.0.0.1:<ephemeral> with its own database."""
 
-    def __init__(self, db, extra_args=(), env=None, start_timeout=20):
+    def __init__(self, db, extra_args=(), env=None, start_timeout=20, listen="127.0.0.1:0"):
         self.db = db
         self.log_path = db + ".serve.log"
         self.log = open(self.log_path, "wb")
         full_env = dict(os.environ)
         full_env.update(env or {})
         self.proc = subprocess.Popen(
-            [bookrank_bin(), "serve", "--listen", "127.0.0.1:0", "--db", db] + list(extra_args),
+            [bookrank_bin(), "serve", "--listen", listen, "--db", db] + list(extra_args),
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.PIPE, env=full_env)
         self.port = None
         deadline = time.monotonic() + start_timeout
