@@ -770,6 +770,27 @@ static void test_threads(void)
     free(page);
 }
 
+/* The preset table (scraper/presets.def): the same six storefronts, in this order, and the
+ * message for an unknown name lists them all. */
+static void test_preset_table(void)
+{
+    static const char *const want[] = {"amazon.com", "amazon.co.uk", "amazon.de",
+                                       "amazon.fr",  "amazon.ca",    "amazon.com.au"};
+    size_t n = 0;
+    while (scr_preset_names[n])
+        n++;
+    CHECK_INT(n, 6, "preset table: six presets");
+    for (size_t i = 0; i < n && i < 6; i++)
+        CHECK_STR(scr_preset_names[i], want[i], "preset table: name and order");
+    char *err = NULL;
+    scr_source *src = scr_source_new_preset("amazon.example", NULL, &err);
+    CHECK(src == NULL, "preset table: unknown name refused");
+    CHECK_STR(err, "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
+                   "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
+              "preset table: the message lists every preset");
+    free(err);
+}
+
 int main(void)
 {
     test_fixtures();
@@ -778,5 +799,6 @@ int main(void)
     test_sources();
     test_custom();
     test_threads();
+    test_preset_table();
     return check_done();
 }
