@@ -428,17 +428,27 @@ static void reset_result(observation *out)
     out->title = NULL;
 }
 
-static int set_error(observation *out, const char *message)
+static scr_err set_error(observation *out, const char *message)
 {
     out->status = OBS_ERROR;
-    return obs_set_str(&out->error, message);
+    return obs_set_str(&out->error, message) == 0 ? SCR_OK : SCR_NOMEM;
 }
 
-int scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
-                observation *out)
+const char *scr_strerror(scr_err err)
+{
+    switch (err) {
+    case SCR_OK: return "ok";
+    case SCR_NOMEM: return "out of memory";
+    case SCR_INVALID: return "invalid argument";
+    }
+    return "unknown error";
+}
+
+scr_err scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
+                    observation *out)
 {
     if (!out)
-        return -1;
+        return SCR_INVALID;
     reset_result(out);
     if (!src)
         return set_error(out, "no source given");
@@ -451,21 +461,21 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
     }
     if (http_status == 404 || http_status == 410) {
         out->status = OBS_NOT_FOUND;
-        return 0;
+        return SCR_OK;
     }
     if (http_status == 403 || http_status == 429) {
         out->status = OBS_BLOCKED;
-        return 0;
+        return SCR_OK;
     }
 
-    int result = 0;
+    scr_err result = SCR_OK;
     page_ctx c = {.src = src,
                   .page = (const unsigned char *)(page ? page : ""),
                   .len = page ? len : 0,
                   .budget = NORMALIZE_BUDGET};
     c.md = pcre2_match_data_create(OVECTOR_PAIRS, NULL);
     if (!c.md)
-        return -1;
+        return SCR_NOMEM;
 
     /* Any other answer than 2xx (or a page on its own) is blocked or an error; never data. */
     if (any_marker(&c, &src->blocked)) {
@@ -481,13 +491,13 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
 
     int rc = find_rank(&c, out);
     if (rc < 0) {
-        result = -1;
+        result = SCR_NOMEM;
         goto done;
     }
     int oom = 0;
     out->title = find_title(&c, &oom);
     if (oom) {
-        result = -1;
+        result = SCR_NOMEM;
         goto done;
     }
     if (rc > 0) {
@@ -501,7 +511,7 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
     }
 
 done:
-    if (result < 0 || (out->status != OBS_OK && out->status != OBS_NO_RANK))
+    if (result != SCR_OK || (out->status != OBS_OK && out->status != OBS_NO_RANK))
         reset_result(out);
     free(c.text);
     pcre2_match_data_free(c.md);

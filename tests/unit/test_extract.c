@@ -791,6 +791,26 @@ static void test_preset_table(void)
     free(err);
 }
 
+/* The scraper's error codes: SCR_OK is 0 (callers test != 0), each has a description. */
+static void test_errors(void)
+{
+    CHECK_INT(SCR_OK, 0, "SCR_OK is 0");
+    CHECK_STR(scr_strerror(SCR_OK), "ok", "scr_strerror(SCR_OK)");
+    CHECK_STR(scr_strerror(SCR_NOMEM), "out of memory", "scr_strerror(SCR_NOMEM)");
+    CHECK_STR(scr_strerror(SCR_INVALID), "invalid argument", "scr_strerror(SCR_INVALID)");
+    CHECK_STR(scr_strerror((scr_err)99), "unknown error", "scr_strerror of an unknown code");
+    scr_source *src = preset("amazon.com");
+    CHECK_INT(scr_extract(src, 200, "x", 1, NULL), SCR_INVALID, "scr_extract without out");
+    observation o;
+    obs_init(&o);
+    CHECK_INT(scr_extract(NULL, 200, "x", 1, &o), SCR_OK, "scr_extract without source: a call "
+                                                          "that worked");
+    CHECK(o.status == OBS_ERROR && o.error && strstr(o.error, "no source"),
+          "scr_extract without source: an error observation");
+    obs_clear(&o);
+    scr_source_free(src);
+}
+
 int main(void)
 {
     test_fixtures();
@@ -800,5 +820,6 @@ int main(void)
     test_custom();
     test_threads();
     test_preset_table();
+    test_errors();
     return check_done();
 }
