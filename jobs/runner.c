@@ -1,92 +1,24 @@
-/* jobs.c - refresh jobs: feeders -> scraper pool -> one writer thread -> store. */
-#include "jobs.h"
+/*
+ * runner.c - the jobs_* entry points: starting and stopping the runner, creating jobs, their
+ * feeder threads, and reading a job's state.
+ *
+ * Threads (see internal.h): every entry point takes the runner lock. A feeder thread per job
+ * submits its fetches; it touches the runner only through writer.c. jobs_stop is called once,
+ * by the owner, when no other jobs_* call is running or will start.
+ */
+#include "internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "../common/buf.h"
 #include "../common/log.h"
-#include "../common/metrics.h"
 #include "../common/timeutil.h"
 
-/* One job in progress. Fields are guarded by jobs.lock unless noted. */
-typedef struct job_run {
-    db_job rec;                  /* live state; rec.done counts committed observations */
-    int64_t abandoned;           /* fetches that will never produce an observation */
-    int64_t received;            /* results handed to the writer queue (incl. abandoned) */
-    db_job staged;               /* writer thread: rec with the batch being committed */
-    int64_t staged_abandoned;    /* writer thread: abandoned results in that batch */
-    int64_t staged_failed;       /* writer thread: observations in that batch */
-    isbn *books;                 /* owned; the books to fetch (feeder reads without lock) */
-    size_t nbooks;
-    pthread_t feeder;
-    int feeder_started;
-    struct jobs *owner;
-    struct job_run *next;
-} job_run;
-
-/* One finished fetch waiting for the writer. */
-typedef struct pending {
-    job_run *run;
-    observation *obs;            /* owned; NULL when abandoned */
-    struct pending *next;
-} pending;
-
-struct jobs {
-    jobs_config cfg;
-    scr_pool *pool;
-    db *control;                 /* guarded by lock */
-    pthread_mutex_t lock;
-    pthread_cond_t changed;      /* job progress or state changed */
-    pthread_cond_t wake_writer;  /* pending work or stopping */
-    job_run *runs;               /* active jobs, guarded by lock */
-    job_run *finished;           /* finished runs whose feeder is still to be joined */
-    pending *head, *tail;        /* writer queue, guarded by lock */
-    int stopping;                /* guarded by lock */
-    int writer_exit;             /* guarded by lock */
-    pthread_t writer;
-    _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
-    db *writer_db;               /* writer thread only */
-};
-
-/* ---- worker side ------------------------------------------------------------------------ */
-
-static void on_result(void *ctx, observation *obs)
-{
-    job_run *run = ctx;
-    jobs *j = run->owner;
-    pending *p = malloc(sizeof *p);
-    if (!p) {
-        /* Out of memory: this observation is lost; count it as abandoned so the job ends. */
-        if (obs) {
-            obs_clear(obs);
-            free(obs);
-        }
-        obs = NULL;
-    }
-    pthread_mutex_lock(&j->lock);
-    run->received++;
-    if (p) {
-        p->run = run;
-        p->obs = obs;
-        p->next = NULL;
-        if (j->tail)
-            j->tail->next = p;
-        else
-            j->head = p;
-        j->tail = p;
-    } else {
-        run->abandoned++;
-    }
-    pthread_cond_signal(&j->wake_writer);
-    pthread_mutex_unlock(&j->lock);
-}
+/* ---- feeders ------------------------------------------------------------------------------ */
 
 /* Submits every (book, source) pair; stops early when the pool stops. */
 static void *feeder_main(void *arg)
@@ -97,208 +29,13 @@ static void *feeder_main(void *arg)
 
     for (size_t b = 0; b < run->nbooks; b++)
         for (size_t s = 0; s < j->cfg.nsources; s++) {
-            if (scr_pool_submit(j->pool, j->cfg.sources[s], &run->books[b], on_result, run))
+            if (scr_pool_submit(j->pool, j->cfg.sources[s], &run->books[b], jobs_on_result, run))
                 goto stopped;
             submitted++;
         }
     return NULL;
 stopped:
-    pthread_mutex_lock(&j->lock);
-    run->abandoned += (int64_t)(total - submitted);
-    run->received += (int64_t)(total - submitted);
-    pthread_cond_signal(&j->wake_writer);
-    pthread_mutex_unlock(&j->lock);
-    return NULL;
-}
-
-/* ---- writer ------------------------------------------------------------------------------ */
-
-static int run_unfinished(const job_run *r)
-{
-    return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
-}
-
-/* Moves finished runs out of the active list. Called with lock held, after a commit. */
-static void retire_finished_locked(jobs *j)
-{
-    job_run **pp = &j->runs;
-    while (*pp) {
-        job_run *r = *pp;
-        if (!run_unfinished(r)) {
-            *pp = r->next;
-            r->next = j->finished;
-            j->finished = r;
-        } else {
-            pp = &r->next;
-        }
-    }
-}
-
-/* Whether some job has every result in hand, so its batch should not wait. Lock held. */
-static int some_job_complete_locked(const jobs *j)
-{
-    for (const job_run *r = j->runs; r; r = r->next)
-        if (r->received >= r->rec.total && r->rec.state == JOB_RUNNING)
-            return 1;
-    return 0;
-}
-
-/* Ends a job whose results are all in: done when everything was stored, else cancelled. */
-static void settle_state(db_job *rec, int64_t abandoned, int64_t now)
-{
-    if (rec->state == JOB_DONE || rec->state == JOB_CANCELLED)
-        return;
-    if (rec->done + abandoned >= rec->total) {
-        rec->state = abandoned ? JOB_CANCELLED : JOB_DONE;
-        rec->finished_at_ms = now;
-    }
-}
-
-/*
- * Commits one batch: observations plus the progress of every job they belong to, in one
- * transaction. Progress is staged on copies and published only after the commit, so whoever
- * sees a job done (or `done` grow) can read those observations; a batch that cannot be stored
- * (disk full, read-only file) is counted as abandoned, so the job ends `cancelled` and never
- * claims observations the store does not have.
- */
-static void write_batch(jobs *j, pending *batch)
-{
-    size_t n = 0;
-    for (pending *p = batch; p; p = p->next)
-        if (p->obs)
-            n++;
-    observation *arr = n ? calloc(n, sizeof *arr) : NULL;
-    if (arr) {
-        size_t k = 0;
-        for (pending *p = batch; p; p = p->next)
-            if (p->obs)
-                arr[k++] = *p->obs;     /* shallow: the pending entries keep ownership */
-    }
-
-    int64_t now = time_now_ms();
-    pthread_mutex_lock(&j->lock);
-    size_t nruns = 0;
-    for (job_run *r = j->runs; r; r = r->next) {
-        r->staged = r->rec;
-        r->staged_abandoned = 0;
-        r->staged_failed = 0;
-        nruns++;
-    }
-    for (pending *p = batch; p; p = p->next) {
-        if (p->obs) {
-            p->run->staged.done++;
-            p->run->staged.counts[p->obs->status]++;
-            p->run->staged_failed++;
-        } else {
-            p->run->staged_abandoned++;
-        }
-    }
-    db_job *snap = nruns ? calloc(nruns, sizeof *snap) : NULL;
-    size_t ns = 0;
-    for (job_run *r = j->runs; r; r = r->next) {
-        settle_state(&r->staged, r->abandoned + r->staged_abandoned, now);
-        if (snap)
-            snap[ns++] = r->staged;
-    }
-    pthread_mutex_unlock(&j->lock);
-
-    int ok = db_begin(j->writer_db) == DB_OK;
-    if (ok && n && arr)
-        ok = db_observations_add(j->writer_db, arr, n) == DB_OK;
-    for (size_t i = 0; ok && i < ns; i++)
-        ok = db_job_update(j->writer_db, &snap[i]) == DB_OK;
-    if (ok)
-        ok = db_commit(j->writer_db) == DB_OK;
-    if (!ok) {
-        log_error("store: could not commit %zu observations: %s", n, db_errmsg(j->writer_db));
-        db_rollback(j->writer_db);
-    }
-
-    if (ok)
-        atomic_fetch_add(&j->commits, 1);
-    pthread_mutex_lock(&j->lock);
-    for (job_run *r = j->runs; r; r = r->next) {
-        if (ok) {
-            r->rec = r->staged;
-            r->abandoned += r->staged_abandoned;
-        } else {
-            r->abandoned += r->staged_abandoned + r->staged_failed;
-            settle_state(&r->rec, r->abandoned, now);
-        }
-    }
-    pthread_mutex_unlock(&j->lock);
-    if (n && !arr)
-        log_error("store: out of memory, %zu observations lost", n);
-
-    for (pending *p = batch; p; p = p->next) {
-        if (!p->obs)
-            continue;
-        metrics_fetch(p->obs->source, p->obs->status, p->obs->duration_ms, p->obs->attempts);
-        if (j->cfg.observer)
-            j->cfg.observer(j->cfg.observer_ctx, p->run->rec.id, p->obs);
-    }
-    pthread_mutex_lock(&j->lock);
-    /* A finished run whose final row could not be stored stays listed (and answers jobs_get
-     * from memory) until a later commit stores it; otherwise the store's stale row would show
-     * it running forever. */
-    if (ok)
-        retire_finished_locked(j);
-    pthread_cond_broadcast(&j->changed);
-    pthread_mutex_unlock(&j->lock);
-
-    free(snap);
-    free(arr);
-    while (batch) {
-        pending *next = batch->next;
-        if (batch->obs) {
-            obs_clear(batch->obs);
-            free(batch->obs);
-        }
-        free(batch);
-        batch = next;
-    }
-}
-
-static void *writer_main(void *arg)
-{
-    jobs *j = arg;
-    int flush_ms = j->cfg.flush_ms > 0 ? j->cfg.flush_ms : 1000;
-
-    pthread_mutex_lock(&j->lock);
-    for (;;) {
-        if (!j->head && !j->writer_exit) {
-            /* Wait for the first item, then give the batch up to flush_ms to fill. */
-            pthread_cond_wait(&j->wake_writer, &j->lock);
-            continue;
-        }
-        if (j->head && !j->writer_exit) {
-            struct timespec deadline;
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            int64_t ns = deadline.tv_nsec + (int64_t)(flush_ms % 1000) * 1000000;
-            deadline.tv_sec += flush_ms / 1000 + ns / 1000000000;
-            deadline.tv_nsec = ns % 1000000000;
-            /* Commit when the batch is large or the interval is over, whichever first. */
-            for (;;) {
-                size_t count = 0;
-                for (pending *p = j->head; p && count < 512; p = p->next)
-                    count++;
-                if (count >= 512 || j->writer_exit || some_job_complete_locked(j))
-                    break;
-                if (pthread_cond_timedwait(&j->wake_writer, &j->lock, &deadline) == ETIMEDOUT)
-                    break;
-            }
-        }
-        pending *batch = j->head;
-        j->head = j->tail = NULL;
-        int exiting = j->writer_exit;
-        pthread_mutex_unlock(&j->lock);
-        if (batch)
-            write_batch(j, batch);
-        pthread_mutex_lock(&j->lock);
-        if (exiting && !j->head)
-            break;
-    }
-    pthread_mutex_unlock(&j->lock);
+    jobs_abandon_unsubmitted(run, (int64_t)(total - submitted));
     return NULL;
 }
 
@@ -348,7 +85,7 @@ jobs *jobs_start(const jobs_config *cfg, char **err)
     j->pool = scr_pool_new(&cfg->scraper, err);
     if (!j->pool)
         goto fail;
-    if (pthread_create(&j->writer, NULL, writer_main, j) != 0) {
+    if (pthread_create(&j->writer, NULL, jobs_writer_main, j) != 0) {
         *err = strdup("cannot start the writer thread");
         goto fail;
     }
@@ -414,7 +151,7 @@ jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *jo
     reap_finished_locked(j);
     int active = 0;
     for (job_run *r = j->runs; r; r = r->next)
-        active += run_unfinished(r);
+        active += jobs_run_unfinished(r);
     if (books && active >= JOBS_MAX_ACTIVE) {
         pthread_mutex_unlock(&j->lock);
         explain(why, whylen, "%d refreshes are running already; try again when one ends", active);
@@ -422,7 +159,7 @@ jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *jo
     }
     if (!books) {
         for (job_run *r = j->runs; r; r = r->next)
-            if (r->rec.all_books && run_unfinished(r)) {
+            if (r->rec.all_books && jobs_run_unfinished(r)) {
                 *out = r->rec;
                 *joined = 1;
                 pthread_mutex_unlock(&j->lock);
@@ -522,7 +259,7 @@ jobs_err jobs_get(jobs *j, int64_t id, db_job *out)
 static int run_active_locked(jobs *j, int64_t id)
 {
     for (job_run *r = j->runs; r; r = r->next)
-        if (r->rec.id == id && run_unfinished(r))
+        if (r->rec.id == id && jobs_run_unfinished(r))
             return 1;
     return 0;
 }
@@ -562,7 +299,7 @@ int jobs_active(jobs *j)
     pthread_mutex_lock(&j->lock);
     reap_finished_locked(j);
     for (job_run *r = j->runs; r; r = r->next)
-        n += run_unfinished(r);
+        n += jobs_run_unfinished(r);
     pthread_mutex_unlock(&j->lock);
     return n;
 }
@@ -613,7 +350,7 @@ void jobs_stop(jobs *j, int grace_ms)
      * final row could not be stored yet: one more try. */
     int64_t now = time_now_ms();
     for (job_run *r = j->runs; r; r = r->next) {
-        if (run_unfinished(r)) {
+        if (jobs_run_unfinished(r)) {
             r->rec.state = JOB_CANCELLED;
             r->rec.finished_at_ms = now;
         }
