@@ -2,8 +2,12 @@
  * internal.h - the refresh runner's shared state, private to jobs/: runner.c (the jobs_* entry
  * points, job creation, feeders, shutdown) and writer.c (on_result and the writer thread).
  *
- * jobs.lock, "the runner lock": the job lists, the writer queue, every counter and the control
- * connection. Every curl worker takes it in on_result.
+ * Two locks, never held together:
+ *  - jobs.lock, "the runner lock": the job lists, the writer queue and every counter. Every
+ *    curl worker takes it in on_result, so it is held only for bookkeeping: NO store call, no
+ *    waiting on anything but its own condition variables.
+ *  - jobs.control_lock: the control connection (listing books, creating and cancelling job rows,
+ *    reading stored jobs). It may be held for as long as SQLite's busy timeout.
  * The writer's connection belongs to the writer thread (and to jobs_stop once it is joined).
  */
 #ifndef BOOKRANK_JOBS_INTERNAL_H
@@ -54,6 +58,8 @@ struct jobs {
     pthread_cond_t wake_writer;  /* lock: a batch is due (see writer.c), or writer_exit */
     job_run *runs;               /* lock: published jobs, unfinished or not yet retired */
     job_run *finished;           /* lock: retired runs whose feeder is still to be joined */
+    int creating;                /* lock: refreshes creating their job outside the lock */
+    int creating_all;            /* lock: one of them is an all-books refresh */
     int stopping;                /* lock */
     pending *head, *tail;        /* lock: the writer queue */
     size_t npending;             /* lock: entries in it */
@@ -63,7 +69,8 @@ struct jobs {
     _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
     db *writer_db;               /* writer thread; jobs_stop after joining it */
 
-    db *control;                 /* lock */
+    pthread_mutex_t control_lock; /* never taken with lock held */
+    db *control;                 /* control_lock */
 };
 
 static inline int jobs_run_unfinished(const job_run *r)
