@@ -128,9 +128,9 @@ BR_MUST_CHECK char *scr_source_url(const scr_source *src, const isbn *book);
  * Hostile input safe: any bytes (invalid UTF-8, NULs), bounded backtracking and bounded work per
  * page. Any thread, concurrently on one source.
  *
- * SCR_OK (0) with out filled; SCR_NOMEM when memory ran out (rank, categories and title
- * are then cleared); SCR_INVALID when out is NULL. (Not BR_MUST_CHECK only because existing tests and the
- * benchmark call it for the observation alone; a caller that stores out must check.)
+ * SCR_OK (0) with out filled; SCR_NOMEM when memory ran out (rank, categories and title are
+ * then cleared); SCR_INVALID when out is NULL. (Not BR_MUST_CHECK only because existing tests
+ * and the benchmark call it for the observation alone; a caller that stores out must check.)
  */
 scr_err scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
                     observation *out);

@@ -261,7 +261,8 @@ static void test_refresh_counts(void)
     enum { N = 30 };
     char path[256];
     isbn books[N];
-    if (!CHECK(make_store("counts", N, books, path, sizeof path) == 0, "counts: store with books") ||
+    if (!CHECK(make_store("counts", N, books, path, sizeof path) == 0,
+               "counts: store with books") ||
         !CHECK(store_scenario("{}") == 0, "counts: fixture store configured"))
         return;
     long observed_before = atomic_load(&observed);
