@@ -4,10 +4,13 @@
  * pool; every finished observation goes to ONE writer thread that appends them to the store in
  * batches, together with the job's progress, committing at least every flush_ms (so a crash
  * loses only fetches still in flight; a batch whose commit fails is counted as abandoned, so a
- * job's final `done` never counts an observation that is not stored). A refresh of all books asked while one runs joins it.
+ * job's final `done` never counts an observation that is not stored). A refresh of all books
+ * asked while one runs (or is being created) joins it.
  *
  * The runner owns: the scraper pool, the writer thread and its store connection, and a control
- * connection for creating jobs (guarded by the runner's lock). Sources are borrowed and must
+ * connection for creating and reading jobs (with its own lock: a store that is slow or locked by
+ * another process delays jobs_refresh and jobs_get of stored jobs, never the curl workers,
+ * jobs_get of a running job, jobs_active or jobs_pool_stats). Sources are borrowed and must
  * outlive the runner.
  *
  * Threads: every function may be called from any thread, except jobs_stop (once, by the owner).

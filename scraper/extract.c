@@ -31,7 +31,10 @@
  *
  * Output text (titles, categories): tags dropped, entities decoded (named, &#...; and &#x...;),
  * controls and blank space collapsed to single spaces and trimmed, invalid UTF-8 replaced by
- * U+FFFD, capped at TEXT_CAP bytes on a character boundary.
+ * U+FFFD, capped at SCR_TEXT_CAP bytes on a character boundary: scraper/text.c.
+ *
+ * Threads: any thread, concurrently on one source. The source is read-only; the page context,
+ * its block-text buffer and the PCRE2 match data belong to one scr_extract() call.
  */
 #include "source_internal.h"
 
@@ -41,8 +44,9 @@
 #include <string.h>
 #include <strings.h>
 
-#define TEXT_CAP 1000                 /* bytes of a title or category name */
-#define TEXT_INPUT_CAP (64u * 1024)   /* captured bytes looked at to build one */
+#include "../common/utf8.h"
+#include "text.h"
+
 #define FIRST_OUT_CAP 1024            /* block text tried for the first entry */
 #define FIRST_RAW_CAP (64u * 1024)    /* raw bytes that may hold it (long blank runs) */
 #define BLOCK_OUT_CAP (16u * 1024)    /* block text of a whole block */
@@ -52,7 +56,6 @@
 #define PAREN_CAP 512                 /* longest "(See Top 100 in ...)" skipped between entries */
 #define MAX_CATEGORIES 64
 #define MAX_TITLE_TRIES 16
-#define MAX_RANK_DIGITS 15
 #define OVECTOR_PAIRS 10
 
 enum { CLOSE_COMMENT, CLOSE_STYLE, CLOSE_SCRIPT, CLOSE_KINDS };
@@ -70,334 +73,6 @@ typedef struct page_ctx {
     int close_known[CLOSE_KINDS];
     char *text;                      /* block text, BLOCK_OUT_CAP bytes, allocated on first use */
 } page_ctx;
-
-/* ---- small helpers ------------------------------------------------------------------------ */
-
-static int is_blank(unsigned char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
-
-static int is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static int is_alnum(unsigned char c)
-{
-    return is_alpha(c) || (c >= '0' && c <= '9');
-}
-
-/* Length of the valid UTF-8 sequence at s (1-4), or 0 when s does not start one. */
-static size_t utf8_len(const unsigned char *s, size_t avail, uint32_t *cp)
-{
-    unsigned char c = s[0];
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    size_t n;
-    uint32_t v, min;
-    if (c >= 0xc2 && c <= 0xdf) {
-        n = 2, v = c & 0x1f, min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        n = 3, v = c & 0x0f, min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4, v = c & 0x07, min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (avail < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        v = (v << 6) | (s[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return n;
-}
-
-static size_t put_utf8(unsigned char *b, uint32_t cp)
-{
-    if (cp < 0x80) {
-        b[0] = (unsigned char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        b[0] = (unsigned char)(0xc0 | (cp >> 6));
-        b[1] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        b[0] = (unsigned char)(0xe0 | (cp >> 12));
-        b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-        b[2] = (unsigned char)(0x80 | (cp & 0x3f));
-        return 3;
-    }
-    b[0] = (unsigned char)(0xf0 | (cp >> 18));
-    b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3f));
-    b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3f));
-    b[3] = (unsigned char)(0x80 | (cp & 0x3f));
-    return 4;
-}
-
-/* Blank space as far as titles, categories and numbers are concerned. */
-static int is_space_cp(uint32_t cp)
-{
-    return cp <= 0x20 || cp == 0x7f || (cp >= 0x80 && cp <= 0xa0) || cp == 0x1680 ||
-           (cp >= 0x2000 && cp <= 0x200a) || cp == 0x2028 || cp == 0x2029 || cp == 0x202f ||
-           cp == 0x205f || cp == 0x3000;
-}
-
-/* ---- entities ----------------------------------------------------------------------------- */
-
-/* HTML's names for U+00A0..U+00FF, in order. */
-static const char *const latin1_names[96] = {
-    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
-    "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
-    "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
-    "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
-    "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
-    "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-    "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
-    "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
-    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
-    "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
-    "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
-};
-
-static const struct {
-    const char *name;
-    uint32_t cp;
-} other_names[] = {
-    {"amp", '&'},       {"lt", '<'},         {"gt", '>'},         {"quot", '"'},
-    {"apos", '\''},     {"ndash", 0x2013},   {"mdash", 0x2014},   {"lsquo", 0x2018},
-    {"rsquo", 0x2019},  {"sbquo", 0x201a},   {"ldquo", 0x201c},   {"rdquo", 0x201d},
-    {"bdquo", 0x201e},  {"hellip", 0x2026},  {"bull", 0x2022},    {"trade", 0x2122},
-    {"euro", 0x20ac},   {"dagger", 0x2020},  {"Dagger", 0x2021},  {"permil", 0x2030},
-    {"lsaquo", 0x2039}, {"rsaquo", 0x203a},  {"OElig", 0x152},    {"oelig", 0x153},
-    {"Scaron", 0x160},  {"scaron", 0x161},   {"Yuml", 0x178},     {"fnof", 0x192},
-    {"circ", 0x2c6},    {"tilde", 0x2dc},    {"ensp", 0x2002},    {"emsp", 0x2003},
-    {"thinsp", 0x2009}, {"zwnj", 0x200c},    {"zwj", 0x200d},     {"lrm", 0x200e},
-    {"rlm", 0x200f},    {"prime", 0x2032},   {"Prime", 0x2033},   {"minus", 0x2212},
-    {"rarr", 0x2192},   {"larr", 0x2190},    {"hyphen", 0x2010},  {"NewLine", '\n'},
-    {"Tab", '\t'},
-};
-
-/* What HTML makes of &#128;..&#159; (Windows-1252, as browsers do); 0 = stays a control. */
-static const uint16_t cp1252_high[32] = {
-    0x20ac, 0,      0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
-    0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017d, 0,
-    0,      0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
-    0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0,      0x017e, 0x0178,
-};
-
-/*
- * Decodes the entity starting at s[0] == '&'. Returns the bytes it spans and its code point in
- * *cp, or 0 when it is not one we know (the '&' is then ordinary text). Numeric references may
- * omit the ';' as browsers allow; named ones need it.
- */
-static size_t decode_entity(const unsigned char *s, size_t n, uint32_t *cp)
-{
-    if (n < 3 || s[0] != '&')
-        return 0;
-    if (s[1] == '#') {
-        size_t i = 2;
-        int hex = 0;
-        if (i < n && (s[i] == 'x' || s[i] == 'X'))
-            hex = 1, i++;
-        size_t digits_from = i;
-        uint32_t v = 0;
-        while (i < n && i - digits_from < 8) {
-            unsigned char c = s[i];
-            int d;
-            if (c >= '0' && c <= '9')
-                d = c - '0';
-            else if (hex && c >= 'a' && c <= 'f')
-                d = c - 'a' + 10;
-            else if (hex && c >= 'A' && c <= 'F')
-                d = c - 'A' + 10;
-            else
-                break;
-            v = v * (hex ? 16u : 10u) + (uint32_t)d;
-            i++;
-        }
-        if (i == digits_from)
-            return 0;
-        if (i < n && s[i] == ';')
-            i++;
-        if (v >= 0x80 && v <= 0x9f && cp1252_high[v - 0x80])
-            v = cp1252_high[v - 0x80];
-        if (v == 0 || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-            v = 0xfffd;
-        *cp = v;
-        return i;
-    }
-    size_t i = 1;
-    while (i < n && i <= 10 && is_alnum(s[i]))
-        i++;
-    if (i == 1 || i >= n || s[i] != ';')
-        return 0;
-    size_t len = i - 1;
-    for (size_t k = 0; k < 96; k++) {
-        if (strlen(latin1_names[k]) == len && memcmp(latin1_names[k], s + 1, len) == 0) {
-            *cp = 0xa0 + (uint32_t)k;
-            return i + 1;
-        }
-    }
-    for (size_t k = 0; k < sizeof other_names / sizeof other_names[0]; k++) {
-        if (strlen(other_names[k].name) == len && memcmp(other_names[k].name, s + 1, len) == 0) {
-            *cp = other_names[k].cp;
-            return i + 1;
-        }
-    }
-    return 0;
-}
-
-/* ---- output text -------------------------------------------------------------------------- */
-
-/*
- * Title or category text from captured page bytes (see the top comment). Returns a malloc'd
- * string, possibly "", or NULL when out of memory.
- */
-static char *clean_text(const char *in, size_t n)
-{
-    if (n > TEXT_INPUT_CAP)
-        n = TEXT_INPUT_CAP;
-    const unsigned char *s = (const unsigned char *)in;
-    /* Pass 1: drop tags, decode entities. An entity never encodes longer than it is written. */
-    unsigned char *tmp = malloc(n + 1);
-    char *out = malloc(TEXT_CAP + 1);
-    if (!tmp || !out) {
-        free(tmp);
-        free(out);
-        return NULL;
-    }
-    size_t t = 0;
-    for (size_t i = 0; i < n;) {
-        if (s[i] == '<' && i + 1 < n &&
-            (is_alpha(s[i + 1]) || s[i + 1] == '/' || s[i + 1] == '!')) {
-            const unsigned char *gt = memchr(s + i, '>', n - i);
-            if (!gt)
-                break;
-            i = (size_t)(gt - s) + 1;
-            continue;
-        }
-        uint32_t cp;
-        size_t used = s[i] == '&' ? decode_entity(s + i, n - i, &cp) : 0;
-        if (used) {
-            t += put_utf8(tmp + t, cp);
-            i += used;
-        } else {
-            tmp[t++] = s[i++];
-        }
-    }
-    /* Pass 2: validate UTF-8, collapse blank space, trim, cap on a character boundary. */
-    size_t o = 0;
-    int pending_space = 0;
-    for (size_t i = 0; i < t;) {
-        uint32_t cp;
-        size_t used = utf8_len(tmp + i, t - i, &cp);
-        if (!used) {
-            cp = 0xfffd;
-            used = 1;
-        }
-        i += used;
-        if (is_space_cp(cp)) {
-            pending_space = 1;
-            continue;
-        }
-        if (cp == 0xad || cp == 0x200b || cp == 0xfeff)
-            continue;                       /* invisible: soft hyphen, zero-width space, BOM */
-        unsigned char enc[4];
-        size_t len = put_utf8(enc, cp);
-        size_t space = pending_space && o > 0;
-        if (o + space + len > TEXT_CAP)
-            break;
-        if (space)
-            out[o++] = ' ';
-        memcpy(out + o, enc, len);
-        o += len;
-        pending_space = 0;
-    }
-    out[o] = '\0';
-    free(tmp);
-    return out;
-}
-
-static int is_ladder_sep(const char *s, size_t i, size_t n)
-{
-    if (s[i] == '>')
-        return 1;
-    return i + 3 <= n && memcmp(s + i, "\xe2\x80\xba", 3) == 0 ? 3 : 0;   /* U+203A */
-}
-
-/*
- * Reduces a category ladder ("Books > Computers > C") to one step, in place: the last, most
- * specific one for category ranks, the first (the top-level category) for the overall rank.
- * Also drops a "(See Top 100 in ...)" that a store put inside the category's link.
- */
-static void ladder_step(char *s, int first)
-{
-    static const char *const see_top[] = {"(See Top", "(Siehe Top", "(Voir les"};
-    for (size_t k = 0; k < sizeof see_top / sizeof see_top[0]; k++) {
-        char *cut = strstr(s, see_top[k]);
-        if (cut)
-            *cut = '\0';
-    }
-    size_t n = strlen(s);
-    for (;;) {                      /* a dangling separator at either end is not a step */
-        while (n > 0 && s[n - 1] == ' ')
-            n--;
-        if (n > 0 && s[n - 1] == '>')
-            n--;
-        else if (n >= 3 && memcmp(s + n - 3, "\xe2\x80\xba", 3) == 0)
-            n -= 3;
-        else
-            break;
-    }
-    s[n] = '\0';
-    size_t from = 0, to = n;
-    for (size_t i = 0; i < n; i++) {
-        int sep = is_ladder_sep(s, i, n);
-        if (!sep)
-            continue;
-        if (first && i > 0) {
-            to = i;
-            break;
-        }
-        from = i + (size_t)sep;
-    }
-    while (from < to && s[from] == ' ')
-        from++;
-    while (to > from && s[to - 1] == ' ')
-        to--;
-    memmove(s, s + from, to - from);
-    s[to - from] = '\0';
-}
-
-/* The rank in a number as written ("5,838", "13.222", "1 234", "1'234"); -1 when not one. */
-static int64_t parse_rank(const char *s, size_t n)
-{
-    int64_t v = 0;
-    int digits = 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= '0' && c <= '9') {
-            if (++digits > MAX_RANK_DIGITS)
-                return -1;
-            v = v * 10 + (c - '0');
-        } else if (c != ',' && c != '.' && c != ' ' && c != '\'' && c != 0xc2 && c != 0xa0 &&
-                   c != 0xe2 && c != 0x80 && c != 0xaf) {
-            return -1;              /* the bytes above are those of U+00A0 and U+202F */
-        }
-    }
-    return digits && v > 0 ? v : -1;
-}
 
 /* ---- block text --------------------------------------------------------------------------- */
 
@@ -439,7 +114,7 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
     /* 24: room for the longest single write, a "</name>" tag of up to 16 name bytes. */
     while (i < end && n + 24 < out_cap) {
         unsigned char ch = p[i];
-        if (is_blank(ch)) {
+        if (scr_is_blank(ch)) {
             text_space(o, &n);
             i++;
         } else if (ch == '<') {
@@ -452,7 +127,7 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             }
             int closing = i + 1 < end && p[i + 1] == '/';
             size_t name_at = i + 1 + (size_t)closing;
-            if (name_at >= end || !(is_alpha(p[name_at]) || (!closing && (p[name_at] == '!' ||
+            if (name_at >= end || !(scr_is_alpha(p[name_at]) || (!closing && (p[name_at] == '!' ||
                                                                           p[name_at] == '?')))) {
                 memcpy(o + n, "&lt;", 4);   /* a '<' that opens nothing is text */
                 n += 4;
@@ -461,7 +136,7 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             }
             size_t j = name_at, name_len = 0;
             char name[17];
-            while (j < end && (is_alnum(p[j]) || p[j] == '-') && j - i < TAG_RAW_CAP) {
+            while (j < end && (scr_is_alnum(p[j]) || p[j] == '-') && j - i < TAG_RAW_CAP) {
                 if (name_len < 16)
                     name[name_len++] = (char)(p[j] | 0x20);
                 j++;
@@ -509,18 +184,18 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             o[n++] = '>';
         } else if (ch == '&') {
             uint32_t cp;
-            size_t used = decode_entity(p + i, end - i, &cp);
-            if (used && is_space_cp(cp)) {
+            size_t used = scr_decode_entity(p + i, end - i, &cp);
+            if (used && scr_is_space_cp(cp)) {
                 text_space(o, &n);
                 i += used;
             } else if (used && (cp == '<' || cp == '&')) {
-                /* Kept as references so that block text has no '<' outside its tags; clean_text
-                 * decodes them. */
+                /* Kept as references so that block text has no '<' outside its tags;
+                 * scr_clean_text decodes them. */
                 memcpy(o + n, cp == '<' ? "&lt;" : "&amp;", cp == '<' ? 4 : 5);
                 n += cp == '<' ? 4 : 5;
                 i += used;
             } else if (used) {
-                n += put_utf8((unsigned char *)o + n, cp);
+                n += utf8_encode((unsigned char *)o + n, cp);
                 i += used;
             } else {
                 o[n++] = '&';
@@ -528,8 +203,8 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             }
         } else if (ch >= 0x80) {
             uint32_t cp;
-            size_t used = utf8_len(p + i, end - i, &cp);
-            if (used && (cp == 0xa0 || cp == 0x202f || (cp >= 0x2000 && cp <= 0x200a))) {
+            size_t used = utf8_decode(p + i, end - i, &cp);
+            if (used && scr_is_nbsp_cp(cp)) {
                 text_space(o, &n);
                 i += used;
             } else if (used) {
@@ -620,7 +295,7 @@ static int match_entry(page_ctx *c, const char *text, size_t n, size_t at, entry
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
     if (ov[1] <= at || ov[2] == PCRE2_UNSET)
         return 0;
-    e->rank = parse_rank(text + ov[2], ov[3] - ov[2]);
+    e->rank = scr_parse_rank(text + ov[2], ov[3] - ov[2]);
     if (e->rank < 0)
         return 0;
     if (ov[4] == PCRE2_UNSET || ov[5] < ov[4]) {
@@ -636,9 +311,9 @@ static int match_entry(page_ctx *c, const char *text, size_t n, size_t at, entry
 /* The category name of an entry, malloc'd (maybe ""), NULL when out of memory. */
 static char *entry_category(const char *text, const entry *e, int overall)
 {
-    char *name = clean_text(text + e->cat_at, e->cat_len);
+    char *name = scr_clean_text(text + e->cat_at, e->cat_len);
     if (name)
-        ladder_step(name, overall);
+        scr_ladder_step(name, overall);
     return name;
 }
 
@@ -715,7 +390,7 @@ static char *find_title(page_ctx *c, int *oom)
             return NULL;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         if (ov[2] != PCRE2_UNSET && ov[3] > ov[2]) {
-            char *title = clean_text((const char *)c->page + ov[2], ov[3] - ov[2]);
+            char *title = scr_clean_text((const char *)c->page + ov[2], ov[3] - ov[2]);
             if (!title) {
                 *oom = 1;
                 return NULL;
@@ -753,17 +428,27 @@ static void reset_result(observation *out)
     out->title = NULL;
 }
 
-static int set_error(observation *out, const char *message)
+static scr_err set_error(observation *out, const char *message)
 {
     out->status = OBS_ERROR;
-    return obs_set_str(&out->error, message);
+    return obs_set_str(&out->error, message) == 0 ? SCR_OK : SCR_NOMEM;
 }
 
-int scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
-                observation *out)
+const char *scr_strerror(scr_err err)
+{
+    switch (err) {
+    case SCR_OK: return "ok";
+    case SCR_NOMEM: return "out of memory";
+    case SCR_INVALID: return "invalid argument";
+    }
+    return "unknown error";
+}
+
+scr_err scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
+                    observation *out)
 {
     if (!out)
-        return -1;
+        return SCR_INVALID;
     reset_result(out);
     if (!src)
         return set_error(out, "no source given");
@@ -776,21 +461,21 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
     }
     if (http_status == 404 || http_status == 410) {
         out->status = OBS_NOT_FOUND;
-        return 0;
+        return SCR_OK;
     }
     if (http_status == 403 || http_status == 429) {
         out->status = OBS_BLOCKED;
-        return 0;
+        return SCR_OK;
     }
 
-    int result = 0;
+    scr_err result = SCR_OK;
     page_ctx c = {.src = src,
                   .page = (const unsigned char *)(page ? page : ""),
                   .len = page ? len : 0,
                   .budget = NORMALIZE_BUDGET};
     c.md = pcre2_match_data_create(OVECTOR_PAIRS, NULL);
     if (!c.md)
-        return -1;
+        return SCR_NOMEM;
 
     /* Any other answer than 2xx (or a page on its own) is blocked or an error; never data. */
     if (any_marker(&c, &src->blocked)) {
@@ -806,13 +491,13 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
 
     int rc = find_rank(&c, out);
     if (rc < 0) {
-        result = -1;
+        result = SCR_NOMEM;
         goto done;
     }
     int oom = 0;
     out->title = find_title(&c, &oom);
     if (oom) {
-        result = -1;
+        result = SCR_NOMEM;
         goto done;
     }
     if (rc > 0) {
@@ -826,7 +511,7 @@ int scr_extract(const scr_source *src, int http_status, const char *page, size_t
     }
 
 done:
-    if (result < 0 || (out->status != OBS_OK && out->status != OBS_NO_RANK))
+    if (result != SCR_OK || (out->status != OBS_OK && out->status != OBS_NO_RANK))
         reset_result(out);
     free(c.text);
     pcre2_match_data_free(c.md);

@@ -206,8 +206,8 @@ static void set_error(scr_fetch_result *out, scr_fetch_err err, const char *fmt,
 {
     va_list ap;
     va_start(ap, fmt);
-    if (vsnprintf(out->error, sizeof out->error, fmt, ap) < 0)
-        out->error[0] = '\0';
+    if (vsnprintf(out->why, sizeof out->why, fmt, ap) < 0)
+        out->why[0] = '\0';
     va_end(ap);
     out->err = err;
 }
@@ -219,7 +219,7 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
     switch (rc) {
     case CURLE_OK:
         out->err = FETCH_OK;
-        out->error[0] = '\0';
+        out->why[0] = '\0';
         break;
     case CURLE_ABORTED_BY_CALLBACK:
         set_error(out, FETCH_ABORTED, "aborted: shutting down");

@@ -15,7 +15,11 @@
 #include <stdatomic.h>
 #include <stddef.h>
 
+#include "../common/compiler.h"
 #include "scraper.h"
+
+/* Room for a fetch's human-readable failure message, NUL included. */
+#define SCR_FETCH_WHY_LEN 192
 
 typedef enum scr_fetch_err {
     FETCH_OK = 0,      /* an HTTP answer arrived (any status) */
@@ -34,7 +38,8 @@ typedef struct scr_fetch_result {
     double retry_after_s;  /* Retry-After of the final answer clamped to [0, 60], -1 when none */
     const char *body;      /* borrowed from the fetcher, valid until its next fetch; never NULL */
     size_t len;
-    char error[192];       /* human-readable message when err != FETCH_OK */
+    char why[SCR_FETCH_WHY_LEN]; /* what went wrong when err != FETCH_OK ("timeout after 30 s",
+                                   * "connection reset"...): the observation's error text */
 } scr_fetch_result;
 
 typedef struct scr_fetcher scr_fetcher;
@@ -43,11 +48,12 @@ typedef struct scr_fetcher scr_fetcher;
  * A fetcher configured from cfg (strings are copied: cfg may go away afterwards). abort_flag is
  * borrowed and must outlive the fetcher. NULL with a malloc'd message in *err on failure.
  */
-scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag, char **err);
+BR_MUST_CHECK scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag,
+                                          char **err);
 void scr_fetcher_free(scr_fetcher *f); /* NULL is a no-op */
 
 /* GETs url (following up to 5 redirects) into out; returns out->err. */
-scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out);
+BR_MUST_CHECK scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out);
 
 /* Makes a fetch running in another thread look at abort_flag now. Any thread; f must be alive. */
 void scr_fetcher_wake(scr_fetcher *f);

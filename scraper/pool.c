@@ -374,7 +374,7 @@ static int classify_answer(const pool_job *job, const scr_fetch_result *res, obs
         obs_set_str(&ans->error, msg);
         return 0;
     }
-    if (scr_extract(job->src, res->http_status, res->body, res->len, ans) != 0) {
+    if (scr_extract(job->src, res->http_status, res->body, res->len, ans) != SCR_OK) {
         obs_clear(ans);
         ans->status = OBS_ERROR;
         obs_set_str(&ans->error, "out of memory");
@@ -400,13 +400,13 @@ static void run_attempt(pool_worker *w, pool_job *job)
 
     obs_init(&ans);
     job->attempts++;
-    scr_fetch(w->fetcher, job->url, &res);
-    if (res.err == FETCH_OK) {
+    scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, &res);
+    if (fetched == FETCH_OK) {
         retry = classify_answer(job, &res, &ans);
-    } else if (res.err != FETCH_ABORTED) {
-        retry = scr_fetch_retryable(res.err);
+    } else if (fetched != FETCH_ABORTED) {
+        retry = scr_fetch_retryable(fetched);
         ans.status = OBS_ERROR;
-        obs_set_str(&ans.error, res.error);
+        obs_set_str(&ans.error, res.why);
     }
     scr_fetcher_release(w->fetcher); /* res.body is not used from here on */
     int64_t now = mono_us();

@@ -23,14 +23,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/compiler.h"
 #include "../common/isbn.h"
 #include "../common/observation.h"
 
 /* Hard cap on a fetched page; enforced while receiving. */
 #define SCR_MAX_PAGE (8u * 1024u * 1024u)
 
+/* What a scraper operation can fail with; 0 is success. What went wrong with a page itself
+ * (blocked, not found, not understood) is not an error of the call: it is the observation. */
+typedef enum scr_err {
+    SCR_OK = 0,
+    SCR_NOMEM,           /* out of memory: the result is unusable */
+    SCR_INVALID          /* a required argument was NULL */
+} scr_err;
+
+/* A short stable description of an error code ("out of memory", ...). */
+const char *scr_strerror(scr_err err);
+
 /* curl_global_init; 0 or -1. Call once from main before threads exist. */
-int scr_global_init(void);
+BR_MUST_CHECK int scr_global_init(void);
 void scr_global_cleanup(void);
 
 /* ---- sources -------------------------------------------------------------------------- */
@@ -45,7 +57,8 @@ extern const char *const scr_preset_names[];
  * preset's). Returns NULL with a malloc'd message in *err (caller frees) when the name is
  * unknown or the template is invalid (it must be http(s) and contain {isbn10} or {isbn13}).
  */
-scr_source *scr_source_new_preset(const char *name, const char *url_template, char **err);
+BR_MUST_CHECK scr_source *scr_source_new_preset(const char *name, const char *url_template,
+                                               char **err);
 
 /*
  * A custom source from its rules as text (the config file's "sources" entries). Fields not given
@@ -79,7 +92,7 @@ typedef struct scr_rules {
     const char *not_found;       /* any match => not_found */
 } scr_rules;
 
-scr_source *scr_source_new_custom(const scr_rules *rules, char **err);
+BR_MUST_CHECK scr_source *scr_source_new_custom(const scr_rules *rules, char **err);
 void scr_source_free(scr_source *src);           /* NULL is a no-op */
 const char *scr_source_name(const scr_source *src); /* borrowed */
 const char *scr_source_template(const scr_source *src); /* borrowed */
@@ -88,7 +101,7 @@ const char *scr_source_template(const scr_source *src); /* borrowed */
  * The URL for a book, malloc'd (caller frees). NULL when the template needs {isbn10} and the
  * book has none (979-prefixed) - the caller records that as an error observation.
  */
-char *scr_source_url(const scr_source *src, const isbn *book);
+BR_MUST_CHECK char *scr_source_url(const scr_source *src, const isbn *book);
 
 /* ---- extraction ----------------------------------------------------------------------- */
 
@@ -113,10 +126,14 @@ char *scr_source_url(const scr_source *src, const isbn *book);
  * become U+FFFD), entities decoded, blank space collapsed and trimmed, at most 1000 bytes.
  *
  * Hostile input safe: any bytes (invalid UTF-8, NULs), bounded backtracking and bounded work per
- * page. Any thread, concurrently on one source. Returns 0, or -1 only when out of memory.
+ * page. Any thread, concurrently on one source.
+ *
+ * SCR_OK (0) with out filled; SCR_NOMEM when memory ran out (rank, categories and title are
+ * then cleared); SCR_INVALID when out is NULL. (Not BR_MUST_CHECK only because existing tests
+ * and the benchmark call it for the observation alone; a caller that stores out must check.)
  */
-int scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
-                observation *out);
+scr_err scr_extract(const scr_source *src, int http_status, const char *page, size_t len,
+                    observation *out);
 
 /* ---- fetch pool ----------------------------------------------------------------------- */
 
@@ -161,7 +178,7 @@ typedef struct scr_pool scr_pool;
 typedef void (*scr_result_fn)(void *ctx, observation *obs);
 
 /* Starts the workers. NULL with a malloc'd message in *err on failure. */
-scr_pool *scr_pool_new(const scr_config *cfg, char **err);
+BR_MUST_CHECK scr_pool *scr_pool_new(const scr_config *cfg, char **err);
 
 /*
  * Queues one fetch of book from src (borrowed: it must outlive the pool). Blocks while the queue

@@ -3,8 +3,11 @@
  *
  * Every preset shares one multilingual rule set (English, German and French labels and number
  * formats), so a store page in another of these languages (amazon.ca in French, say) still reads;
- * presets differ only in name and default URL. Patterns are compiled in no-UTF mode (pages are
- * arbitrary bytes) and JIT-compiled when the platform supports it.
+ * presets differ only in name and default URL, listed in presets.def. Patterns are compiled in
+ * no-UTF mode (pages are arbitrary bytes) and JIT-compiled when the platform supports it.
+ *
+ * Threads: building a source touches nothing shared; once built it is immutable and read by any
+ * thread (source_internal.h). The tables here are constant.
  */
 #include "source_internal.h"
 
@@ -25,15 +28,21 @@
 #define DEPTH_LIMIT 5000u
 #define HEAP_LIMIT_KIB 20000u
 
+/* The storefronts live in presets.def; its per-store columns beyond the URL are not read yet. */
 const char *const scr_preset_names[] = {
-    "amazon.com", "amazon.co.uk", "amazon.de", "amazon.fr", "amazon.ca", "amazon.com.au", NULL,
+#define SCR_PRESET(name, url_template, accept_language, rank_labels) name,
+#include "presets.def"
+    NULL,
 };
 
 static const char *const preset_urls[] = {
-    "https://www.amazon.com/dp/{isbn10}",   "https://www.amazon.co.uk/dp/{isbn10}",
-    "https://www.amazon.de/dp/{isbn10}",    "https://www.amazon.fr/dp/{isbn10}",
-    "https://www.amazon.ca/dp/{isbn10}",    "https://www.amazon.com.au/dp/{isbn10}",
+#define SCR_PRESET(name, url_template, accept_language, rank_labels) url_template,
+#include "presets.def"
 };
+
+#define PRESET_COUNT (sizeof preset_urls / sizeof preset_urls[0])
+_Static_assert(sizeof scr_preset_names / sizeof scr_preset_names[0] == PRESET_COUNT + 1,
+               "one name and one URL per preset");
 
 /*
  * The label that opens the Best Sellers Rank block, on the raw page. Labels seen 2017-2024:
@@ -104,6 +113,24 @@ static int preset_index(const char *name)
         if (strcmp(scr_preset_names[i], name) == 0)
             return i;
     return -1;
+}
+
+/* "unknown source preset 'x' (known: amazon.com, ...)", the list taken from presets.def.
+ * malloc'd; NULL when out of memory. */
+static char *unknown_preset_message(const char *name)
+{
+    buf b;
+    buf_init(&b, 4096);
+    int rc = buf_printf(&b, "unknown source preset '%.64s' (known: ", name ? name : "");
+    for (size_t i = 0; rc == BUF_OK && i < PRESET_COUNT; i++)
+        rc = buf_printf(&b, "%s%s", i ? ", " : "", scr_preset_names[i]);
+    if (rc == BUF_OK)
+        rc = buf_append(&b, ")", 1);
+    if (rc != BUF_OK) {
+        buf_free(&b);
+        return NULL;
+    }
+    return buf_steal(&b, NULL);
 }
 
 /*
@@ -272,9 +299,7 @@ scr_source *scr_source_new_preset(const char *name, const char *url_template, ch
         *err = NULL;
     int i = preset_index(name);
     if (i < 0) {
-        set_err(err, buf_strdup_printf("unknown source preset '%.64s' (known: amazon.com, amazon.co.uk, "
-                             "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
-                             name ? name : ""));
+        set_err(err, unknown_preset_message(name));
         return NULL;
     }
     scr_rules rules = {.name = scr_preset_names[i],

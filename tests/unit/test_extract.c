@@ -770,6 +770,47 @@ static void test_threads(void)
     free(page);
 }
 
+/* The preset table (scraper/presets.def): the same six storefronts, in this order, and the
+ * message for an unknown name lists them all. */
+static void test_preset_table(void)
+{
+    static const char *const want[] = {"amazon.com", "amazon.co.uk", "amazon.de",
+                                       "amazon.fr",  "amazon.ca",    "amazon.com.au"};
+    size_t n = 0;
+    while (scr_preset_names[n])
+        n++;
+    CHECK_INT(n, 6, "preset table: six presets");
+    for (size_t i = 0; i < n && i < 6; i++)
+        CHECK_STR(scr_preset_names[i], want[i], "preset table: name and order");
+    char *err = NULL;
+    scr_source *src = scr_source_new_preset("amazon.example", NULL, &err);
+    CHECK(src == NULL, "preset table: unknown name refused");
+    CHECK_STR(err, "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
+                   "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
+              "preset table: the message lists every preset");
+    free(err);
+}
+
+/* The scraper's error codes: SCR_OK is 0 (callers test != 0), each has a description. */
+static void test_errors(void)
+{
+    CHECK_INT(SCR_OK, 0, "SCR_OK is 0");
+    CHECK_STR(scr_strerror(SCR_OK), "ok", "scr_strerror(SCR_OK)");
+    CHECK_STR(scr_strerror(SCR_NOMEM), "out of memory", "scr_strerror(SCR_NOMEM)");
+    CHECK_STR(scr_strerror(SCR_INVALID), "invalid argument", "scr_strerror(SCR_INVALID)");
+    CHECK_STR(scr_strerror((scr_err)99), "unknown error", "scr_strerror of an unknown code");
+    scr_source *src = preset("amazon.com");
+    CHECK_INT(scr_extract(src, 200, "x", 1, NULL), SCR_INVALID, "scr_extract without out");
+    observation o;
+    obs_init(&o);
+    CHECK_INT(scr_extract(NULL, 200, "x", 1, &o), SCR_OK, "scr_extract without source: a call "
+                                                          "that worked");
+    CHECK(o.status == OBS_ERROR && o.error && strstr(o.error, "no source"),
+          "scr_extract without source: an error observation");
+    obs_clear(&o);
+    scr_source_free(src);
+}
+
 int main(void)
 {
     test_fixtures();
@@ -778,5 +819,7 @@ int main(void)
     test_sources();
     test_custom();
     test_threads();
+    test_preset_table();
+    test_errors();
     return check_done();
 }

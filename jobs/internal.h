@@ -1,0 +1,92 @@
+/*
+ * internal.h - the refresh runner's shared state, private to jobs/: runner.c (the jobs_* entry
+ * points, job creation, feeders, shutdown) and writer.c (on_result and the writer thread).
+ *
+ * Two locks, never held together:
+ *  - jobs.lock, "the runner lock": the job lists, the writer queue and every counter. Every
+ *    curl worker takes it in on_result, so it is held only for bookkeeping: NO store call, no
+ *    waiting on anything but its own condition variables.
+ *  - jobs.control_lock: the control connection (listing books, creating and cancelling job rows,
+ *    reading stored jobs). It may be held for as long as SQLite's busy timeout.
+ * The writer's connection belongs to the writer thread (and to jobs_stop once it is joined).
+ */
+#ifndef BOOKRANK_JOBS_INTERNAL_H
+#define BOOKRANK_JOBS_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "jobs.h"
+
+/* A batch is written at once when this many results are waiting, else after flush_ms. */
+#define JOBS_BATCH_MAX 512
+
+/* One job in progress. */
+typedef struct job_run {
+    db_job rec;                  /* lock: live state; rec.done counts committed observations */
+    int64_t abandoned;           /* lock: fetches that will never produce an observation */
+    int64_t received;            /* lock: results in (queued for the writer, or abandoned) */
+    /* The writer stages progress under the lock, commits without it, then publishes under it
+     * again; a run published in between was not staged and must be left alone. */
+    int in_batch;                /* lock: staged for the batch being committed */
+    db_job staged;               /* lock (writer): rec with the batch being committed */
+    int64_t staged_abandoned;    /* lock (writer): abandoned results in that batch */
+    int64_t staged_failed;       /* lock (writer): observations in that batch */
+    isbn *books;                 /* owned; immutable once published (the feeder reads them) */
+    size_t nbooks;
+    pthread_t feeder;            /* lock (with feeder_started) */
+    int feeder_started;          /* lock: joined by reap_finished_locked or jobs_stop */
+    struct jobs *owner;
+    struct job_run *next;        /* lock */
+} job_run;
+
+/* One finished fetch waiting for the writer. */
+typedef struct pending {
+    job_run *run;
+    observation *obs;            /* owned; NULL when abandoned */
+    struct pending *next;
+} pending;
+
+struct jobs {
+    jobs_config cfg;             /* immutable after jobs_start */
+    scr_pool *pool;              /* immutable from jobs_start until jobs_stop frees it */
+
+    pthread_mutex_t lock;        /* the runner lock (see above) */
+    pthread_cond_t changed;      /* lock: progress or state changed, a creation ended */
+    pthread_cond_t wake_writer;  /* lock: a batch is due (see writer.c), or writer_exit */
+    job_run *runs;               /* lock: published jobs, unfinished or not yet retired */
+    job_run *finished;           /* lock: retired runs whose feeder is still to be joined */
+    int creating;                /* lock: refreshes creating their job outside the lock */
+    int creating_all;            /* lock: one of them is an all-books refresh */
+    int stopping;                /* lock */
+    pending *head, *tail;        /* lock: the writer queue */
+    size_t npending;             /* lock: entries in it */
+    int batch_due;               /* lock: some job has all its results: write without waiting */
+    int writer_exit;             /* lock */
+    pthread_t writer;
+    _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
+    db *writer_db;               /* writer thread; jobs_stop after joining it */
+
+    pthread_mutex_t control_lock; /* never taken with lock held */
+    db *control;                 /* control_lock */
+};
+
+static inline int jobs_run_unfinished(const job_run *r)
+{
+    return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
+}
+
+/* Records a result of run (obs owned by the callee, NULL = abandoned); the scraper pool's
+ * callback. Takes the runner lock briefly, never touches the store. */
+void jobs_on_result(void *ctx, observation *obs);
+
+/* Counts `count` fetches of run that will never be made (its feeder stopped early). Takes the
+ * runner lock. */
+void jobs_abandon_unsubmitted(job_run *run, int64_t count);
+
+/* The writer thread (arg: the jobs). Exits once writer_exit is set and the queue is written. */
+void *jobs_writer_main(void *arg);
+
+#endif

@@ -1,0 +1,490 @@
+/*
+ * runner.c - the jobs_* entry points: starting and stopping the runner, creating jobs, their
+ * feeder threads, and reading a job's state.
+ *
+ * Threads (see internal.h for the two locks): jobs_refresh creates its job row on the control
+ * connection under control_lock only; the runner lock is taken before that to check the cap and
+ * to join a running all-books job, and after it to publish the new run. While a creation is
+ * under way it is counted in `creating` (and an all-books one in `creating_all`), so the cap and
+ * the join stay exact although the lock is dropped in between: a second all-books refresh waits
+ * on `changed` for the first one's creation to end, then joins its job. jobs_get answers a
+ * listed job under the runner lock and reads a stored one under control_lock alone.
+ * A feeder thread per job submits its fetches; it touches the runner only through writer.c.
+ * jobs_stop is called once, by the owner, when no other jobs_* call is running or will start.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "../common/log.h"
+#include "../common/timeutil.h"
+
+/* ---- feeders ------------------------------------------------------------------------------ */
+
+/* Submits every (book, source) pair; stops early when the pool stops. */
+static void *feeder_main(void *arg)
+{
+    job_run *run = arg;
+    jobs *j = run->owner;
+    size_t submitted = 0, total = run->nbooks * j->cfg.nsources;
+
+    for (size_t b = 0; b < run->nbooks; b++)
+        for (size_t s = 0; s < j->cfg.nsources; s++) {
+            if (scr_pool_submit(j->pool, j->cfg.sources[s], &run->books[b], jobs_on_result, run))
+                goto stopped;
+            submitted++;
+        }
+    return NULL;
+stopped:
+    jobs_abandon_unsubmitted(run, (int64_t)(total - submitted));
+    return NULL;
+}
+
+static void run_free(job_run *r)
+{
+    if (!r)
+        return;
+    free(r->books);
+    free(r);
+}
+
+/* Joins feeders of retired runs and frees them. Lock held. A retired run has all its results,
+ * so its feeder has returned or is about to: the join does not wait for fetches. */
+static void reap_finished_locked(jobs *j)
+{
+    while (j->finished) {
+        job_run *r = j->finished;
+        j->finished = r->next;
+        if (r->feeder_started)
+            pthread_join(r->feeder, NULL);
+        run_free(r);
+    }
+}
+
+static int unfinished_locked(const jobs *j)
+{
+    int n = 0;
+    for (const job_run *r = j->runs; r; r = r->next)
+        n += jobs_run_unfinished(r);
+    return n;
+}
+
+/* ---- start ------------------------------------------------------------------------------- */
+
+static void set_err(char **err, const char *msg)
+{
+    if (err)
+        *err = strdup(msg);
+}
+
+/* Frees what jobs_start set up; the threads are gone (or were never started). */
+static void jobs_destroy(jobs *j)
+{
+    db_close(j->writer_db);
+    db_close(j->control);
+    pthread_cond_destroy(&j->wake_writer);
+    pthread_cond_destroy(&j->changed);
+    pthread_mutex_destroy(&j->control_lock);
+    pthread_mutex_destroy(&j->lock);
+    free(j);
+}
+
+jobs *jobs_start(const jobs_config *cfg, char **err)
+{
+    jobs *j = calloc(1, sizeof *j);
+    if (!j) {
+        set_err(err, "out of memory");
+        return NULL;
+    }
+    j->cfg = *cfg;
+    pthread_mutex_init(&j->lock, NULL);
+    pthread_mutex_init(&j->control_lock, NULL);
+    /* Deadlines on the monotonic clock: a wall-clock step must not stall commits. */
+    pthread_condattr_t attr;
+    pthread_condattr_init(&attr);
+    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+    pthread_cond_init(&j->changed, &attr);
+    pthread_cond_init(&j->wake_writer, &attr);
+    pthread_condattr_destroy(&attr);
+
+    /* No other thread exists yet: the connections need no lock here. */
+    char *dberr = NULL;
+    j->control = db_open(cfg->db_path, &dberr);
+    if (!j->control)
+        goto fail_db;
+    j->writer_db = db_open(cfg->db_path, &dberr);
+    if (!j->writer_db)
+        goto fail_db;
+    int cancelled = 0;
+    if (db_jobs_cancel_unfinished(j->control, time_now_ms(), &cancelled) != DB_OK)
+        log_warn("store: could not mark interrupted jobs: %s", db_errmsg(j->control));
+    else if (cancelled)
+        log_info("%d interrupted job(s) marked cancelled", cancelled);
+
+    j->pool = scr_pool_new(&cfg->scraper, err);
+    if (!j->pool)
+        goto fail;
+    if (pthread_create(&j->writer, NULL, jobs_writer_main, j) != 0) {
+        set_err(err, "cannot start the writer thread");
+        goto fail;
+    }
+    return j;
+
+fail_db:
+    if (err)
+        *err = dberr ? dberr : strdup("cannot open the database");
+    else
+        free(dberr);
+fail:
+    scr_pool_free(j->pool, 0);
+    jobs_destroy(j);
+    return NULL;
+}
+
+/* ---- refresh ----------------------------------------------------------------------------- */
+
+const char *jobs_strerror(jobs_err err)
+{
+    switch (err) {
+    case JOBS_OK: return "ok";
+    case JOBS_NOT_FOUND: return "no such job";
+    case JOBS_BUSY: return "too many refreshes are running";
+    case JOBS_STOPPING: return "shutting down";
+    case JOBS_STORE: return "the store is not available";
+    case JOBS_NOMEM: return "out of memory";
+    case JOBS_SYSTEM: return "cannot start a thread";
+    }
+    return "unknown error";
+}
+
+/* Writes a detail message into the caller's buffer (if any). */
+static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
+static void explain(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || whylen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(why, whylen, fmt, ap) < 0)
+        why[0] = '\0';
+    va_end(ap);
+}
+
+/*
+ * Under the runner lock: may a refresh start now? JOBS_OK (and the creation is counted in
+ * `creating`), JOBS_OK with *joined set and *out filled (a running all-books job), or an error.
+ * Waits (on `changed`, lock released) only for another all-books creation to end.
+ */
+static jobs_err admit_locked(jobs *j, int all_books, db_job *out, int *joined, char *why,
+                             size_t whylen)
+{
+    for (;;) {
+        if (j->stopping) {
+            explain(why, whylen, "%s", "shutting down");
+            return JOBS_STOPPING;
+        }
+        reap_finished_locked(j);
+        if (!all_books) {
+            /* Creations under way count: the lock is dropped while they talk to the store. */
+            int active = unfinished_locked(j) + j->creating;
+            if (active >= JOBS_MAX_ACTIVE) {
+                explain(why, whylen, "%d refreshes are running already; try again when one ends",
+                        active);
+                return JOBS_BUSY;
+            }
+            break;
+        }
+        for (job_run *r = j->runs; r; r = r->next)
+            if (r->rec.all_books && jobs_run_unfinished(r)) {
+                *out = r->rec;
+                *joined = 1;
+                return JOBS_OK;
+            }
+        if (!j->creating_all)
+            break;
+        /* Another all-books job is being created: its run is published (or its creation
+         * fails) before creating_all drops, and then this refresh joins it (or tries itself). */
+        pthread_cond_wait(&j->changed, &j->lock);
+    }
+    j->creating++;
+    if (all_books)
+        j->creating_all = 1;
+    return JOBS_OK;
+}
+
+/* Ends a creation counted by admit_locked. Lock held. */
+static void creation_end_locked(jobs *j, int all_books)
+{
+    assert(j->creating > 0);
+    assert(!all_books || j->creating_all);
+    j->creating--;
+    if (all_books)
+        j->creating_all = 0;
+    pthread_cond_broadcast(&j->changed);
+}
+
+/* Stores a created job as cancelled, because it will never run. No lock held. */
+static void cancel_row(jobs *j, db_job *rec)
+{
+    assert(rec->state == JOB_RUNNING);
+    rec->state = JOB_CANCELLED;
+    rec->finished_at_ms = time_now_ms();
+    pthread_mutex_lock(&j->control_lock);
+    if (db_job_update(j->control, rec) != DB_OK)
+        log_error("store: could not cancel job %lld: %s", (long long)rec->id,
+                  db_errmsg(j->control));
+    pthread_mutex_unlock(&j->control_lock);
+}
+
+/* The books and the job row of a new run, on the control connection. No runner lock. */
+static jobs_err create_run(jobs *j, job_run *run, const isbn *books, size_t n, char *why,
+                           size_t whylen)
+{
+    if (books) {
+        run->books = malloc((n ? n : 1) * sizeof *run->books);
+        if (!run->books) {
+            explain(why, whylen, "%s", "out of memory");
+            return JOBS_NOMEM;
+        }
+        memcpy(run->books, books, n * sizeof *books);
+        run->nbooks = n;
+    }
+    jobs_err rc = JOBS_OK;
+    pthread_mutex_lock(&j->control_lock);
+    if (!books && db_books_isbns(j->control, &run->books, &run->nbooks) != DB_OK) {
+        explain(why, whylen, "store: %s", db_errmsg(j->control));
+        rc = JOBS_STORE;
+    }
+    if (rc == JOBS_OK) {
+        int64_t now = time_now_ms();
+        run->rec.all_books = books == NULL;
+        run->rec.total = (int64_t)(run->nbooks * j->cfg.nsources);
+        run->rec.state = JOB_RUNNING;
+        run->rec.created_at_ms = run->rec.started_at_ms = now;
+        if (run->rec.total == 0) {
+            run->rec.state = JOB_DONE;
+            run->rec.finished_at_ms = now;
+        }
+        if (db_job_create(j->control, &run->rec) != DB_OK) {
+            explain(why, whylen, "store: %s", db_errmsg(j->control));
+            rc = JOBS_STORE;
+        }
+    }
+    pthread_mutex_unlock(&j->control_lock);
+    return rc;
+}
+
+jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char *why,
+                      size_t whylen)
+{
+    int all = books == NULL;
+    *joined = 0;
+    explain(why, whylen, "%s", "");
+
+    pthread_mutex_lock(&j->lock);
+    jobs_err rc = admit_locked(j, all, out, joined, why, whylen);
+    pthread_mutex_unlock(&j->lock);
+    if (rc != JOBS_OK || *joined)
+        return rc;
+
+    job_run *run = calloc(1, sizeof *run);
+    if (!run) {
+        explain(why, whylen, "%s", "out of memory");
+        rc = JOBS_NOMEM;
+    } else {
+        run->owner = j;
+        rc = create_run(j, run, books, n, why, whylen);
+    }
+    if (rc != JOBS_OK || run->rec.total == 0) {
+        /* Nothing to run: an error, or a job with nothing to fetch (stored done already). */
+        if (rc == JOBS_OK)
+            *out = run->rec;
+        pthread_mutex_lock(&j->lock);
+        creation_end_locked(j, all);
+        pthread_mutex_unlock(&j->lock);
+        run_free(run);
+        return rc;
+    }
+
+    /* Publish and start the feeder in one hold of the lock: the writer must see the run listed
+     * before any of its results can be queued. */
+    size_t nbooks = run->nbooks; /* once listed, the run may be retired and freed any time */
+    pthread_mutex_lock(&j->lock);
+    if (j->stopping) {
+        explain(why, whylen, "%s", "shutting down");
+        rc = JOBS_STOPPING;
+    } else if (pthread_create(&run->feeder, NULL, feeder_main, run) != 0) {
+        explain(why, whylen, "%s", "cannot start a feeder thread");
+        rc = JOBS_SYSTEM;
+    } else {
+        run->feeder_started = 1;
+        run->next = j->runs;
+        j->runs = run;
+        *out = run->rec;
+        creation_end_locked(j, all);
+    }
+    pthread_mutex_unlock(&j->lock);
+    if (rc != JOBS_OK) {
+        /* Still counted as creating, so jobs_stop keeps the control connection open for this. */
+        cancel_row(j, &run->rec);
+        pthread_mutex_lock(&j->lock);
+        creation_end_locked(j, all);
+        pthread_mutex_unlock(&j->lock);
+        run_free(run);
+        return rc;
+    }
+    log_info("job %lld: refreshing %zu book(s) from %zu source(s)", (long long)out->id, nbooks,
+             j->cfg.nsources);
+    return JOBS_OK;
+}
+
+/* ---- reading ------------------------------------------------------------------------------ */
+
+jobs_err jobs_get(jobs *j, int64_t id, db_job *out)
+{
+    pthread_mutex_lock(&j->lock);
+    reap_finished_locked(j);
+    for (job_run *r = j->runs; r; r = r->next)
+        if (r->rec.id == id) {
+            *out = r->rec;
+            pthread_mutex_unlock(&j->lock);
+            return JOBS_OK;
+        }
+    pthread_mutex_unlock(&j->lock);
+    /* Not listed: of an earlier run, or retired after its final row was committed, so the
+     * stored row is its last state. */
+    pthread_mutex_lock(&j->control_lock);
+    int rc = db_job_get(j->control, id, out);
+    pthread_mutex_unlock(&j->control_lock);
+    return rc == DB_OK ? JOBS_OK : rc == DB_NOTFOUND ? JOBS_NOT_FOUND : JOBS_STORE;
+}
+
+static int run_active_locked(jobs *j, int64_t id)
+{
+    for (job_run *r = j->runs; r; r = r->next)
+        if (r->rec.id == id && jobs_run_unfinished(r))
+            return 1;
+    return 0;
+}
+
+int jobs_wait(jobs *j, int64_t id, int timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_MONOTONIC, &deadline);
+    if (timeout_ms >= 0) {
+        int64_t ns = deadline.tv_nsec + (int64_t)(timeout_ms % 1000) * 1000000;
+        deadline.tv_sec += timeout_ms / 1000 + ns / 1000000000;
+        deadline.tv_nsec = ns % 1000000000;
+    }
+    pthread_mutex_lock(&j->lock);
+    int finished = 1;
+    while (run_active_locked(j, id)) {
+        if (timeout_ms < 0) {
+            pthread_cond_wait(&j->changed, &j->lock);
+        } else if (pthread_cond_timedwait(&j->changed, &j->lock, &deadline) == ETIMEDOUT) {
+            finished = !run_active_locked(j, id);
+            break;
+        }
+    }
+    reap_finished_locked(j);
+    pthread_mutex_unlock(&j->lock);
+    return finished;
+}
+
+uint64_t jobs_commits(jobs *j)
+{
+    return atomic_load(&j->commits);
+}
+
+int jobs_active(jobs *j)
+{
+    pthread_mutex_lock(&j->lock);
+    reap_finished_locked(j);
+    int n = unfinished_locked(j);
+    pthread_mutex_unlock(&j->lock);
+    return n;
+}
+
+void jobs_pool_stats(jobs *j, scr_pool_stats *out)
+{
+    scr_pool_stats_get(j->pool, out);
+}
+
+/* ---- stop -------------------------------------------------------------------------------- */
+
+void jobs_stop(jobs *j, int grace_ms)
+{
+    if (!j)
+        return;
+    pthread_mutex_lock(&j->lock);
+    j->stopping = 1;
+    /* No creation starts from now on; those under way use the control connection and may
+     * publish a feeder (at most one busy timeout): let them end first. */
+    while (j->creating)
+        pthread_cond_wait(&j->changed, &j->lock);
+    pthread_mutex_unlock(&j->lock);
+
+    /* Feeders' submits fail from now on; join them before the pool goes away under them.
+     * Then in-flight fetches finish within the grace period or come back abandoned. */
+    scr_pool_stop(j->pool);
+    pthread_mutex_lock(&j->lock);
+    for (;;) {
+        /* The writer may move runs between the lists while the lock is dropped: rescan. */
+        job_run *r = j->runs;
+        while (r && !r->feeder_started)
+            r = r->next;
+        for (job_run *f = j->finished; !r && f; f = f->next)
+            if (f->feeder_started)
+                r = f;
+        if (!r)
+            break;
+        r->feeder_started = 0;
+        pthread_t feeder = r->feeder;
+        pthread_mutex_unlock(&j->lock);
+        pthread_join(feeder, NULL);
+        pthread_mutex_lock(&j->lock);
+    }
+    pthread_mutex_unlock(&j->lock);
+    scr_pool_free(j->pool, grace_ms);
+    pthread_mutex_lock(&j->lock);
+    j->pool = NULL;
+    j->writer_exit = 1;
+    pthread_cond_signal(&j->wake_writer);
+    pthread_mutex_unlock(&j->lock);
+    pthread_join(j->writer, NULL);
+
+    /* Only this thread is left, and the writer's connection is ours now. Whatever is still not
+     * finished never will be; a finished run still listed is one whose final row could not be
+     * stored yet: one more try. */
+    int64_t now = time_now_ms();
+    pthread_mutex_lock(&j->lock);
+    assert(!j->head && j->npending == 0 && !j->creating);
+    job_run *left = j->runs;
+    j->runs = NULL;
+    reap_finished_locked(j);
+    pthread_mutex_unlock(&j->lock);
+    for (job_run *r = left; r; r = r->next) {
+        if (jobs_run_unfinished(r)) {
+            r->rec.state = JOB_CANCELLED;
+            r->rec.finished_at_ms = now;
+        }
+        if (db_job_update(j->writer_db, &r->rec) != DB_OK)
+            log_error("store: could not store the end of job %lld: %s", (long long)r->rec.id,
+                      db_errmsg(j->writer_db));
+    }
+    while (left) {
+        job_run *r = left;
+        left = r->next;
+        run_free(r);
+    }
+    /* A jobs_get still reading the store (a caller's race with the shutdown) ends first. */
+    pthread_mutex_lock(&j->control_lock);
+    pthread_mutex_unlock(&j->control_lock);
+    jobs_destroy(j);
+}
