@@ -15,6 +15,23 @@ const char *obs_status_name(obs_status status)
     return status_names[status];
 }
 
+static const char *const format_names[OBS_FORMAT_COUNT] = {
+    NULL, "paperback", "hardcover", "kindle", "audiobook", "other",
+};
+
+const char *obs_format_name(obs_format format)
+{
+    return (unsigned)format < OBS_FORMAT_COUNT ? format_names[format] : NULL;
+}
+
+int obs_format_parse(const char *name)
+{
+    for (int i = 1; name && i < OBS_FORMAT_COUNT; i++)
+        if (strcmp(name, format_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 int obs_status_parse(const char *name)
 {
     for (int i = 0; i < OBS_STATUS_COUNT; i++)
@@ -84,6 +101,8 @@ int obs_copy(observation *dst, const observation *src)
     dst->attempts = src->attempts;
     dst->duration_ms = src->duration_ms;
     dst->previous_rank = src->previous_rank;
+    dst->rank_free = src->rank_free;
+    dst->format = src->format;
     if (obs_set_str(&dst->source, src->source) || obs_set_str(&dst->rank_category, src->rank_category) ||
         obs_set_str(&dst->title, src->title) || obs_set_str(&dst->error, src->error))
         goto fail;

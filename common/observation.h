@@ -24,6 +24,22 @@ typedef enum obs_status {
     OBS_STATUS_COUNT
 } obs_status;
 
+/* An edition's format, as a page says it or a user sets it. */
+typedef enum obs_format {
+    OBS_FORMAT_UNKNOWN = 0,
+    OBS_FORMAT_PAPERBACK,
+    OBS_FORMAT_HARDCOVER,
+    OBS_FORMAT_KINDLE,
+    OBS_FORMAT_AUDIOBOOK,
+    OBS_FORMAT_OTHER,
+    OBS_FORMAT_COUNT
+} obs_format;
+
+/* "paperback", "hardcover", "kindle", "audiobook", "other"; NULL for OBS_FORMAT_UNKNOWN. */
+const char *obs_format_name(obs_format format);
+/* The format for a name, or -1 when unknown. */
+int obs_format_parse(const char *name);
+
 /* "ok", "no_rank", "not_found", "blocked", "error". */
 const char *obs_status_name(obs_status status);
 /* The status for a name, or -1 when unknown. */
@@ -49,6 +65,9 @@ typedef struct observation {
     int64_t duration_ms;
     char *error;             /* owned, NULL unless status is error (or a blocked/not_found note) */
     int64_t previous_rank;   /* only set by store reads: the rank before this one, -1 when none */
+    int rank_free;           /* the rank is on a free list ("Free in Kindle Store"): never
+                                compared with paid ranks */
+    obs_format format;       /* what the page says the edition is; UNKNOWN when it does not say */
 } observation;
 
 /* A zeroed observation with rank and previous_rank at -1. */

@@ -72,9 +72,34 @@ typedef struct page_ctx {
     size_t close_from[CLOSE_KINDS], close_at[CLOSE_KINDS];
     int close_known[CLOSE_KINDS];
     char *text;                      /* block text, BLOCK_OUT_CAP bytes, allocated on first use */
+    size_t lex_pos;                  /* in_text(): the page up to here is known to be parsed */
+    size_t lex_open_at, lex_open_end;/* lex_context(): the last construct found to reach past a */
+    size_t lex_open_body;            /* query, and where its raw content starts */
+    size_t block_at;                 /* where the label of the block read starts (len: none) */
+    size_t title_at;                 /* where the title element starts (len: none) */
 } page_ctx;
 
 /* ---- block text --------------------------------------------------------------------------- */
+
+/* memmem for the short literals this file looks for: memchr on the needle's first byte (never a
+ * frequent one here: '<', '-', '/' in "/gp/...") and a compare, which beats the general
+ * two-way search by several times on pages. */
+static const unsigned char *find_literal(const unsigned char *hay, size_t n, const char *needle,
+                                         size_t len)
+{
+    if (len == 0 || n < len)
+        return NULL;
+    const unsigned char *end = hay + n - len + 1;
+    for (const unsigned char *p = hay; p < end;) {
+        p = memchr(p, (unsigned char)needle[0], (size_t)(end - p));
+        if (!p)
+            return NULL;
+        if (memcmp(p + 1, needle + 1, len - 1) == 0)
+            return p;
+        p++;
+    }
+    return NULL;
+}
 
 /* Where the next close text of `kind` starts at or after `from` (c->len: nowhere). */
 static size_t find_close(page_ctx *c, int kind, size_t from)
@@ -82,7 +107,7 @@ static size_t find_close(page_ctx *c, int kind, size_t from)
     if (c->close_known[kind] && c->close_from[kind] <= from && from <= c->close_at[kind])
         return c->close_at[kind];
     const char *needle = close_text[kind];
-    const unsigned char *hit = from < c->len ? memmem(c->page + from, c->len - from, needle,
+    const unsigned char *hit = from < c->len ? find_literal(c->page + from, c->len - from, needle,
                                                       strlen(needle))
                                              : NULL;
     c->close_known[kind] = 1;
@@ -91,10 +116,117 @@ static size_t find_close(page_ctx *c, int kind, size_t from)
     return c->close_at[kind];
 }
 
+/* Where the tag, comment, script or style element that starts with the '<' at q ends (one past
+ * it; c->len when it never ends), or q + 1 when that '<' opens nothing and is text. *body_at is
+ * where its raw content starts (a comment's '<', the byte after <script ...>), SIZE_MAX for a
+ * plain tag. */
+static size_t construct_end(page_ctx *c, size_t q, size_t *body_at)
+{
+    const unsigned char *p = c->page;
+    size_t n = c->len;
+    *body_at = SIZE_MAX;
+    if (n - q >= 4 && memcmp(p + q, "<!--", 4) == 0) {
+        size_t close = find_close(c, CLOSE_COMMENT, q + 4);
+        *body_at = q;
+        return close >= n ? n : close + 3;
+    }
+    size_t j = q + 1, name_at;
+    int closing = j < n && p[j] == '/';
+    name_at = j + (size_t)closing;
+    if (name_at >= n || !(scr_is_alpha(p[name_at]) || p[name_at] == '!' || p[name_at] == '?'))
+        return q + 1;
+    char name[8];
+    size_t name_len = 0;
+    for (j = name_at; j < n && scr_is_alnum(p[j]); j++)
+        if (name_len < sizeof name - 1)
+            name[name_len++] = (char)(p[j] | 0x20);
+    name[name_len] = '\0';
+    /* To the '>' that ends the tag, outside quoted attribute values; memchr does the walking. */
+    for (;;) {
+        const unsigned char *gt = memchr(p + j, '>', n - j);
+        if (!gt)
+            return n;
+        size_t g = (size_t)(gt - p);
+        const unsigned char *dq = memchr(p + j, '"', g - j), *sq = memchr(p + j, '\'', g - j);
+        const unsigned char *qt = dq && (!sq || dq < sq) ? dq : sq;
+        if (!qt) {
+            j = g;
+            break;
+        }
+        size_t open = (size_t)(qt - p);
+        const unsigned char *close = memchr(p + open + 1, *qt, n - open - 1);
+        if (!close)
+            return n;
+        j = (size_t)(close - p) + 1;
+    }
+    j++;
+    int kind = closing ? -1 : strcmp(name, "script") == 0 ? CLOSE_SCRIPT
+                            : strcmp(name, "style") == 0  ? CLOSE_STYLE
+                                                          : -1;
+    if (kind < 0)
+        return j;
+    *body_at = j;
+    size_t close = find_close(c, kind, j);
+    const unsigned char *gt = close < n ? memchr(p + close, '>', n - close) : NULL;
+    return gt ? (size_t)(gt - p) + 1 : n;
+}
+
+/* Where a raw offset lies: in text content, inside a tag (an attribute value), or in the raw
+ * content of a comment, <script> or <style>. */
+enum { LEX_TEXT, LEX_TAG, LEX_RAW };
+
+/*
+ * The lexical context of raw offset pos. Queries mostly come in increasing order (label hits),
+ * so the page is parsed once, from where the last query left it; a query behind that point
+ * starts over.
+ */
+static int lex_context(page_ctx *c, size_t pos)
+{
+    if (pos < c->lex_pos)
+        c->lex_pos = 0;
+    /* A long (or never closed) tag, comment or script seen before covers later queries too. */
+    if (c->lex_open_end > pos && c->lex_open_at <= pos && c->lex_open_at >= c->lex_pos)
+        return pos >= c->lex_open_body ? LEX_RAW : LEX_TAG;
+    while (c->lex_pos <= pos && c->lex_pos < c->len) {
+        const unsigned char *lt = memchr(c->page + c->lex_pos, '<', c->len - c->lex_pos);
+        if (!lt)
+            return LEX_TEXT;
+        size_t q = (size_t)(lt - c->page), body;
+        if (q > pos)
+            return LEX_TEXT;
+        size_t e = construct_end(c, q, &body);
+        if (pos < e) {
+            if (q + 1 == e)
+                return LEX_TEXT;
+            c->lex_open_at = q;
+            c->lex_open_end = e;
+            c->lex_open_body = body;
+            return pos >= body ? LEX_RAW : LEX_TAG;
+        }
+        c->lex_pos = e;
+    }
+    return LEX_TEXT;
+}
+
+/* Whether raw offset pos lies in text content: a label in a tag, comment, script or style is a
+ * decoy, never the block. */
+static int in_text(page_ctx *c, size_t pos)
+{
+    return lex_context(c, pos) == LEX_TEXT;
+}
+
 static void text_space(char *o, size_t *n)
 {
     if (*n > 0 && o[*n - 1] != ' ')
         o[(*n)++] = ' ';
+}
+
+/* Direction marks and zero-width characters that stores put around a label's colon
+ * ("Hardcover &rlm; : &lrm;"): nothing in block text. */
+static int is_invisible_cp(uint32_t cp)
+{
+    return cp == 0x200b || cp == 0x200c || cp == 0x200d || cp == 0x200e || cp == 0x200f ||
+           cp == 0x2060 || cp == 0xfeff || cp == 0x061c;
 }
 
 /*
@@ -194,6 +326,8 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
                 memcpy(o + n, cp == '<' ? "&lt;" : "&amp;", cp == '<' ? 4 : 5);
                 n += cp == '<' ? 4 : 5;
                 i += used;
+            } else if (used && is_invisible_cp(cp)) {
+                i += used;
             } else if (used) {
                 n += utf8_encode((unsigned char *)o + n, cp);
                 i += used;
@@ -206,6 +340,8 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             size_t used = utf8_decode(p + i, end - i, &cp);
             if (used && scr_is_nbsp_cp(cp)) {
                 text_space(o, &n);
+                i += used;
+            } else if (used && is_invisible_cp(cp)) {
                 i += used;
             } else if (used) {
                 memcpy(o + n, p + i, used);
@@ -284,28 +420,60 @@ typedef struct entry {
     int64_t rank;
     size_t cat_at, cat_len;
     size_t end;
+    int free_list;
 } entry;
 
-/* Matches the rank rule at text[at]. 1 with *e filled, 0 when there is no valid entry. */
+/* The word for a free list ("#88 Free in Kindle Store") at text[i], in the storefronts'
+ * languages: its length, or 0. */
+static size_t free_word(const char *t, size_t i, size_t n)
+{
+    static const char *const words[] = {"Free", "Gratis", "Kostenlos", "Gratuit", "Gratuits",
+                                        "gratuit", "gratuits", "Gr\xc3\xa1tis", "Gratuito",
+                                        "Darmowe", NULL};
+    for (size_t k = 0; words[k]; k++) {
+        size_t len = strlen(words[k]);
+        if (n - i >= len && memcmp(t + i, words[k], len) == 0 && (i + len == n || t[i + len] == ' '))
+            return len;
+    }
+    return 0;
+}
+
+enum { ENTRY_NONE = 0, ENTRY_OK = 1, ENTRY_OVERFLOW = 2 };
+
+/* Matches the rank rule at text[at]: ENTRY_OK with *e filled, ENTRY_NONE when there is no
+ * entry, ENTRY_OVERFLOW when there is one whose number has more digits than a rank can have. */
 static int match_entry(page_ctx *c, const char *text, size_t n, size_t at, entry *e)
 {
     int rc = pcre2_match(c->src->rank, (PCRE2_SPTR)text, n, at, 0, c->md, c->src->match_ctx);
     if (rc < 0)
-        return 0;                           /* no match, or a limit hit: not an entry */
+        return ENTRY_NONE;                  /* no match, or a limit hit: not an entry */
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
     if (ov[1] <= at || ov[2] == PCRE2_UNSET)
-        return 0;
+        return ENTRY_NONE;
     e->rank = scr_parse_rank(text + ov[2], ov[3] - ov[2]);
+    if (e->rank == SCR_RANK_OVERFLOW)
+        return ENTRY_OVERFLOW;
     if (e->rank < 0)
-        return 0;
+        return ENTRY_NONE;
+    e->free_list = 0;
     if (ov[4] == PCRE2_UNSET || ov[5] < ov[4]) {
         e->cat_at = e->cat_len = 0;
     } else {
         e->cat_at = ov[4];
         e->cat_len = ov[5] - ov[4];
+        /* A free list keeps its word: "Free in Kindle Store" is another list than "Kindle Store". */
+        for (size_t i = ov[3]; ov[3] < ov[4] && i < ov[4]; i++) {
+            size_t len = free_word(text, i, ov[4]);
+            if (len && (i == 0 || text[i - 1] == ' ' || text[i - 1] == '>')) {
+                e->free_list = 1;
+                e->cat_len += e->cat_at - i;
+                e->cat_at = i;
+                break;
+            }
+        }
     }
     e->end = ov[1];
-    return 1;
+    return ENTRY_OK;
 }
 
 /* The category name of an entry, malloc'd (maybe ""), NULL when out of memory. */
@@ -317,25 +485,52 @@ static char *entry_category(const char *text, const entry *e, int overall)
     return name;
 }
 
+/* The rest of a label the pattern did not take ("... vendidos| de Amazon:", "... مبيع|اً:"):
+ * up to LABEL_TAIL bytes of words and tags before a colon, when no number comes first. Returns
+ * where the gap after the label starts. */
+#define LABEL_TAIL 96
+static size_t skip_label_tail(const char *t, size_t n)
+{
+    for (size_t i = 0; i < n && i < LABEL_TAIL; i++) {
+        if ((t[i] >= '0' && t[i] <= '9') || t[i] == '#' ||
+            ((unsigned char)t[i] == 0xd9 && i + 1 < n && (unsigned char)t[i + 1] >= 0xa0 &&
+             (unsigned char)t[i + 1] <= 0xa9))
+            return 0;
+        if (t[i] == ':')
+            return i + 1;
+        if (t[i] == '<') {
+            const char *gt = memchr(t + i, '>', n - i);
+            if (!gt)
+                return 0;
+            i = (size_t)(gt - t);
+        }
+    }
+    return 0;
+}
+
 /*
  * Reads the block whose label ends at raw offset `from`. 1 when it holds a rank (out has rank,
- * rank_category and categories), 0 when this label does not open a block, -1 out of memory.
+ * rank_category and categories), 0 when this label does not open a block, BLOCK_OVERFLOW when
+ * its first rank has too many digits, -1 out of memory.
  */
+enum { BLOCK_OVERFLOW = 2 };
 static int read_block(page_ctx *c, size_t from, observation *out)
 {
     size_t n = normalize(c, from, FIRST_OUT_CAP, FIRST_RAW_CAP);
-    size_t at = skip_gap(c->text, 0, n, 0);
+    size_t at = skip_gap(c->text, skip_label_tail(c->text, n), n, 0);
     entry e;
-    if (at == SIZE_MAX || !match_entry(c, c->text, n, at, &e))
-        return 0;
+    int got = at == SIZE_MAX ? ENTRY_NONE : match_entry(c, c->text, n, at, &e);
+    if (got != ENTRY_OK)
+        return got == ENTRY_OVERFLOW ? BLOCK_OVERFLOW : 0;
     /* A real block: normalize it whole. Its start is the same text, so `at` still holds. */
     n = normalize(c, from, BLOCK_OUT_CAP, BLOCK_RAW_CAP);
-    if (!match_entry(c, c->text, n, at, &e))
+    if (match_entry(c, c->text, n, at, &e) != ENTRY_OK)
         return 0;
     char *category = entry_category(c->text, &e, 1);
     if (!category)
         return -1;
     out->rank = e.rank;
+    out->rank_free = e.free_list;
     free(out->rank_category);
     out->rank_category = NULL;
     if (*category)
@@ -344,7 +539,7 @@ static int read_block(page_ctx *c, size_t from, observation *out)
         free(category);
     while (out->ncategories < MAX_CATEGORIES) {
         at = skip_gap(c->text, e.end, n, 1);
-        if (at == SIZE_MAX || !match_entry(c, c->text, n, at, &e))
+        if (at == SIZE_MAX || match_entry(c, c->text, n, at, &e) != ENTRY_OK)
             break;
         category = entry_category(c->text, &e, 0);
         if (!category)
@@ -358,25 +553,63 @@ static int read_block(page_ctx *c, size_t from, observation *out)
     return 1;
 }
 
-/* Finds the first Best Sellers Rank block. 1 read, 0 none, -1 out of memory. */
-static int find_rank(page_ctx *c, observation *out)
+/* Tries the label hits of block_start in page[from..to) (to = the page's length for the whole
+ * page), in order. 1 read, 0 none, BLOCK_OVERFLOW, -1 out of memory. */
+static int labels_in(page_ctx *c, size_t from, size_t to, observation *out)
 {
-    size_t start = 0;
-    while (start <= c->len && c->budget > 0) {
-        int rc = pcre2_match(c->src->block_start, (PCRE2_SPTR)c->page, c->len, start, 0, c->md,
+    size_t start = from;
+    while (start <= to && c->budget > 0) {
+        int rc = pcre2_match(c->src->block_start, (PCRE2_SPTR)c->page, to, start, 0, c->md,
                              c->src->match_ctx);
         if (rc < 0)
             return 0;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
-        size_t label_end = ov[1];
+        size_t label_at = ov[0], label_end = ov[1];
+        start = label_end > label_at ? label_end : label_at + 1;
+        if (!in_text(c, label_at))
+            continue;              /* in a comment, script, style or attribute: a decoy */
         if (!c->text && !(c->text = malloc(BLOCK_OUT_CAP)))
             return -1;
         int got = read_block(c, label_end, out);
-        if (got != 0)
+        if (got != 0) {
+            c->block_at = label_at;
             return got;
-        start = label_end > ov[0] ? label_end : ov[0] + 1;
+        }
     }
     return 0;
+}
+
+/* The link every rank block has ("See Top 100 in Books", the category ladders) and that is rare
+ * elsewhere on a page: the built-in labels are looked for just before it first. */
+#define BESTSELLERS_LINK "/gp/bestsellers/"
+#define LINK_WINDOW 8192              /* label to its first link: under 1 KB on every page seen */
+
+/*
+ * Finds the first Best Sellers Rank block. With the built-in label table the windows before the
+ * store's bestseller links are tried first (a few KB instead of the whole page for the label
+ * scan), then the whole page. 1 read, 0 none, BLOCK_OVERFLOW, -1 out of memory.
+ */
+static int find_rank(page_ctx *c, observation *out)
+{
+    if (c->src->builtin_labels) {
+        size_t from = 0, done_to = 0;
+        for (int links = 0; links < 64 && from < c->len; links++) {
+            const unsigned char *l = find_literal(c->page + from, c->len - from, BESTSELLERS_LINK,
+                                            sizeof BESTSELLERS_LINK - 1);
+            if (!l)
+                break;
+            size_t at = (size_t)(l - c->page);
+            size_t win = at > LINK_WINDOW ? at - LINK_WINDOW : 0;
+            if (win < done_to)
+                win = done_to;
+            int got = labels_in(c, win, at, out);
+            if (got != 0)
+                return got;
+            done_to = at;
+            from = at + 1;
+        }
+    }
+    return labels_in(c, 0, c->len, out);
 }
 
 /* The first non-empty product title, malloc'd; NULL when none (*oom set when out of memory). */
@@ -390,6 +623,7 @@ static char *find_title(page_ctx *c, int *oom)
             return NULL;
         PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
         if (ov[2] != PCRE2_UNSET && ov[3] > ov[2]) {
+            c->title_at = ov[0];
             char *title = scr_clean_text((const char *)c->page + ov[2], ov[3] - ov[2]);
             if (!title) {
                 *oom = 1;
@@ -402,6 +636,160 @@ static char *find_title(page_ctx *c, int *oom)
         start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
     }
     return NULL;
+}
+
+/* ---- format ---------------------------------------------------------------------------------- */
+
+/* Words the stores use for an edition's binding, by format; checked in this order, so the
+ * softcover kind of 単行本 is a paperback before 単行本 itself counts as a hardcover. */
+static const struct {
+    const char *word;
+    obs_format format;
+} format_words[] = {
+    {"Kindle", OBS_FORMAT_KINDLE}, {"eBook", OBS_FORMAT_KINDLE},
+    {"\xe9\x9b\xbb\xe5\xad\x90\xe6\x9b\xb8", OBS_FORMAT_KINDLE},
+    {"Audible", OBS_FORMAT_AUDIOBOOK}, {"Audiobook", OBS_FORMAT_AUDIOBOOK},
+    {"H\xc3\xb6rbuch", OBS_FORMAT_AUDIOBOOK}, {"Audiolibro", OBS_FORMAT_AUDIOBOOK},
+    {"Audioboek", OBS_FORMAT_AUDIOBOOK}, {"Livre audio", OBS_FORMAT_AUDIOBOOK},
+    {"Audiolivro", OBS_FORMAT_AUDIOBOOK}, {"Ljudbok", OBS_FORMAT_AUDIOBOOK},
+    {"\xe3\x82\xaa\xe3\x83\xbc\xe3\x83\x87\xe3\x82\xa3\xe3\x82\xaa\xe3\x83\x96\xe3\x83\x83\xe3\x82\xaf", OBS_FORMAT_AUDIOBOOK},
+    {"Paperback", OBS_FORMAT_PAPERBACK}, {"Taschenbuch", OBS_FORMAT_PAPERBACK},
+    {"Broch\xc3\xa9", OBS_FORMAT_PAPERBACK}, {"Poche", OBS_FORMAT_PAPERBACK},
+    {"Tapa blanda", OBS_FORMAT_PAPERBACK}, {"Copertina flessibile", OBS_FORMAT_PAPERBACK},
+    {"Capa comum", OBS_FORMAT_PAPERBACK}, {"Pasta blanda", OBS_FORMAT_PAPERBACK},
+    {"Mi\xc4\x99kka oprawa", OBS_FORMAT_PAPERBACK}, {"H\xc3\xa4" "ftad", OBS_FORMAT_PAPERBACK},
+    {"Pocket", OBS_FORMAT_PAPERBACK}, {"Mass Market", OBS_FORMAT_PAPERBACK},
+    {"Ciltsiz", OBS_FORMAT_PAPERBACK}, {"Karton kapak", OBS_FORMAT_PAPERBACK},
+    {"\xe3\x82\xbd\xe3\x83\x95\xe3\x83\x88\xe3\x82\xab\xe3\x83\x90\xe3\x83\xbc", OBS_FORMAT_PAPERBACK},
+    {"\xe6\x96\x87\xe5\xba\xab", OBS_FORMAT_PAPERBACK},
+    {"\xe6\x96\xb0\xe6\x9b\xb8", OBS_FORMAT_PAPERBACK},
+    {"\xe5\xb9\xb3\xe8\xa3\x85", OBS_FORMAT_PAPERBACK},
+    {"\xe7\xae\x80\xe8\xa3\x85", OBS_FORMAT_PAPERBACK},
+    {"\xd8\xba\xd9\x84\xd8\xa7\xd9\x81 \xd9\x88\xd8\xb1\xd9\x82\xd9\x8a", OBS_FORMAT_PAPERBACK},
+    {"Hardcover", OBS_FORMAT_HARDCOVER}, {"Hardback", OBS_FORMAT_HARDCOVER},
+    {"Gebundene Ausgabe", OBS_FORMAT_HARDCOVER}, {"Reli\xc3\xa9", OBS_FORMAT_HARDCOVER},
+    {"Tapa dura", OBS_FORMAT_HARDCOVER}, {"Copertina rigida", OBS_FORMAT_HARDCOVER},
+    {"Gebonden", OBS_FORMAT_HARDCOVER}, {"Capa dura", OBS_FORMAT_HARDCOVER},
+    {"Pasta dura", OBS_FORMAT_HARDCOVER}, {"Twarda oprawa", OBS_FORMAT_HARDCOVER},
+    {"Inbunden", OBS_FORMAT_HARDCOVER}, {"Ciltli", OBS_FORMAT_HARDCOVER},
+    {"\xe7\xb2\xbe\xe8\xa3\x85", OBS_FORMAT_HARDCOVER},
+    {"\xe3\x83\x8f\xe3\x83\xbc\xe3\x83\x89\xe3\x82\xab\xe3\x83\x90\xe3\x83\xbc", OBS_FORMAT_HARDCOVER},
+    {"\xe5\x8d\x98\xe8\xa1\x8c\xe6\x9c\xac", OBS_FORMAT_HARDCOVER},
+    {"\xe5\x8d\x95\xe8\xa1\x8c\xe6\x9c\xac", OBS_FORMAT_HARDCOVER},
+    {"Board book", OBS_FORMAT_OTHER}, {"Spiral-bound", OBS_FORMAT_OTHER},
+    {"Calendar", OBS_FORMAT_OTHER}, {"Audio CD", OBS_FORMAT_OTHER},
+};
+
+/* The format a short text names ("Hardcover – 7 April 2016", "(Anglais) Broché"), or UNKNOWN. */
+static obs_format classify_format(const char *t, size_t n)
+{
+    for (size_t k = 0; k < sizeof format_words / sizeof format_words[0]; k++)
+        if (memmem(t, n, format_words[k].word, strlen(format_words[k].word)))
+            return format_words[k].format;
+    return OBS_FORMAT_UNKNOWN;
+}
+
+/* The text of raw page bytes from..from+max, cleaned (tags dropped); classified. */
+static obs_format format_near(page_ctx *c, size_t from, size_t max)
+{
+    size_t n = c->len - from < max ? c->len - from : max;
+    char *t = scr_clean_text((const char *)c->page + from, n);
+    obs_format f = t ? classify_format(t, strlen(t)) : OBS_FORMAT_UNKNOWN;
+    free(t);
+    return f;
+}
+
+/* Where needle first occurs in page[from..to), or SIZE_MAX. */
+static size_t find_in(const page_ctx *c, size_t from, size_t to, const char *needle)
+{
+    if (to > c->len)
+        to = c->len;
+    if (from >= to)
+        return SIZE_MAX;
+    const unsigned char *hit = find_literal(c->page + from, to - from, needle, strlen(needle));
+    return hit ? (size_t)(hit - c->page) : SIZE_MAX;
+}
+
+#define TITLE_AREA 8192               /* subtitle and binding follow the title within this */
+#define DETAILS_AREA (64u * 1024)     /* the product details before the rank block */
+
+/*
+ * The edition's format where the page says it: next to the title (the subtitle line "Hardcover –
+ * 7 April 2016", or the span after the title on older pages), else the label of the pages line
+ * in the product details ("Paperback: 272 pages", "Taschenbuch : 274 Seiten"), looked for before
+ * the rank block (or after the title when there is none).
+ */
+static obs_format find_format(page_ctx *c)
+{
+    if (c->title_at < c->len) {
+        size_t t = c->title_at, area = t + TITLE_AREA;
+        static const char *const anchors[] = {"id=\"productSubtitle\"", "id=\"productBinding\"",
+                                              "id=\"bookEdition\"", NULL};
+        for (size_t k = 0; anchors[k]; k++) {
+            size_t a = find_in(c, t, area, anchors[k]);
+            size_t gt = a == SIZE_MAX ? SIZE_MAX : find_in(c, a, area, ">");
+            obs_format f = gt == SIZE_MAX ? OBS_FORMAT_UNKNOWN : format_near(c, gt + 1, 200);
+            if (f != OBS_FORMAT_UNKNOWN)
+                return f;
+        }
+        /* Older pages: the spans after the title inside <h1 id="title">. */
+        size_t h1 = find_in(c, t, area, "</h1>"), span = find_in(c, t, area, "</span>");
+        if (h1 != SIZE_MAX && span != SIZE_MAX && span < h1) {
+            obs_format f = format_near(c, span + 7, h1 - span - 7);
+            if (f != OBS_FORMAT_UNKNOWN)
+                return f;
+        }
+    }
+    size_t from, to;
+    if (c->block_at < c->len) {
+        to = c->block_at;
+        from = to > DETAILS_AREA ? to - DETAILS_AREA : 0;
+    } else {
+        from = c->title_at < c->len ? c->title_at : 0;
+        to = c->len;
+    }
+    static const char *const labels[] = {"<li><b>", "a-text-bold\">", NULL};
+    for (size_t k = 0; labels[k]; k++) {
+        size_t at = from;
+        for (int tries = 0; tries < 64; tries++) {
+            size_t l = find_in(c, at, to, labels[k]);
+            if (l == SIZE_MAX)
+                break;
+            at = l + strlen(labels[k]);
+            size_t colon = find_in(c, at, at + 80, ":");
+            if (colon == SIZE_MAX)
+                continue;
+            char *text = scr_clean_text((const char *)c->page + at, colon - at);
+            obs_format f = text && strlen(text) < 40 ? classify_format(text, strlen(text))
+                                                     : OBS_FORMAT_UNKNOWN;
+            free(text);
+            if (f != OBS_FORMAT_UNKNOWN)
+                return f;
+        }
+    }
+    return OBS_FORMAT_UNKNOWN;
+}
+
+/* Whether a marker matches in the page's text or tags (a form action, an input's id, a visible
+ * sentence): a robot check shows it there, while a product page may only mention it in a script
+ * or a comment. */
+#define MARKER_TRIES 16
+static int shown_marker(page_ctx *c, const scr_marker_list *list)
+{
+    for (size_t i = 0; i < list->n; i++) {
+        size_t start = 0;
+        for (int tries = 0; tries < MARKER_TRIES && start <= c->len; tries++) {
+            if (pcre2_match(list->code[i], (PCRE2_SPTR)c->page, c->len, start, 0, c->md,
+                            c->src->match_ctx) < 0)
+                break;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
+            size_t at = ov[0];
+            start = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+            if (lex_context(c, at) != LEX_RAW)
+                return 1;
+        }
+    }
+    return 0;
 }
 
 static int any_marker(page_ctx *c, const scr_marker_list *list)
@@ -417,6 +805,8 @@ static int any_marker(page_ctx *c, const scr_marker_list *list)
 static void reset_result(observation *out)
 {
     out->rank = -1;
+    out->rank_free = 0;
+    out->format = OBS_FORMAT_UNKNOWN;
     free(out->rank_category);
     out->rank_category = NULL;
     for (size_t i = 0; i < out->ncategories; i++)
@@ -465,7 +855,9 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
     }
     if (http_status == 403 || http_status == 429) {
         out->status = OBS_BLOCKED;
-        return SCR_OK;
+        return obs_set_str(&out->error, http_status == 403 ? "HTTP 403 (refused)"
+                                                            : "HTTP 429 (too many requests)")
+                   ? SCR_NOMEM : SCR_OK;
     }
 
     scr_err result = SCR_OK;
@@ -473,22 +865,34 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
                   .page = (const unsigned char *)(page ? page : ""),
                   .len = page ? len : 0,
                   .budget = NORMALIZE_BUDGET};
+    c.block_at = c.title_at = c.len;
     c.md = pcre2_match_data_create(OVECTOR_PAIRS, NULL);
     if (!c.md)
         return SCR_NOMEM;
 
     /* Any other answer than 2xx (or a page on its own) is blocked or an error; never data. */
-    if (any_marker(&c, &src->blocked)) {
-        out->status = OBS_BLOCKED;
-        goto done;
-    }
     if (http_status != 0 && (http_status < 200 || http_status > 299)) {
-        char msg[32];
-        result = set_error(out, snprintf(msg, sizeof msg, "HTTP %d", http_status) < 0
-                                    ? "unexpected HTTP status" : msg);
+        char msg[48];
+        int captcha = any_marker(&c, &src->blocked);
+        if (captcha)
+            out->status = OBS_BLOCKED;
+        else
+            out->status = OBS_ERROR;
+        if (snprintf(msg, sizeof msg, "HTTP %d%s", http_status, captcha ? " with a captcha page" : "") < 0)
+            msg[0] = '\0';
+        result = obs_set_str(&out->error, msg[0] ? msg : "unexpected HTTP status") ? SCR_NOMEM : SCR_OK;
         goto done;
     }
 
+    if (shown_marker(&c, &src->blocked)) {
+        out->status = OBS_BLOCKED;
+        result = obs_set_str(&out->error, "captcha page (the store asked us to prove we are human)")
+                     ? SCR_NOMEM : SCR_OK;
+        goto done;
+    }
+    /* The markers' lexing went wherever they matched; the label scan starts over. */
+    c.lex_pos = 0;
+    c.lex_open_end = 0;
     int rc = find_rank(&c, out);
     if (rc < 0) {
         result = SCR_NOMEM;
@@ -500,7 +904,9 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
         result = SCR_NOMEM;
         goto done;
     }
-    if (rc > 0) {
+    if (rc == BLOCK_OVERFLOW) {
+        result = set_error(out, "the rank has more digits than any rank can have: page not understood");
+    } else if (rc > 0) {
         out->status = OBS_OK;
     } else if (out->title) {
         out->status = OBS_NO_RANK;
@@ -509,6 +915,8 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
     } else {
         result = set_error(out, "page not understood: no product title or rank");
     }
+    if (result == SCR_OK && (out->status == OBS_OK || out->status == OBS_NO_RANK))
+        out->format = find_format(&c);
 
 done:
     if (result != SCR_OK || (out->status != OBS_OK && out->status != OBS_NO_RANK))

@@ -1,7 +1,10 @@
 /* fetch.c - GETs over one reused libcurl easy handle, with every per-request limit applied. */
 #include "fetch.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +32,12 @@
 #define BODY_KEEP_MAX (64u * 1024u)
 
 struct scr_fetcher {
+    const scr_fetch_policy *policy;   /* of the fetch under way; NULL = no rules */
+    int via_proxy;          /* every connection goes to the proxy: addresses are its business */
+    char refused_addr[64];  /* the address on_open_socket refused ("" = none) */
+    struct curl_slist *language;      /* the Accept-Language header of the fetch under way */
+    struct curl_slist *resolve;       /* BOOKRANK_TEST_RESOLVE */
+    char language_value[128];
     CURL *curl;
     CURLM *multi;           /* drives curl; owns the kept-alive connections; wakeable */
     const atomic_int *abort_flag;
@@ -36,6 +45,7 @@ struct scr_fetcher {
     buf body;               /* the answer being received, capped at SCR_MAX_PAGE */
     int too_big, nomem;     /* why the write callback refused data */
     double retry_after_s;   /* from the current answer's headers, -1 when none */
+    int connect_timed_out; /* the last attempt timed out before its connection was made */
     char errbuf[CURL_ERROR_SIZE];
 };
 
@@ -110,6 +120,132 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
+int scr_address_is_private(int family, const void *addr)
+{
+    const unsigned char *a = addr;
+    if (family == AF_INET) {
+        return a[0] == 0 || a[0] == 10 || a[0] == 127 || (a[0] == 169 && a[1] == 254) ||
+               (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
+               (a[0] == 100 && (a[1] & 0xc0) == 64) || a[0] >= 224;
+    }
+    if (family == AF_INET6) {
+        static const unsigned char zero[15] = {0};
+        if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
+            return 1;                                    /* :: and ::1 */
+        if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || a[0] == 0xff)
+            return 1;                                    /* unique local, link-local, multicast */
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (memcmp(a, mapped, 12) == 0)
+            return scr_address_is_private(AF_INET, a + 12);
+        return 0;
+    }
+    return 1;
+}
+
+/* The host and port of an http(s) URL: host into out (lower case), the port or 0. -1 when the
+ * URL has no host. */
+static int url_host(const char *url, char *out, size_t outlen, int *port, int *https)
+{
+    size_t skip = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    if (!skip)
+        return -1;
+    *https = skip == 8;
+    const char *h = url + skip;
+    if (*h == '[') {                                      /* [v6]:port */
+        const char *close = strchr(h, ']');
+        if (!close)
+            return -1;
+        h++;
+        size_t n = (size_t)(close - h);
+        if (n == 0 || n >= outlen)
+            return -1;
+        memcpy(out, h, n);
+        out[n] = '\0';
+        h = close + 1;
+    } else {
+        size_t n = strcspn(h, ":/?#");
+        if (n == 0 || n >= outlen)
+            return -1;
+        for (size_t i = 0; i < n; i++)
+            out[i] = (char)((h[i] >= 'A' && h[i] <= 'Z') ? h[i] + 32 : h[i]);
+        out[n] = '\0';
+        h += n;
+    }
+    *port = 0;
+    if (*h == ':') {
+        char *end;
+        long v = strtol(h + 1, &end, 10);
+        if (end == h + 1 || v <= 0 || v > 65535)
+            return -1;
+        *port = (int)v;
+    }
+    if ((*https && *port == 443) || (!*https && *port == 80))
+        *port = 0;
+    return 0;
+}
+
+void scr_fetch_policy_init(scr_fetch_policy *p, const char *url_template, const char *accept_language)
+{
+    memset(p, 0, sizeof *p);
+    p->accept_language = accept_language;
+    int https;
+    if (url_host(url_template, p->domain, sizeof p->domain, &p->port, &https) != 0) {
+        p->domain[0] = '\0';
+        return;
+    }
+    unsigned char addr[16];
+    if (strcmp(p->domain, "localhost") == 0 ||
+        (strlen(p->domain) > 10 && strcmp(p->domain + strlen(p->domain) - 10, ".localhost") == 0) ||
+        (inet_pton(AF_INET, p->domain, addr) == 1 && scr_address_is_private(AF_INET, addr)) ||
+        (inet_pton(AF_INET6, p->domain, addr) == 1 && scr_address_is_private(AF_INET6, addr)))
+        p->private_ok = 1;
+    if (strncmp(p->domain, "www.", 4) == 0)
+        memmove(p->domain, p->domain + 4, strlen(p->domain + 4) + 1);
+}
+
+/* Why a redirect target is refused (a static message), or NULL when policy allows it. */
+static const char *redirect_problem(const scr_fetch_policy *p, const char *from, const char *to)
+{
+    char host[256], from_host[256];
+    int port, https, from_port, from_https;
+    if (url_host(to, host, sizeof host, &port, &https) != 0)
+        return "a redirect to an address that is not http or https";
+    if (url_host(from, from_host, sizeof from_host, &from_port, &from_https) == 0 && from_https &&
+        !https)
+        return "a redirect from https to plain http";
+    if (!p || !p->domain[0])
+        return NULL;
+    size_t hl = strlen(host), dl = strlen(p->domain);
+    int in_domain = strcmp(host, p->domain) == 0 ||
+                    (hl > dl && host[hl - dl - 1] == '.' && strcmp(host + hl - dl, p->domain) == 0);
+    if (!in_domain)
+        return "a redirect to another site";
+    if (port != p->port)
+        return "a redirect to another port";
+    return NULL;
+}
+
+/* Every connection libcurl opens passes here: addresses outside the public internet are refused
+ * unless the source itself points there (or a proxy makes the connections). */
+static curl_socket_t on_open_socket(void *userdata, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    scr_fetcher *f = userdata;
+    (void)purpose;
+    if (f->policy && !f->policy->private_ok && !f->via_proxy) {
+        const void *raw = NULL;
+        if (a->family == AF_INET)
+            raw = &((const struct sockaddr_in *)(const void *)&a->addr)->sin_addr;
+        else if (a->family == AF_INET6)
+            raw = &((const struct sockaddr_in6 *)(const void *)&a->addr)->sin6_addr;
+        if (!raw || scr_address_is_private(a->family, raw)) {
+            if (!raw || !inet_ntop(a->family, raw, f->refused_addr, sizeof f->refused_addr))
+                snprintf(f->refused_addr, sizeof f->refused_addr, "%s", "an unknown address");
+            return CURL_SOCKET_BAD;
+        }
+    }
+    return socket(a->family, a->socktype, a->protocol);
+}
+
 static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
@@ -149,10 +285,11 @@ scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag
     } while (0)
     SET(CURLOPT_NOSIGNAL, 1L);               /* worker threads: no SIGALRM for DNS timeouts */
     SET(CURLOPT_ERRORBUFFER, f->errbuf);
-    SET(CURLOPT_FOLLOWLOCATION, 1L);
-    SET(CURLOPT_MAXREDIRS, FETCH_MAX_REDIRECTS);
+    /* Redirects are followed here, hop by hop, so that each target is checked (scr_fetch). */
+    SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
-    SET(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+    SET(CURLOPT_OPENSOCKETDATA, f);
     SET(CURLOPT_ACCEPT_ENCODING, "");        /* every encoding this libcurl can decode */
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
@@ -164,6 +301,18 @@ scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag
     SET(CURLOPT_USERAGENT, ua);
     /* "" disables proxies, including the http_proxy/https_proxy environment variables. */
     SET(CURLOPT_PROXY, cfg->proxy ? cfg->proxy : "");
+    f->via_proxy = cfg->proxy && *cfg->proxy;
+    /* Test knob: "host:port:address" entries as curl --resolve takes them, so tests can give a
+     * template a name that points at the fixture store. */
+    const char *resolve = getenv("BOOKRANK_TEST_RESOLVE");
+    if (resolve && *resolve) {
+        f->resolve = curl_slist_append(NULL, resolve);
+        if (!f->resolve) {
+            *err = strdup("out of memory");
+            goto fail;
+        }
+        SET(CURLOPT_RESOLVE, f->resolve);
+    }
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, f);
     SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -191,6 +340,8 @@ void scr_fetcher_free(scr_fetcher *f)
         curl_easy_cleanup(f->curl);
     if (f->multi)
         curl_multi_cleanup(f->multi);
+    curl_slist_free_all(f->language);
+    curl_slist_free_all(f->resolve);
     buf_free(&f->body);
     free(f);
 }
@@ -232,6 +383,9 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
             set_error(out, FETCH_TOO_BIG, "page larger than 8 MiB");
         else if (f->nomem)
             set_error(out, FETCH_NOMEM, "out of memory");
+        else if (strstr(detail, "ncoding") || strstr(detail, "ecompress"))
+            set_error(out, FETCH_OTHER, "the page came in a compression this build cannot decode: %s",
+                      detail);
         else
             set_error(out, FETCH_OTHER, "write error: %s", detail);
         break;
@@ -239,7 +393,10 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
         set_error(out, FETCH_NOMEM, "out of memory");
         break;
     case CURLE_OPERATION_TIMEDOUT:
-        if (strstr(f->errbuf, "too slow"))
+        if (f->connect_timed_out)
+            set_error(out, FETCH_TIMEOUT, "connect timeout after %g s",
+                      f->timeout_s < 10.0 ? f->timeout_s : 10.0);
+        else if (strstr(f->errbuf, "too slow"))
             set_error(out, FETCH_TIMEOUT, "transfer too slow (under %ld bytes/s for %ld s)",
                       LOW_SPEED_LIMIT, LOW_SPEED_TIME);
         else if (strncmp(f->errbuf, "Connection time", 15) == 0 ||
@@ -259,7 +416,11 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
         set_error(out, FETCH_CONNECT, "could not resolve proxy");
         break;
     case CURLE_COULDNT_CONNECT:
-        set_error(out, FETCH_CONNECT, "could not connect: %s", detail);
+        if (f->refused_addr[0])
+            set_error(out, FETCH_REFUSED, "refused to connect to %s: not a public address, and the "
+                                          "source's URL does not point there", f->refused_addr);
+        else
+            set_error(out, FETCH_CONNECT, "could not connect: %s", detail);
         break;
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
@@ -272,10 +433,17 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
         set_error(out, FETCH_CONNECT, "connection closed before the whole page arrived");
         break;
     case CURLE_UNSUPPORTED_PROTOCOL:
-        set_error(out, FETCH_OTHER, "unsupported protocol (http and https only)");
+        if (strstr(detail, "HTTP/0.9"))
+            set_error(out, FETCH_OTHER, "the store answered without HTTP headers (HTTP/0.9)");
+        else
+            set_error(out, FETCH_OTHER, "unsupported protocol (http and https only)");
         break;
     case CURLE_BAD_CONTENT_ENCODING:
-        set_error(out, FETCH_OTHER, "bad content encoding");
+        set_error(out, FETCH_OTHER, "the page came in a compression this build cannot decode: %s",
+                  detail);
+        break;
+    case CURLE_WEIRD_SERVER_REPLY:
+        set_error(out, FETCH_OTHER, "the store's answer is not valid HTTP: %s", detail);
         break;
     default:
         set_error(out, FETCH_OTHER, "fetch failed: %s", detail);
@@ -327,22 +495,103 @@ void scr_fetcher_release(scr_fetcher *f)
     }
 }
 
-scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out)
+/* A URL as a message may show it: printable ASCII, cut with "..." to fit out. */
+static void url_for_message(const char *url, char *out, size_t outlen)
+{
+    size_t n = 0;
+    for (const char *p = url; *p && n + 4 < outlen; p++)
+        out[n++] = (*p > 0x20 && *p < 0x7f) ? *p : '?';
+    if (url[n] && n + 3 < outlen)
+        for (int i = 0; i < 3; i++)
+            out[n++] = '.';
+    out[n] = '\0';
+}
+
+/* Sets the Accept-Language header for this fetch (kept while the language stays the same). */
+static CURLcode set_language(scr_fetcher *f, const char *lang)
+{
+    if (!lang) {
+        curl_slist_free_all(f->language);
+        f->language = NULL;
+        f->language_value[0] = '\0';
+        return curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, NULL);
+    }
+    if (f->language && strcmp(lang, f->language_value) == 0)
+        return CURLE_OK;
+    char header[160];
+    if (snprintf(header, sizeof header, "Accept-Language: %s", lang) >= (int)sizeof header ||
+        snprintf(f->language_value, sizeof f->language_value, "%s", lang) >=
+            (int)sizeof f->language_value)
+        return CURLE_BAD_FUNCTION_ARGUMENT;
+    struct curl_slist *l = curl_slist_append(NULL, header);
+    if (!l)
+        return CURLE_OUT_OF_MEMORY;
+    curl_slist_free_all(f->language);
+    f->language = l;
+    return curl_easy_setopt(f->curl, CURLOPT_HTTPHEADER, l);
+}
+
+#define URL_MAX 4096
+
+scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, const scr_fetch_policy *policy,
+                        scr_fetch_result *out)
 {
     scr_fetcher_release(f);
-    buf_reset(&f->body);
-    f->too_big = 0;
-    f->nomem = 0;
-    f->retry_after_s = -1;
-    f->errbuf[0] = '\0';
-
-    CURLcode rc = curl_easy_setopt(f->curl, CURLOPT_URL, url);
-    if (rc == CURLE_OK)
-        rc = perform(f);
-
+    f->policy = policy;
+    char current[URL_MAX];
+    if (snprintf(current, sizeof current, "%s", url) >= (int)sizeof current) {
+        memset(out, 0, sizeof *out);
+        out->body = "";
+        set_error(out, FETCH_OTHER, "URL longer than %d bytes", URL_MAX);
+        return out->err;
+    }
+    CURLcode rc = set_language(f, policy ? policy->accept_language : NULL);
     long code = 0;
-    if (curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+    const char *refused = NULL;
+    for (int hop = 0;; hop++) {
+        buf_reset(&f->body);
+        f->too_big = 0;
+        f->nomem = 0;
+        f->retry_after_s = -1;
+        f->errbuf[0] = '\0';
+        f->refused_addr[0] = '\0';
+        f->connect_timed_out = 0;
+        if (rc == CURLE_OK)
+            rc = curl_easy_setopt(f->curl, CURLOPT_URL, current);
+        if (rc == CURLE_OK)
+            rc = perform(f);
+        if (rc == CURLE_OPERATION_TIMEDOUT) {
+            curl_off_t connected = 0;
+            f->connect_timed_out =
+                curl_easy_getinfo(f->curl, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
+                connected == 0;
+        }
         code = 0;
+        if (curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)
+            code = 0;
+        char *next = NULL;
+        if (rc != CURLE_OK || code < 300 || code > 399 ||
+            curl_easy_getinfo(f->curl, CURLINFO_REDIRECT_URL, &next) != CURLE_OK || !next)
+            break;
+        if (hop == (int)FETCH_MAX_REDIRECTS) {
+            rc = CURLE_TOO_MANY_REDIRECTS;
+            break;
+        }
+        if ((refused = redirect_problem(policy, current, next)) != NULL) {
+            char shown[96];
+            url_for_message(next, shown, sizeof shown);
+            out->http_status = (int)code;
+            out->retry_after_s = -1;
+            out->body = "";
+            out->len = 0;
+            set_error(out, FETCH_REFUSED, "%s (%s) not followed", refused, shown);
+            return out->err;
+        }
+        if (snprintf(current, sizeof current, "%s", next) >= (int)sizeof current) {
+            rc = CURLE_URL_MALFORMAT;
+            break;
+        }
+    }
     out->http_status = (int)code;
     out->retry_after_s = f->retry_after_s;
     out->body = f->body.data ? f->body.data : "";

@@ -3,8 +3,9 @@
  *
  * A fetcher belongs to one worker thread: the easy handle inside keeps its connections alive
  * between fetches (keep-alive), which is why it is never shared. Every limit of a fetch lives
- * here: timeouts, low-speed abort, 5 redirects, http/https only, compressed transfer,
- * SCR_MAX_PAGE enforced while receiving, user agent and proxy.
+ * here: timeouts, low-speed abort, 5 redirects within the source's domain, no private
+ * addresses unless the source points there, http/https only, compressed transfer, SCR_MAX_PAGE
+ * enforced while receiving, user agent, Accept-Language and proxy.
  *
  * The only cross-thread inputs are abort_flag and scr_fetcher_wake(): another thread sets the
  * flag, then wakes the fetcher, and a running fetch stops at once (FETCH_ABORTED).
@@ -29,6 +30,7 @@ typedef enum scr_fetch_err {
     FETCH_REDIRECTS,   /* more than 5 redirects (a loop) */
     FETCH_ABORTED,     /* abort_flag was set */
     FETCH_NOMEM,
+    FETCH_REFUSED,     /* a redirect or an address the source's policy does not allow */
     FETCH_OTHER        /* protocol, TLS, bad encoding ... - not retried */
 } scr_fetch_err;
 
@@ -42,6 +44,25 @@ typedef struct scr_fetch_result {
                                    * "connection reset"...): the observation's error text */
 } scr_fetch_result;
 
+/* What a source allows its fetches, derived once from its URL template (source.c). */
+typedef struct scr_fetch_policy {
+    const char *accept_language;  /* sent as Accept-Language; NULL = none */
+    char domain[256];             /* redirects are followed only to this host (the template's,
+                                     without a leading "www.") and its subdomains */
+    int port;                     /* ...and to this port (0: the scheme's default) */
+    int private_ok;               /* the template itself names a loopback, private or
+                                     link-local address (or localhost): such addresses are
+                                     allowed; otherwise connecting to one is refused */
+} scr_fetch_policy;
+
+/* Fills p from an http(s) URL template (already validated). */
+void scr_fetch_policy_init(scr_fetch_policy *p, const char *url_template,
+                           const char *accept_language);
+
+/* Whether an IPv4 or IPv6 address (network byte order, 4 or 16 bytes) is loopback, private,
+ * link-local, unspecified or otherwise not on the public internet. */
+int scr_address_is_private(int family, const void *addr);
+
 typedef struct scr_fetcher scr_fetcher;
 
 /*
@@ -52,8 +73,11 @@ BR_MUST_CHECK scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_i
                                           char **err);
 void scr_fetcher_free(scr_fetcher *f); /* NULL is a no-op */
 
-/* GETs url (following up to 5 redirects) into out; returns out->err. */
-BR_MUST_CHECK scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, scr_fetch_result *out);
+/* GETs url into out, following up to 5 redirects that policy allows (same scheme or an upgrade
+ * to https, the policy's domain and port; see scr_fetch_policy); returns out->err. A redirect
+ * elsewhere ends the fetch with FETCH_REFUSED. policy may be NULL (no rules: tests). */
+BR_MUST_CHECK scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, const scr_fetch_policy *policy,
+                                      scr_fetch_result *out);
 
 /* Makes a fetch running in another thread look at abort_flag now. Any thread; f must be alive. */
 void scr_fetcher_wake(scr_fetcher *f);

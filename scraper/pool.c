@@ -23,6 +23,7 @@
 #include "../common/buf.h"
 #include "../common/timeutil.h"
 #include "fetch.h"
+#include "source_internal.h"
 
 #define BACKOFF_MAX_S 30.0
 #define WORKERS_MAX 1024
@@ -400,7 +401,7 @@ static void run_attempt(pool_worker *w, pool_job *job)
 
     obs_init(&ans);
     job->attempts++;
-    scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, &res);
+    scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, scr_source_fetch_policy(job->src), &res);
     if (fetched == FETCH_OK) {
         retry = classify_answer(job, &res, &ans);
     } else if (fetched != FETCH_ABORTED) {

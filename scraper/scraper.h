@@ -96,6 +96,9 @@ BR_MUST_CHECK scr_source *scr_source_new_custom(const scr_rules *rules, char **e
 void scr_source_free(scr_source *src);           /* NULL is a no-op */
 const char *scr_source_name(const scr_source *src); /* borrowed */
 const char *scr_source_template(const scr_source *src); /* borrowed */
+/* The Accept-Language its fetches send (the preset's store language; a custom source takes its
+ * base's); NULL when none. Borrowed. */
+const char *scr_source_accept_language(const scr_source *src);
 
 /*
  * The URL for a book, malloc'd (caller frees). NULL when the template needs {isbn10} and the

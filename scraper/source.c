@@ -30,13 +30,18 @@
 
 /* The storefronts live in presets.def; its per-store columns beyond the URL are not read yet. */
 const char *const scr_preset_names[] = {
-#define SCR_PRESET(name, url_template, accept_language, rank_labels) name,
+#define SCR_PRESET(name, url_template, accept_language) name,
 #include "presets.def"
     NULL,
 };
 
 static const char *const preset_urls[] = {
-#define SCR_PRESET(name, url_template, accept_language, rank_labels) url_template,
+#define SCR_PRESET(name, url_template, accept_language) url_template,
+#include "presets.def"
+};
+
+static const char *const preset_languages[] = {
+#define SCR_PRESET(name, url_template, accept_language) accept_language,
 #include "presets.def"
 };
 
@@ -45,55 +50,95 @@ _Static_assert(sizeof scr_preset_names / sizeof scr_preset_names[0] == PRESET_CO
                "one name and one URL per preset");
 
 /*
- * The label that opens the Best Sellers Rank block, on the raw page. Labels seen 2017-2024:
- * "Amazon Best Sellers Rank", "Best Sellers Rank", "Amazon Bestsellers Rank", "Amazon
- * Bestseller-Rang", "Classement des meilleures ventes d'Amazon" (apostrophe as ', &#39;, ’...).
- * The leading "Amazon" is left out on purpose: every alternative then starts with an upper-case
- * B or C, which the JIT finds at memchr speed. What may sit between the label and the first
- * number (colons, tags, blank lines, <style>) is skipped by the extractor, not the pattern.
+ * The label that opens the Best Sellers Rank block, on the raw page, in every interface language
+ * a storefront serves (a store may answer in another language than its own: amazon.es in
+ * Portuguese, amazon.co.jp in English or Chinese), so every preset uses the whole table. Seen on
+ * real pages 2017-2024: "Amazon Best Sellers Rank", "Best Sellers Rank", "Amazon Bestsellers
+ * Rank", "Amazon Bestseller-Rang", "Classement des meilleures ventes d'Amazon", "Clasificación
+ * en los más vendidos de Amazon", "Amazon 売れ筋ランキング", "亚马逊热销商品排行榜"; from the
+ * stores' documented strings: "Posizione nella classifica Bestseller di Amazon", "Plaats in
+ * bestsellerlijst", "Ranking dos mais vendidos", "Rangordning för bästsäljare", "Ranking
+ * najlepiej sprzedających się produktów", "En Çok Satanlar Sıralaması", "تصنيف الأفضل مبيعاً".
+ * Accented letters may also come as entities. The leading "Amazon" is left out on purpose, and
+ * the alternatives start with few distinct bytes, which keeps the JIT's first-byte scan fast.
+ * What sits between the label and the first number (colons, tags, &rlm;, blank lines, <style>)
+ * is skipped by the extractor, not the pattern.
  */
 static const char default_block_start[] =
-    "Best(?:[\\s-]?[Ss]ellers?[\\s-]*+[Rr]ank|seller-Rang)"
-    "|Classement des meilleures ventes(?:\\s++d\\S{1,12}?Amazon)?";
+    "Best(?:[\\s-]?[Ss]ellers?[\\s-]*+[Rr]ank|seller-Rang|sellers-?rang)"
+    "|Classement des meilleures ventes(?:\\s++d\\S{1,12}?Amazon)?"
+    "|Clasificaci(?:\xc3\xb3|&oacute;|&#243;)n en los m(?:\xc3\xa1|&aacute;|&#225;)s vendidos"
+    "|[Cc]lassifica Bestseller"
+    "|Plaats in (?:de )?[Bb]estsellerlijst"
+    "|Ranking (?:dos mais vendidos|najlepiej sprzedaj)"
+    "|Rangordning f(?:\xc3\xb6|&ouml;)r b(?:\xc3\xa4|&auml;)sts(?:\xc3\xa4|&auml;)ljare"
+    "|En (?:\xc3\x87|&Ccedil;)ok Satanlar S\xc4\xb1ralamas\xc4\xb1"
+    "|\xe5\xa3\xb2\xe3\x82\x8c\xe7\xad\x8b\xe3\x83\xa9\xe3\x83\xb3\xe3\x82\xad\xe3\x83\xb3\xe3\x82\xb0"
+    "|\xe7\x83\xad\xe9\x94\x80\xe5\x95\x86\xe5\x93\x81\xe6\x8e\x92\xe8\xa1\x8c\xe6\xa6\x9c"
+    "|\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3(?:\xd9\x81\xd8\xb6\xd9\x84|\xd9\x83\xd8\xab\xd8\xb1) \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9";
 
 /*
  * One rank entry, matched anchored at the entry's start in the normalized block text (see
  * extract.c: tags reduced to "<name>"/"</name>", style/script/comments dropped, whitespace and
  * no-break spaces collapsed to one space, entities but &lt; and &amp; decoded). Group 1 is the
- * number as written ("5,838", "13.222", "1 234"), group 2 the category: plain text up to "("
- * (so "(See Top 100 in Books)" is left out) or a ladder of links, whose link texts may hold
- * parentheses ("Home & Garden (Books)"). Optional "Paid"/"Free" words cover Kindle ranks.
+ * number as written ("5,838", "13.222", "1 234", "١٬٤٣١"), group 2 the category: plain text up
+ * to "(" (so "(See Top 100 in Books)" is left out) or a ladder of links, whose link texts may
+ * hold parentheses ("Home & Garden (Books)"). A branch reset (?| ... ) gives every written form
+ * the same two groups:
+ *   "#1,234 in Books", "1,234 in Books", "Nr. 1.234 in Bücher", "n° 1 234 en Livres",
+ *   "nº1.974 en Libros", "n. 1.234 in Libri", "Nº 1.460 em Livros", "nr 1 234 i Böcker",
+ *   "Pozycja 1 234 w kategorii Książki", "#١٬٤٣١ في Videogames", with an optional
+ *   "Free"/"Paid" word for Kindle lists (extract.c keeps a free list apart);
+ *   "- 968,928位本" (Japanese: the category glued after 位);
+ *   "商品里排第968,928名日本图书" (Chinese interface);
+ *   "Kitap kategorisinde 1.234. sırada" (Turkish: the category first).
  */
+#define RANK_NUMBER "((?:[0-9]|\xd9[\xa0-\xa9])++(?:(?:[,.\\x20']|\xd9[\xab\xac])(?:[0-9]|\xd9[\xa0-\xa9])++)*+)"
+#define RANK_CATEGORY "((?:<a>(?:[^<]|</?(?:b|i|em|strong|span)>)*+</a>|</?(?:b|i|em|strong)>|[^<(])*+)"
 static const char default_rank[] =
-    "(?:\\#|Nr\\.?|No\\.|[Nn](?:\\xc2?\\xb0|\\xc2\\xba|o\\.))?\\x20?+"
-    "(\\d++(?:[,.\\x20]\\d++)*+)"
+    "(?|"
+    "(?:\\#|[Nn][Rr]\\.?|No\\.|[Nn](?:\\xc2?\\xb0|\\xc2\\xba|o\\.)|n\\.|Pozycja|\xe2\x84\x96)?\\x20?+"
+    RANK_NUMBER
     "(?:\\x20|<[^<>]{1,20}>)*+"
-    "(?:(?:Paid|Free|Bezahlt|Kostenlos|Gratis|[Pp]ayants?|[Gg]ratuits?)\\x20++)?"
-    "(?:in|en|dans|In|En|Dans)(?=[\\x20<])\\x20?+"
-    "((?:<a>(?:[^<]|</?(?:b|i|em|strong|span)>)*+</a>|</?(?:b|i|em|strong)>|[^<(])*+)";
+    "(?:(?:Paid|Free|Bezahlt|Kostenlos|Gratis|Gr\xc3\xa1tis|[Pp]ayants?|[Gg]ratuits?|Pago|Pagati|"
+    "Gratuito|Darmowe|P\xc5\x82\x61tne)\\x20++)?"
+    "(?:in|en|dans|em|i|w\\x20kategorii|\xd9\x81\xd9\x8a|In|En|Dans|Em)(?=[\\x20<])\\x20?+"
+    RANK_CATEGORY
+    "|-?\\x20?+" RANK_NUMBER "\xe4\xbd\x8d\\x20?+" RANK_CATEGORY
+    "|(?:\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92)?\xe7\xac\xac\\x20?+" RANK_NUMBER "\\x20?+\xe5\x90\x8d\\x20?+" RANK_CATEGORY
+    "|(?=[^<(]{1,200}?\\x20kategorisinde\\x20" RANK_NUMBER "\\.\\x20s\xc4\xb1rada)"
+    "([^<(]{1,200}?)\\x20kategorisinde\\x20[^<]{1,40}?\\.\\x20s\xc4\xb1rada"
+    ")";
 
 /* The product title element of every generation (books, Kindle, other products). */
 static const char default_title[] =
     "\\bid=[\"']?(?:productTitle|ebooksProductTitle|btAsinTitle)[\"']?(?=[\\s>/])[^>]*+>"
     "\\s*+([^<]*+)";
 
-/* Robot-check / captcha pages (also served with 503). Each is found on its own, see
- * SCR_MAX_MARKERS. The look-behinds keep a rare upper-case or '@' first character. */
+/* Robot-check / captcha pages (also served with 503), in any interface language: the form and
+ * field names are the same on every storefront, the English texts are kept for old pages. Each
+ * is found on its own, see SCR_MAX_MARKERS. On a 2xx page extract.c counts a marker only where
+ * a robot check shows it - in the text or in a tag - since real product pages mention
+ * validateCaptcha in their scripts. */
 static const char *const default_blocked[] = {
     "Robot Check\\s*+</title>",
-    "(?<=validate)Captcha",
+    "/errors/validateCaptcha",
+    "id=\"captchacharacters\"",
     "Enter the characters you see below",
     "Type the characters you see in this image",
-    "(?<=api-services-support)@amazon\\.com",
+    "(?<=api-services-support)@amazon\\.",
     NULL,
 };
 
-/* The stores' "no such page" pages (English, German, French). Only consulted for pages that
- * have neither a rank nor a product title, so speed does not matter here. */
+/* The stores' "no such page" pages. Only consulted for pages that have neither a rank nor a
+ * product title, so speed does not matter here. */
 static const char *const default_not_found[] = {
-    "(?i)page not found|not a functioning page|find that page",
+    "(?i)page not found|not a functioning page|find that page|looking for something\\?",
     "keine funktionierende Seite|Seite nicht gefunden|gesuchte Seite nicht finden",
     "(?i)pas une page active|page introuvable|pas trouv\\S{1,8} (?:la|cette) page",
+    "(?i)no se ha encontrado|p\\S{1,8}gina no encontrada|pagina non trovata|pagina niet gevonden|"
+    "p\\S{1,8}gina n\\S{1,8}o encontrada|nie znaleziono strony|sayfa bulunamad",
+    "\xe3\x81\x8a\xe6\x8e\xa2\xe3\x81\x97\xe3\x81\xae\xe3\x83\x9a\xe3\x83\xbc\xe3\x82\xb8\xe3\x81\xaf\xe8\xa6\x8b\xe3\x81\xa4\xe3\x81\x8b\xe3\x82\x8a\xe3\x81\xbe\xe3\x81\x9b\xe3\x82\x93",
     NULL,
 };
 
@@ -271,6 +316,9 @@ static scr_source *source_build(const scr_rules *r, char **err)
                                     err);
     if (!src->block_start)
         goto fail;
+    src->builtin_labels = r->block_start == NULL;
+    int base = preset_index(r->base ? r->base : r->name);
+    scr_fetch_policy_init(&src->policy, src->url_template, base >= 0 ? preset_languages[base] : NULL);
     /* Entries are read one after another from a known start, so the rank rule is anchored. */
     src->rank = compile_rule(r->name, "rank", r->rank ? r->rank : default_rank, PCRE2_ANCHORED,
                              2, err);
@@ -348,6 +396,16 @@ scr_source *scr_source_new_custom(const scr_rules *rules, char **err)
 const char *scr_source_name(const scr_source *src)
 {
     return src ? src->name : NULL;
+}
+
+const scr_fetch_policy *scr_source_fetch_policy(const scr_source *src)
+{
+    return src ? &src->policy : NULL;
+}
+
+const char *scr_source_accept_language(const scr_source *src)
+{
+    return src ? src->policy.accept_language : NULL;
 }
 
 const char *scr_source_template(const scr_source *src)

@@ -12,6 +12,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "fetch.h"
 #include "scraper.h"
 
 /* Marker rules (blocked, not_found) are lists so that each entry can be a plain literal that the
@@ -28,11 +29,17 @@ struct scr_source {
     char *name;                     /* owned */
     char *url_template;             /* owned, validated */
     pcre2_code *block_start;        /* raw page: the Best Sellers Rank label */
+    int builtin_labels;             /* block_start is the built-in label table, so the extractor
+                                       may look near the store's bestseller links first */
     pcre2_code *rank;               /* normalized block text, compiled anchored */
     pcre2_code *title;              /* raw page */
     scr_marker_list blocked;        /* raw page */
     scr_marker_list not_found;      /* raw page */
     pcre2_match_context *match_ctx; /* match/depth limits; never changed after creation */
+    scr_fetch_policy policy;        /* from the URL template and the preset's language */
 };
+
+/* The rules the pool's fetches of this source follow (borrowed, lives as long as src). */
+const scr_fetch_policy *scr_source_fetch_policy(const scr_source *src);
 
 #endif

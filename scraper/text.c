@@ -201,7 +201,10 @@ static int is_ladder_sep(const char *s, size_t i, size_t n)
 
 void scr_ladder_step(char *s, int first)
 {
-    static const char *const see_top[] = {"(See Top", "(Siehe Top", "(Voir les"};
+    static const char *const see_top[] = {
+        "(See Top", "(Siehe Top", "(Voir les", "(Voir le Top", "(Ver el Top", "(Ver los",
+        "(Visualizza i Top", "(Top 100 in", "(Conhe\xc3\xa7" "a o Top", "(Zobacz Top", "(Visa topp",
+    };
     for (size_t k = 0; k < sizeof see_top / sizeof see_top[0]; k++) {
         char *cut = strstr(s, see_top[k]);
         if (cut)
@@ -242,16 +245,28 @@ int64_t scr_parse_rank(const char *s, size_t n)
 {
     int64_t v = 0;
     int digits = 0;
+    const unsigned char *u = (const unsigned char *)s;
     for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
+        unsigned char c = u[i];
+        int d = -1;
         if (c >= '0' && c <= '9') {
-            if (++digits > SCR_RANK_MAX_DIGITS)
-                return -1;
-            v = v * 10 + (c - '0');
+            d = c - '0';
+        } else if (c == 0xd9 && i + 1 < n && u[i + 1] >= 0xa0 && u[i + 1] <= 0xa9) {
+            d = u[++i] - 0xa0;                      /* Arabic-Indic digits U+0660-U+0669 */
+        } else if (c == 0xdb && i + 1 < n && u[i + 1] >= 0xb0 && u[i + 1] <= 0xb9) {
+            d = u[++i] - 0xb0;                      /* Extended Arabic-Indic U+06F0-U+06F9 */
+        } else if (c == 0xd9 && i + 1 < n && (u[i + 1] == 0xab || u[i + 1] == 0xac)) {
+            i++;                                    /* Arabic separators U+066B, U+066C */
+            continue;
         } else if (c != ',' && c != '.' && c != ' ' && c != '\'' && c != 0xc2 && c != 0xa0 &&
                    c != 0xe2 && c != 0x80 && c != 0xaf) {
             return -1;              /* the bytes above are those of U+00A0 and U+202F */
         }
+        if (d < 0)
+            continue;
+        if (++digits > SCR_RANK_MAX_DIGITS)
+            return SCR_RANK_OVERFLOW;
+        v = v * 10 + d;
     }
     return digits && v > 0 ? v : -1;
 }

@@ -69,7 +69,10 @@ BR_MUST_CHECK char *scr_clean_text(const char *in, size_t n);
 void scr_ladder_step(char *s, int first);
 
 /* The rank in a number as written ("5,838", "13.222", "1 234", "1'234", no-break spaces as
- * separators); -1 when it is not one (no digits, other characters, 0, too many digits). */
+ * separators, Arabic-Indic digits with the Arabic separators as amazon.sa writes them); -1 when
+ * it is not one (no digits, other characters, 0), SCR_RANK_OVERFLOW when it has more digits
+ * than a rank can have. */
+#define SCR_RANK_OVERFLOW (-2)
 BR_MUST_CHECK int64_t scr_parse_rank(const char *s, size_t n);
 
 #endif

@@ -552,7 +552,7 @@ static void test_sources(void)
         free(url);
         scr_source_free(src);
     }
-    CHECK_INT(count, 6, "six presets");
+    CHECK_INT(count, 21, "21 presets");
 
     char *err = NULL;
     scr_source *src = scr_source_new_preset("amazon.com", "http://127.0.0.1:8123/dp/{isbn10}",
@@ -775,19 +775,20 @@ static void test_threads(void)
 static void test_preset_table(void)
 {
     static const char *const want[] = {"amazon.com", "amazon.co.uk", "amazon.de",
-                                       "amazon.fr",  "amazon.ca",    "amazon.com.au"};
+                                       "amazon.fr",  "amazon.ca",    "amazon.com.au"};  /* first six */
     size_t n = 0;
     while (scr_preset_names[n])
         n++;
-    CHECK_INT(n, 6, "preset table: six presets");
+    CHECK_INT(n, 21, "preset table: 21 presets");
     for (size_t i = 0; i < n && i < 6; i++)
         CHECK_STR(scr_preset_names[i], want[i], "preset table: name and order");
     char *err = NULL;
     scr_source *src = scr_source_new_preset("amazon.example", NULL, &err);
     CHECK(src == NULL, "preset table: unknown name refused");
-    CHECK_STR(err, "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
-                   "amazon.de, amazon.fr, amazon.ca, amazon.com.au)",
-              "preset table: the message lists every preset");
+    CHECK(err && strstr(err, "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
+                             "amazon.de, amazon.fr, amazon.ca, amazon.com.au, amazon.es,") &&
+              strstr(err, "amazon.eg)"),
+          "preset table: the message lists every preset");
     free(err);
 }
 
