@@ -135,8 +135,8 @@ void h_book_history(hctx *h, const char *arg)
         long v = strtol(limit, &end, 10);
         if (end == limit || *end || v < SRV_HISTORY_LIMIT_MIN || v > SRV_HISTORY_LIMIT_MAX) {
             h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from " SRV_STR(SRV_HISTORY_LIMIT_MIN) " to " SRV_STR(
-                        SRV_HISTORY_LIMIT_MAX));
+                    "limit must be a whole number from " SRV_STR(SRV_HISTORY_LIMIT_MIN) " to "
+                        SRV_STR(SRV_HISTORY_LIMIT_MAX));
             return;
         }
         q.limit = (int)v;

@@ -136,12 +136,16 @@ static void read_request(request_state *r, const char *method, const char *url)
 
 /* ---- the one response path ------------------------------------------------------------------- */
 
-/* Copies at most 256 bytes of client-chosen text for the access log, control bytes replaced by
- * '?', so that a decoded "%0a" or an escape sequence in a path cannot forge or garble log lines. */
+/* How much of a client-chosen method or path goes into the access log. */
+#define LOG_FIELD_MAX 256
+
+/* Copies at most LOG_FIELD_MAX bytes of client-chosen text for the access log, control bytes
+ * replaced by '?', so that a decoded "%0a" or an escape sequence in a path cannot forge or
+ * garble log lines. */
 static const char *log_safe(const char *in, char *out, size_t outlen)
 {
     size_t n = 0;
-    for (; in && *in && n + 4 < outlen && n < 256; in++)
+    for (; in && *in && n + 4 < outlen && n < LOG_FIELD_MAX; in++)
         out[n++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? '?' : *in;
     if (in && *in && n + 4 <= outlen)
         for (int i = 0; i < 3; i++)
@@ -197,7 +201,7 @@ static enum MHD_Result send_response(request_state *r, srv_response *resp)
     MHD_destroy_response(mr);
     r->responded = 1;
     metrics_http((int)resp->status);
-    char method[32], url[264];
+    char method[32], url[LOG_FIELD_MAX + 8];
     log_info("%s %s %u %zu %.1fms", log_safe(r->req.method, method, sizeof method),
              log_safe(r->req.path, url, sizeof url), resp->status, len,
              (time_mono_s() - r->started) * 1000.0);

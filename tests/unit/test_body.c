@@ -68,15 +68,16 @@ static const err_case err_cases[] = {
      "\"isbns\" must be an array of strings"},
     {"isbns an object", JSON, "{\"isbns\": {\"0\": \"0132269937\"}}", BODY_INVALID,
      "\"isbns\" must be an array of strings"},
-    {"isbns null", JSON, "{\"isbns\": null}", BODY_INVALID, "\"isbns\" must be an array of strings"},
+    {"isbns null", JSON, "{\"isbns\": null}", BODY_INVALID,
+     "\"isbns\" must be an array of strings"},
     {"refresh 1", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": 1}", BODY_INVALID,
      "\"refresh\" must be true or false"},
     {"refresh \"true\"", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": \"true\"}",
      BODY_INVALID, "\"refresh\" must be true or false"},
     {"refresh null", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": null}", BODY_INVALID,
      "\"refresh\" must be true or false"},
-    {"refresh 2^70", JSON, "{\"isbns\": [], \"refresh\": 1180591620717411303424}", BODY_INVALID_JSON,
-     NULL},
+    {"refresh 2^70", JSON, "{\"isbns\": [], \"refresh\": 1180591620717411303424}",
+     BODY_INVALID_JSON, NULL},
     {"XML", "application/xml", "<isbns/>", BODY_UNSUPPORTED_TYPE,
      "send application/json or text/plain"},
     {"no content type", NULL, "0132269937", BODY_UNSUPPORTED_TYPE,
@@ -130,7 +131,8 @@ static void test_json(void)
     body_list_free(&p.l);
 
     parse(&p, JSON, "{\"refresh\": true, \"isbns\": [\"0132269937\"], \"other\": 1}", 100);
-    CHECK(p.rc == BODY_OK && p.l.refresh == 1 && p.l.n == 1, "refresh: true (unknown keys ignored)");
+    CHECK(p.rc == BODY_OK && p.l.refresh == 1 && p.l.n == 1,
+          "refresh: true (unknown keys ignored)");
     body_list_free(&p.l);
     parse(&p, JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": false}", 100);
     CHECK(p.rc == BODY_OK && p.l.refresh == 0, "refresh: false");

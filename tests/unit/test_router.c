@@ -101,7 +101,8 @@ static void check_route_case(const route_case *c, router_asset_fn assets)
     static router_match m;
     char what[300];
     router_verdict v = router_route_path(&cfg, c->method, c->path, &m);
-    snprintf(what, sizeof what, "%s '%.60s' -> %s", c->method, c->path, router_strerror(c->verdict));
+    snprintf(what, sizeof what, "%s '%.60s' -> %s", c->method, c->path,
+             router_strerror(c->verdict));
     if (!CHECK(v == c->verdict && m.verdict == v, what))
         printf("#   got %s\n", router_strerror(v));
     if (c->verdict == ROUTER_OK) {
@@ -209,7 +210,7 @@ static void test_lengths(void)
           "a prefix of a pattern is no match");
 }
 
-/* ---- the checks of mutating requests ---------------------------------------------------------- */
+/* ---- the checks of mutating requests --------------------------------------------------------- */
 
 typedef struct check_case {
     const char *what;
