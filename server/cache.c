@@ -1,27 +1,19 @@
 /*
- * cache.c - rendered answers of GET /api/books/{isbn}, kept until the store changes.
- *
- * The store's version is the sum of three monotonic counters: this server's own changes
- * (cache_bump after a mutation), the jobs writer's commits (jobs_commits), and commits by other
- * processes (a cron `bookrank refresh`), seen through PRAGMA data_version on a connection that
- * never writes, read at most every WATCH_INTERVAL_MS. An entry answers only for the version it
- * was rendered at, and the version is read before the store is, so a change during rendering
- * leaves a stale entry that is never served. Changes by another process show within
- * WATCH_INTERVAL_MS.
- *
- * Threads: any; slots are guarded by one rwlock, the watch connection by its own mutex.
+ * cache.c - the answer cache of GET /api/books/{isbn} (see cache.h for the versioning rule and
+ * the thread rules).
  */
-#include "internal.h"
+#include "cache.h"
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../common/timeutil.h"
+#include "../db/db.h"
 
 #define CACHE_SLOTS 8192           /* direct-mapped: a collision simply replaces */
 #define CACHE_MAX_ENTRY 65536      /* larger answers are not kept */
-#define WATCH_INTERVAL_MS 50
 
 typedef struct cache_slot {
     char key[14];
@@ -33,9 +25,9 @@ typedef struct cache_slot {
 struct resp_cache {
     pthread_rwlock_t lock;
     cache_slot *slots;             /* guarded by lock */
-    jobs *runner;
+    jobs *runner;                  /* borrowed; set before any thread sees the cache */
     _Atomic uint64_t local;        /* this server's own changes */
-    _Atomic uint64_t external;     /* data_version changes seen */
+    _Atomic uint64_t external;     /* data_version changes seen (and failed reads) */
     _Atomic int64_t next_watch_ms;
     pthread_mutex_t watch_lock;
     db *watch;                     /* guarded by watch_lock; never writes */
@@ -47,13 +39,19 @@ resp_cache *cache_new(const char *db_path, jobs *runner, char **err)
     resp_cache *c = calloc(1, sizeof *c);
     if (!c || !(c->slots = calloc(CACHE_SLOTS, sizeof *c->slots))) {
         free(c);
-        *err = strdup("out of memory");
+        if (err)
+            *err = strdup("out of memory");
         return NULL;
     }
-    c->watch = db_open(db_path, err);
+    char *open_err = NULL;
+    c->watch = db_open(db_path, &open_err);
     if (!c->watch || db_data_version(c->watch, &c->last_data_version) != DB_OK) {
-        if (c->watch && !*err)
-            *err = strdup(db_errmsg(c->watch));
+        if (!open_err)
+            open_err = strdup(c->watch ? db_errmsg(c->watch) : "cannot open the database");
+        if (err)
+            *err = open_err;
+        else
+            free(open_err);
         db_close(c->watch);
         free(c->slots);
         free(c);
@@ -87,12 +85,15 @@ uint64_t cache_version(resp_cache *c)
 {
     int64_t now = time_mono_ms();
     if (now >= atomic_load(&c->next_watch_ms) && pthread_mutex_trylock(&c->watch_lock) == 0) {
-        int64_t v;
-        if (db_data_version(c->watch, &v) != DB_OK || v != c->last_data_version) {
+        int64_t v = 0;
+        if (db_data_version(c->watch, &v) != DB_OK) {
+            /* Whether another process wrote is unknown: count it as a change. */
+            atomic_fetch_add(&c->external, 1);
+        } else if (v != c->last_data_version) {
             c->last_data_version = v;
             atomic_fetch_add(&c->external, 1);
         }
-        atomic_store(&c->next_watch_ms, now + WATCH_INTERVAL_MS);
+        atomic_store(&c->next_watch_ms, now + CACHE_WATCH_INTERVAL_MS);
         pthread_mutex_unlock(&c->watch_lock);
     }
     return atomic_load(&c->local) + atomic_load(&c->external) + jobs_commits(c->runner);

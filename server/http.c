@@ -1,11 +1,25 @@
 /*
- * http.c - the libmicrohttpd daemon: binding, limits, per-request state and body accumulation,
- * the single response path (headers, access log, metrics) and the store connection pool.
+ * http.c - the transport, and the only file that sees libmicrohttpd: the daemon (binding,
+ * limits, poll loop), per-request state, the request as plain data (request.h), body
+ * accumulation with its caps and drain rules, percent-decoding, and the one response path
+ * (headers, access log, metrics).
+ *
+ * A request is judged on its headers (framing, announced length, then router_check) on the
+ * first callback, before any body byte is kept; only a request that passed has its body
+ * accumulated, and the handlers run once it is complete. It calls the router, the handlers and
+ * the pool; nothing calls back into it.
+ *
+ * Threads: srv_start and srv_stop by the owner. libmicrohttpd's pool threads run the callbacks;
+ * a connection stays on one thread, so a request's state is only touched by that thread. The
+ * srv is read-only while the daemon runs.
  */
-#include "internal.h"
+#include "server.h"
 
 #include <arpa/inet.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
+#include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,72 +27,125 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "../common/grow.h"
 #include "../common/log.h"
 #include "../common/metrics.h"
 #include "../common/timeutil.h"
 #include "../web/web.h"
+#include "cache.h"
+#include "dbpool.h"
+#include "handlers.h"
+#include "limits.h"
+#include "request.h"
+#include "router.h"
 
-/* How much of an oversized chunked body is drained before the connection is cut. */
-#define DISCARD_MAX ((size_t)16 << 20)
+struct srv {
+    srv_config cfg;              /* defaults filled in; strings borrowed from the caller */
+    jobs *runner;                /* borrowed */
+    resp_cache *cache;
+    dbpool *pool;
+    handlers_env env;
+    router_config routes;
+    struct MHD_Daemon *daemon;
+    int port;
+};
 
-/* ---- store connection pool ---------------------------------------------------------------- */
+/* Per-request state, made on the first callback and freed in the completed callback. */
+typedef struct request_state {
+    srv *server;
+    struct MHD_Connection *conn;
+    double started;
+    srv_request req;             /* strings borrowed from libmicrohttpd for the request's life */
+    srv_arg *args;               /* owned array behind req.args */
+    size_t args_cap;
+    router_match match;          /* the router's verdict on the headers */
+    int keep;                    /* body bytes are kept: the request passed every check */
+    buf body;
+    size_t received;             /* body bytes seen, kept or dropped */
+    srv_transport_err refused;   /* the transport's verdict (SRV_TRANSPORT_OK so far) */
+    int responded;
+} request_state;
 
-static db *pool_take(db_pool *p)
+/* ---- the request as plain data --------------------------------------------------------------- */
+
+static int name_is(const char *key, const char *name)
 {
-    db *d = NULL;
-    pthread_mutex_lock(&p->lock);
-    if (p->nfree)
-        d = p->free_list[--p->nfree];
-    pthread_mutex_unlock(&p->lock);
-    if (!d) {
-        char *err = NULL;
-        d = db_open(p->path, &err);
-        if (!d) {
-            log_error("store: %s", err ? err : "cannot open");
-            free(err);
-        }
+    return strcasecmp(key, name) == 0;
+}
+
+/* The first of each header, like MHD_lookup_connection_value; counts the ones that matter
+ * twice. */
+static enum MHD_Result on_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                 const char *value)
+{
+    srv_request *q = cls;
+    (void)kind;
+    if (!key)
+        return MHD_YES;
+    const char **slot = NULL;
+    if (name_is(key, MHD_HTTP_HEADER_HOST)) {
+        q->nhost++;
+        slot = &q->host;
+    } else if (name_is(key, MHD_HTTP_HEADER_CONTENT_LENGTH)) {
+        q->ncontent_length++;
+        slot = &q->content_length;
+    } else if (name_is(key, MHD_HTTP_HEADER_TRANSFER_ENCODING)) {
+        q->ntransfer_encoding++;
+        slot = &q->transfer_encoding;
+    } else if (name_is(key, MHD_HTTP_HEADER_ORIGIN)) {
+        slot = &q->origin;
+    } else if (name_is(key, "Sec-Fetch-Site")) {
+        slot = &q->fetch_site;
+    } else if (name_is(key, MHD_HTTP_HEADER_AUTHORIZATION)) {
+        slot = &q->authorization;
+    } else if (name_is(key, MHD_HTTP_HEADER_CONTENT_TYPE)) {
+        slot = &q->content_type;
+    } else if (name_is(key, MHD_HTTP_HEADER_EXPECT)) {
+        slot = &q->expect;
+    } else if (name_is(key, MHD_HTTP_HEADER_IF_NONE_MATCH)) {
+        slot = &q->if_none_match;
     }
-    return d;
+    if (slot && !*slot)
+        *slot = value;
+    return MHD_YES;
 }
 
-static void pool_give(db_pool *p, db *d)
+static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *key,
+                              const char *value)
 {
-    if (!d)
-        return;
-    pthread_mutex_lock(&p->lock);
-    if (p->nfree < p->cap) {
-        p->free_list[p->nfree++] = d;
-        d = NULL;
+    request_state *r = cls;
+    (void)kind;
+    srv_arg *grown = grow_to(r->args, &r->args_cap, r->req.nargs + 1, sizeof *r->args);
+    if (!grown) {
+        r->refused = SRV_TRANSPORT_NOMEM;
+        return MHD_NO;
     }
-    pthread_mutex_unlock(&p->lock);
-    db_close(d);
+    r->args = grown;
+    r->args[r->req.nargs++] = (srv_arg){.name = key, .value = value};
+    r->req.args = r->args;
+    return MHD_YES;
 }
 
-/* ---- requests ----------------------------------------------------------------------------- */
-
-db *req_db(request *r)
+static void read_request(request_state *r, const char *method, const char *url)
 {
-    if (!r->store)
-        r->store = pool_take(&r->server->dbs);
-    return r->store;
+    r->req.method = method;
+    r->req.path = url;
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, on_header, &r->req);
+    MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_arg, r);
 }
 
-const char *req_arg(request *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-}
+/* ---- the one response path ------------------------------------------------------------------- */
 
-const char *req_header(request *r, const char *name)
-{
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
+/* How much of a client-chosen method or path goes into the access log. */
+#define LOG_FIELD_MAX 256
 
-/* Copies at most 256 bytes of client-chosen text for the access log, control bytes replaced by
- * '?', so that a decoded "%0a" or an escape sequence in a path cannot forge or garble log lines. */
+/* Copies at most LOG_FIELD_MAX bytes of client-chosen text for the access log, control bytes
+ * replaced by '?', so that a decoded "%0a" or an escape sequence in a path cannot forge or
+ * garble log lines. */
 static const char *log_safe(const char *in, char *out, size_t outlen)
 {
     size_t n = 0;
-    for (; in && *in && n + 4 < outlen && n < 256; in++)
+    for (; in && *in && n + 4 < outlen && n < LOG_FIELD_MAX; in++)
         out[n++] = ((unsigned char)*in < 0x20 || *in == 0x7f) ? '?' : *in;
     if (in && *in && n + 4 <= outlen)
         for (int i = 0; i < 3; i++)
@@ -87,99 +154,111 @@ static const char *log_safe(const char *in, char *out, size_t outlen)
     return out;
 }
 
-static enum MHD_Result send_response(request *r, unsigned status, const char *content_type,
-                                     void *data, size_t len, enum MHD_ResponseMemoryMode mode,
-                                     const char *const *headers)
+/* The dashboard's pages may load only their own files and may not be framed. */
+static const char *const dashboard_headers[] = {
+    "Content-Security-Policy",
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    "X-Frame-Options", "DENY",
+    "Referrer-Policy", "no-referrer",
+    NULL, NULL,
+};
+
+/* Queues resp (which it empties), counts it and writes the access-log line. */
+static enum MHD_Result send_response(request_state *r, srv_response *resp)
 {
-    struct MHD_Response *resp = MHD_create_response_from_buffer(len, data, mode);
-    if (!resp) {
+    void *data;
+    size_t len;
+    enum MHD_ResponseMemoryMode mode;
+    if (resp->fixed) {
+        data = (void *)(uintptr_t)resp->fixed;   /* MHD only reads PERSISTENT data */
+        len = resp->fixed_len;
+        mode = MHD_RESPMEM_PERSISTENT;
+    } else if (resp->body.len == 0) {
+        data = (void *)(uintptr_t)"";
+        len = 0;
+        mode = MHD_RESPMEM_PERSISTENT;
+    } else {
+        data = buf_steal(&resp->body, &len);   /* never NULL: the buf holds data */
+        mode = MHD_RESPMEM_MUST_FREE;
+    }
+    struct MHD_Response *mr = MHD_create_response_from_buffer(len, data, mode);
+    if (!mr) {
         if (mode == MHD_RESPMEM_MUST_FREE)
             free(data);
+        srv_response_clear(resp);
         return MHD_NO;
     }
-    if (content_type)
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (const char *const *h = headers; h && h[0]; h += 2)
-        MHD_add_response_header(resp, h[0], h[1]);
-    enum MHD_Result ret = MHD_queue_response(r->conn, status, resp);
-    MHD_destroy_response(resp);
+    if (resp->content_type)
+        MHD_add_response_header(mr, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
+    MHD_add_response_header(mr, "X-Content-Type-Options", "nosniff");
+    MHD_add_response_header(mr, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (size_t i = 0; i < resp->nheaders; i++)
+        MHD_add_response_header(mr, resp->headers[i].name, resp->headers[i].value);
+    for (const char *const *h = dashboard_headers; resp->dashboard && h[0]; h += 2)
+        MHD_add_response_header(mr, h[0], h[1]);
+    enum MHD_Result ret = MHD_queue_response(r->conn, resp->status, mr);
+    MHD_destroy_response(mr);
     r->responded = 1;
-    metrics_http((int)status);
-    char method[32], url[264];
-    log_info("%s %s %u %zu %.1fms", log_safe(r->method, method, sizeof method),
-             log_safe(r->url, url, sizeof url), status, len, (time_mono_s() - r->started) * 1000.0);
+    metrics_http((int)resp->status);
+    char method[32], url[LOG_FIELD_MAX + 8];
+    log_info("%s %s %u %zu %.1fms", log_safe(r->req.method, method, sizeof method),
+             log_safe(r->req.path, url, sizeof url), resp->status, len,
+             (time_mono_s() - r->started) * 1000.0);
+    srv_response_clear(resp);
     return ret;
 }
 
-enum MHD_Result req_send(request *r, unsigned status, const char *content_type, const void *data,
-                         size_t len, const char *const *headers)
+static enum MHD_Result refuse(request_state *r, srv_transport_err err)
 {
-    return send_response(r, status, content_type, (void *)(uintptr_t)data, len,
-                         MHD_RESPMEM_MUST_COPY, headers);
+    srv_response resp;
+    srv_response_init(&resp, SRV_RESPONSE_MAX);
+    handlers_refuse(&r->server->env, err, &resp);
+    return send_response(r, &resp);
 }
 
-enum MHD_Result req_send_buf(request *r, unsigned status, const char *content_type, buf *body,
-                             const char *const *headers)
+static enum MHD_Result answer(request_state *r)
 {
-    size_t len;
-    char *data = buf_steal(body, &len);
-    if (!data)
-        return req_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory", NULL);
-    return send_response(r, status, content_type, data, len, MHD_RESPMEM_MUST_FREE, headers);
+    srv_response resp;
+    srv_response_init(&resp, SRV_RESPONSE_MAX);
+    handlers_answer(&r->server->env, &r->match, &r->req, &resp);
+    return send_response(r, &resp);
 }
 
-enum MHD_Result req_json(request *r, unsigned status, json_t *value, const char *const *headers)
+/* ---- the request callbacks ------------------------------------------------------------------- */
+
+/* The first callback: the request line and headers are in, no body byte yet. */
+static enum MHD_Result on_headers(srv *s, request_state *r)
 {
-    buf out;
-    buf_init(&out, (size_t)1 << 30);
-    enum MHD_Result ret;
-    if (!value || web_json_dump(&out, value) != BUF_OK) {
-        static const char oom[] =
-            "{\"error\":{\"code\":\"internal\",\"message\":\"cannot encode the response\",\"details\":[]}}";
-        ret = req_send(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "application/json", oom, sizeof oom - 1, NULL);
-    } else {
-        buf_append(&out, "\n", 1);
-        ret = req_send_buf(r, status, "application/json", &out, headers);
+    srv_transport_err framing = srv_request_framing(&r->req);
+    if (framing) {
+        /* Whatever body follows is dropped, not stored. */
+        r->refused = framing;
+        return refuse(r, framing);
     }
-    json_decref(value);
-    buf_free(&out);
-    return ret;
-}
-
-enum MHD_Result req_error(request *r, unsigned status, const char *code, const char *message,
-                          json_t *details)
-{
-    return req_json(r, status, web_json_error(code, message, details), NULL);
-}
-
-static enum MHD_Result count_content_length(void *cls, enum MHD_ValueKind kind, const char *key,
-                                            const char *value)
-{
-    (void)kind;
-    (void)value;
-    if (key && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0)
-        ++*(int *)cls;
-    return MHD_YES;
-}
-
-/* Why the request's body framing cannot be trusted, or NULL. A transfer coding other than
- * chunked leaves no way to find the body's end; Content-Length beside Transfer-Encoding, or twice,
- * is how requests are smuggled past proxies that read the framing differently (RFC 9112 6.3). */
-static const char *framing_problem(struct MHD_Connection *conn)
-{
-    const char *te = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_TRANSFER_ENCODING);
-    int lengths = 0;
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, count_content_length, &lengths);
-    if (te && strcasecmp(te, "chunked") != 0)
-        return "only the chunked transfer coding is supported";
-    if (te && lengths)
-        return "Content-Length and Transfer-Encoding must not both be sent";
-    if (lengths > 1)
-        return "more than one Content-Length header";
-    return NULL;
+    /* An announced oversized body is never kept. A client that sent "Expect: 100-continue"
+     * waits for our answer before sending it, so it gets the 413 at once. Most clients
+     * (urllib, requests, many SDKs) send the whole body first and read only then: answering
+     * and closing mid-upload resets the connection and the 413 is lost in their receive
+     * buffer, so up to SRV_DRAIN_MAX the body is read and dropped and the 413 follows it. */
+    int waits = srv_request_expects_continue(&r->req);
+    unsigned long long announced;
+    if (srv_request_length(&r->req, &announced) && announced > s->cfg.max_body) {
+        r->refused = SRV_BODY_TOO_LARGE;
+        if (announced > SRV_DRAIN_MAX || waits)
+            return refuse(r, SRV_BODY_TOO_LARGE);
+        return MHD_YES;
+    }
+    if (r->refused)              /* the arguments did not fit in memory */
+        return MHD_YES;
+    router_verdict v = router_check(&s->routes, &r->req, &r->match);
+    if (v == ROUTER_OK || v == ROUTER_ASSET) {
+        r->keep = 1;
+        return MHD_YES;
+    }
+    /* Refused on its headers: the body is dropped. A client waiting for "100 Continue" gets
+     * the answer instead and never sends it; the others get it once their body is read. */
+    return waits ? answer(r) : MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -187,7 +266,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   size_t *upload_data_size, void **req_cls)
 {
     srv *s = cls;
-    request *r = *req_cls;
+    request_state *r = *req_cls;
     (void)version;
 
     if (!r) {
@@ -196,74 +275,61 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         r->server = s;
         r->conn = conn;
-        r->method = method;
-        r->url = url;
         r->started = time_mono_s();
         buf_init(&r->body, s->cfg.max_body);
         *req_cls = r;
-        const char *framing = framing_problem(conn);
-        if (framing) {
-            r->body_too_big = 1;   /* whatever body follows is dropped, not stored */
-            return req_error(r, MHD_HTTP_BAD_REQUEST, "invalid_body", framing, NULL);
-        }
-        /* An announced oversized body is never kept. A client that sent "Expect: 100-continue"
-         * waits for our answer before sending it, so it gets the 413 at once. Most clients
-         * (urllib, requests, many SDKs) send the whole body first and read only then: answering
-         * and closing mid-upload resets the connection and the 413 is lost in their receive
-         * buffer, so up to DISCARD_MAX the body is read and dropped and the 413 follows it. */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl) {
-            char *end;
-            unsigned long long n = strtoull(cl, &end, 10);
-            if (*end == '\0' && n > s->cfg.max_body) {
-                r->body_too_big = 1;
-                const char *expect = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                 MHD_HTTP_HEADER_EXPECT);
-                if (n > DISCARD_MAX || (expect && strcasecmp(expect, "100-continue") == 0))
-                    return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                                     "request body larger than the limit", NULL);
-            }
-        }
-        return MHD_YES;
+        read_request(r, method, url);
+        return on_headers(s, r);
     }
     if (*upload_data_size) {
-        if (!r->body_too_big && buf_append(&r->body, upload_data, *upload_data_size) != BUF_OK)
-            r->body_too_big = 1;
-        if (r->body_too_big)
-            r->discarded += *upload_data_size;
+        size_t n = *upload_data_size;
         *upload_data_size = 0;
+        r->received = n > SIZE_MAX - r->received ? SIZE_MAX : r->received + n;
+        if (r->keep && !r->refused) {
+            int rc = buf_append(&r->body, upload_data, n);
+            if (rc == BUF_NOMEM)
+                r->refused = SRV_TRANSPORT_NOMEM;
+            if (rc != BUF_OK)
+                buf_free(&r->body);
+        }
+        /* Too large wins over every other refusal, as it does when announced. */
+        if (r->received > s->cfg.max_body)
+            r->refused = SRV_BODY_TOO_LARGE;
         /* An oversized body of unannounced length (chunked) is read and dropped up to a point,
          * so that the client, still sending, can read the 413 at its end; past that the
          * connection is cut (libmicrohttpd refuses a response queued mid-body, and the MHD_NO
          * that follows closes the connection). */
-        if (r->body_too_big && !r->responded && r->discarded > DISCARD_MAX)
-            return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                             "request body larger than the limit", NULL);
+        if (r->refused == SRV_BODY_TOO_LARGE && !r->responded && r->received > SRV_DRAIN_MAX)
+            return refuse(r, SRV_BODY_TOO_LARGE);
         return MHD_YES;
     }
     if (r->responded)
         return MHD_YES;
-    if (r->body_too_big)
-        return req_error(r, MHD_HTTP_CONTENT_TOO_LARGE, "payload_too_large",
-                         "request body larger than the limit", NULL);
-    return api_dispatch(r);
+    if (r->refused)
+        return refuse(r, r->refused);
+    if (r->keep) {
+        r->req.body = r->body.data ? r->body.data : "";
+        r->req.body_len = r->body.len;
+    }
+    return answer(r);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    srv *s = cls;
-    request *r = *req_cls;
+    request_state *r = *req_cls;
+    (void)cls;
     (void)conn;
     (void)toe;
     if (!r)
         return;
-    pool_give(&s->dbs, r->store);
     buf_free(&r->body);
+    free(r->args);
     free(r);
     *req_cls = NULL;
 }
+
+/* ---- the daemon ------------------------------------------------------------------------------ */
 
 static int hex_value(char c)
 {
@@ -370,37 +436,34 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
     s->cfg = *cfg;
     s->runner = runner;
     if (!s->cfg.max_body)
-        s->cfg.max_body = 1 << 20;
+        s->cfg.max_body = SRV_MAX_BODY_DEFAULT;
     if (!s->cfg.max_isbns)
-        s->cfg.max_isbns = 10000;
+        s->cfg.max_isbns = SRV_MAX_ISBNS_DEFAULT;
     if (!s->cfg.connection_limit)
-        s->cfg.connection_limit = 1024;
+        s->cfg.connection_limit = SRV_CONNECTION_LIMIT_DEFAULT;
     if (!s->cfg.per_ip_limit)
-        s->cfg.per_ip_limit = 256;
+        s->cfg.per_ip_limit = SRV_PER_IP_LIMIT_DEFAULT;
     if (!s->cfg.connection_timeout_s)
-        s->cfg.connection_timeout_s = 30;
+        s->cfg.connection_timeout_s = SRV_CONNECTION_TIMEOUT_DEFAULT;
     if (s->cfg.threads <= 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.threads = cores > 0 ? (int)cores : 2;
     }
-    pthread_mutex_init(&s->dbs.lock, NULL);
-    s->dbs.path = cfg->db_path;
-    s->dbs.cap = (size_t)s->cfg.threads + 4;
-    s->dbs.free_list = calloc(s->dbs.cap, sizeof *s->dbs.free_list);
+    s->routes = (router_config){.token = s->cfg.token, .asset = web_asset_find};
+    /* A client that closes mid-answer must not kill the process. libmicrohttpd keeps SIGPIPE
+     * away where the platform lets it (MSG_NOSIGNAL); elsewhere it is ignored here. */
+    if (MHD_is_feature_supported(MHD_FEATURE_AUTOSUPPRESS_SIGPIPE) != MHD_YES)
+        signal(SIGPIPE, SIG_IGN);
 
     struct sockaddr_storage ss;
     socklen_t sslen;
-    if (!s->dbs.free_list || parse_listen(cfg->listen, &ss, &sslen, err))
+    if (parse_listen(cfg->listen, &ss, &sslen, err))
         goto fail;
-    /* Open the store once here so a bad database fails at startup, not on the first request. */
-    db *first = pool_take(&s->dbs);
-    if (!first) {
-        *err = strdup("cannot open the database");
+    s->pool = dbpool_new(cfg->db_path, (size_t)s->cfg.threads + SRV_POOL_SPARE, err);
+    if (!s->pool)
         goto fail;
-    }
-    pool_give(&s->dbs, first);
     s->cache = cache_new(cfg->db_path, runner, err);
-    if (!s->cache)
+    if (!s->cache || handlers_env_init(&s->env, &s->cfg, runner, s->cache, s->pool, err))
         goto fail;
 
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop misses the end of a
@@ -421,15 +484,13 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONNECTION_MEMORY,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
         MHD_OPTION_END);
     if (!s->daemon) {
-        size_t n = strlen(cfg->listen) + 64;
-        *err = malloc(n);
-        if (*err)
-            snprintf(*err, n, "cannot listen on %s (address in use or not allowed?)", cfg->listen);
+        *err = buf_strdup_printf("cannot listen on %s (address in use or not allowed?)",
+                                 cfg->listen);
         goto fail;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
@@ -451,10 +512,8 @@ void srv_stop(srv *s)
         return;
     if (s->daemon)
         MHD_stop_daemon(s->daemon);
+    handlers_env_clear(&s->env);
     cache_free(s->cache);
-    for (size_t i = 0; i < s->dbs.nfree; i++)
-        db_close(s->dbs.free_list[i]);
-    free(s->dbs.free_list);
-    pthread_mutex_destroy(&s->dbs.lock);
+    dbpool_free(s->pool);
     free(s);
 }

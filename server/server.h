@@ -6,6 +6,12 @@
  * Handlers never block on scraping: refreshes go to the jobs runner, which answers at once.
  * Each request thread borrows its own store connection from a small pool.
  *
+ * Inside (each file's header says what it owns): http.c, the transport and the only file that
+ * sees libmicrohttpd, fills a request.h srv_request, asks router.c for a verdict on the headers,
+ * and hands the complete request to handlers.c, which decides every status and writes every
+ * body with render/; the handlers use body.c (request bodies), cache.c and dbpool.c. Limits are
+ * named in limits.h. Calls go one way; nothing calls back into http.c.
+ *
  * Threads: srv_start and srv_stop from the owning thread; the server's threads call into jobs
  * (any thread) and db (one connection per request at a time).
  */

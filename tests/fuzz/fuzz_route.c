@@ -1,29 +1,31 @@
 /*
- * fuzz_route.c - fuzz target: what the server reads from a request line. api_route_match() over
- * the route patterns of server/api.c, the {isbn} path segment, and the query values parsed by
- * time_parse_iso() (?since=) and time_parse_duration() (the --refresh-every / config form).
+ * fuzz_route.c - fuzz target: what the server reads from a request line and its headers. The
+ * router (server/router.c) over its own exported route table, the {isbn} path segment, the
+ * bearer-token comparison, and the query values parsed by time_parse_iso() (?since=) and
+ * time_parse_duration() (the --refresh-every / config form).
  *
  * Input: a request target "PATH[?QUERY]" up to the first NUL. PATH is matched against every
- * pattern, with the router's 256-byte argument buffer and with a small one (1-16 bytes, from the
- * path length) allocated to its exact size. Every QUERY value ("k=v&k=v"), and the whole input,
- * goes to both time parsers.
+ * pattern of router_routes with the router's own argument size (ROUTER_ARG_MAX) and with a small
+ * buffer (1-16 bytes, from the path length) allocated to its exact size, then routed with each
+ * of a few methods, with and without a stand-in dashboard. The whole input is also compared as
+ * an Authorization header value against a fixed token. Every QUERY value ("k=v&k=v"), and the
+ * whole input, goes to both time parsers.
  *
- * Invariants: api_route_match agrees with a simple reference matcher (prefix, one non-slash
- * segment that fits the buffer, suffix) and leaves a terminated argument; a segment that parses
- * as an ISBN is well formed and re-parses to itself; a parsed time written back by
- * time_format_iso parses to the same second (years 1970-9999); a parsed duration is > 0 and at
- * most 100 years, and parses back from its plain-seconds form.
+ * Invariants: router_segment_match agrees with a simple reference matcher (prefix, one
+ * non-slash segment that fits the buffer, suffix) and leaves a terminated argument; the route
+ * verdict is the one the reference matches imply (too long, the route of the method, 405 with
+ * exactly the methods that match plus HEAD beside GET, a dashboard file outside /api/, not
+ * found); a segment that parses as an ISBN is well formed and re-parses to itself; the token
+ * comparison agrees with a plain one; a parsed time written back by time_format_iso parses to
+ * the same second (years 1970-9999); a parsed duration is > 0 and at most 100 years, and parses
+ * back from its plain-seconds form.
  */
 #include "fuzz_common.h"
 
-#include "common/timeutil.h"
-#include "server/internal.h"
+#include <strings.h>
 
-/* The patterns of server/api.c's route table (kept in step by hand). */
-static const char *const fuzz_route_patterns[] = {
-    "/api/books", "/api/books/*", "/api/books/*/history", "/api/refresh", "/api/jobs/*",
-    "/api/export.csv", "/api/config", "/healthz", "/metrics",
-};
+#include "common/timeutil.h"
+#include "server/router.h"
 
 /* Reference matcher: the pattern's text before '*', one non-empty segment without '/' that fits
  * arglen with its NUL, then the pattern's text after '*'. */
@@ -49,18 +51,18 @@ static int fuzz_route_ref(const char *pattern, const char *path, size_t arglen, 
 static void fuzz_route_one(const char *pattern, const char *path, size_t arglen)
 {
     char *arg = malloc(arglen);
-    char want[256];
+    static char want[ROUTER_ARG_MAX];
     if (!arg)
         abort();
-    int got = api_route_match(pattern, path, arg, arglen);
+    int got = router_segment_match(pattern, path, arg, arglen);
     int ref = fuzz_route_ref(pattern, path, arglen, want, sizeof want);
     FUZZ_CHECK(got == ref, "route %s, path '%.80s', arglen %zu: matched %d, expected %d", pattern,
                path, arglen, got, ref);
     if (got && ref) {
         FUZZ_CHECK(memchr(arg, '\0', arglen) && strcmp(arg, want) == 0,
-                   "route %s, path '%.80s': argument '%.80s', expected '%s'", pattern, path,
+                   "route %s, path '%.80s': argument '%.80s', expected '%.80s'", pattern, path,
                    memchr(arg, '\0', arglen) ? arg : "(unterminated)", want);
-        /* The handlers of /api/books/... read the segment as an ISBN (path_isbn in api.c). */
+        /* The handlers of /api/books/... read the segment as an ISBN (h_path_isbn). */
         if (strncmp(pattern, "/api/books/*", 12) == 0) {
             isbn b;
             char why[160];
@@ -71,6 +73,89 @@ static void fuzz_route_one(const char *pattern, const char *path, size_t arglen)
         }
     }
     free(arg);
+}
+
+/* A stand-in dashboard of two files; only whether the answer is NULL matters to the router. */
+static const struct web_asset *fuzz_route_asset(const char *path)
+{
+    static const char file = 0;
+    if (strcmp(path, "/") == 0 || strcmp(path, "/app.js") == 0)
+        return (const struct web_asset *)(const void *)&file;
+    return NULL;
+}
+
+/* Whether allow, a ", "-separated list, names method. */
+static int fuzz_allow_has(const char *allow, const char *method)
+{
+    size_t n = strlen(method);
+    for (const char *p = allow; (p = strstr(p, method)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return 1;
+    return 0;
+}
+
+static void fuzz_route_verdict(const char *path, const char *method, router_asset_fn asset)
+{
+    router_config cfg = {.token = NULL, .asset = asset};
+    static router_match m;
+    router_verdict v = router_route_path(&cfg, method, path, &m);
+    FUZZ_CHECK(v == m.verdict, "%s '%.80s': returned %d, recorded %d", method, path, (int)v,
+               (int)m.verdict);
+    if (strlen(path) > SRV_PATH_MAX) {
+        FUZZ_CHECK(v == ROUTER_PATH_TOO_LONG, "%s of a %zu-byte path: verdict %d", method,
+                   strlen(path), (int)v);
+        return;
+    }
+    const char *as = strcmp(method, "HEAD") == 0 ? "GET" : method;
+    static char want[ROUTER_ARG_MAX];
+    const router_route *expect = NULL;
+    int any = 0, get = 0;
+    for (size_t i = 0; i < router_nroutes; i++) {
+        if (!fuzz_route_ref(router_routes[i].pattern, path, ROUTER_ARG_MAX, want, sizeof want))
+            continue;
+        any = 1;
+        get |= strcmp(router_routes[i].method, "GET") == 0;
+        if (strcmp(router_routes[i].method, as) == 0) {
+            FUZZ_CHECK(!expect, "'%.80s': two %s routes match", path, as);
+            expect = &router_routes[i];
+        }
+        FUZZ_CHECK(v == ROUTER_OK || fuzz_allow_has(m.allow, router_routes[i].method),
+                   "%s '%.80s': Allow '%s' lacks %s", method, path, m.allow,
+                   router_routes[i].method);
+    }
+    if (expect) {
+        FUZZ_CHECK(v == ROUTER_OK && m.route == expect, "%s '%.80s': verdict %d, expected %s %s",
+                   method, path, (int)v, expect->method, expect->pattern);
+        return;
+    }
+    int api = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0;
+    int file = !any && !api && asset && asset(path);
+    if (file && strcmp(as, "GET") == 0) {
+        FUZZ_CHECK(v == ROUTER_ASSET && m.asset != NULL, "%s '%.80s': a file, verdict %d",
+                   method, path, (int)v);
+        return;
+    }
+    if (any || file) {
+        FUZZ_CHECK(v == ROUTER_WRONG_METHOD, "%s '%.80s': verdict %d, expected 405", method, path,
+                   (int)v);
+        FUZZ_CHECK(fuzz_allow_has(m.allow, "HEAD") == (get || file),
+                   "%s '%.80s': Allow '%s' and HEAD", method, path, m.allow);
+        FUZZ_CHECK(!file || strcmp(m.allow, "GET, HEAD") == 0, "%s '%.80s': a file allows '%s'",
+                   method, path, m.allow);
+        return;
+    }
+    FUZZ_CHECK(v == ROUTER_NOT_FOUND, "%s '%.80s': verdict %d, expected not found", method, path,
+               (int)v);
+}
+
+static void fuzz_route_token(const char *header)
+{
+    static const char token[] = "s3cret";
+    int ref = strncasecmp(header, "Bearer ", 7) == 0 && strcmp(header + 7, token) == 0;
+    FUZZ_CHECK(router_token_ok(token, header) == ref, "token: '%.80s' accepted %d, expected %d",
+               header, !ref, ref);
+    FUZZ_CHECK(router_token_ok(NULL, header) && router_token_ok("", header),
+               "token: no token must accept '%.80s'", header);
 }
 
 static void fuzz_time_value(const char *v)
@@ -100,6 +185,7 @@ static void fuzz_time_value(const char *v)
 
 static void fuzz_route(const uint8_t *data, size_t size)
 {
+    static const char *const methods[] = {"GET", "HEAD", "POST", "DELETE", "PUT", "get"};
     char *s = fuzz_cstr(data, size);
     char *query = strchr(s, '?');
     char *path = s;
@@ -112,12 +198,16 @@ static void fuzz_route(const uint8_t *data, size_t size)
         path[plen] = '\0';
     }
 
-    size_t nroutes = sizeof fuzz_route_patterns / sizeof fuzz_route_patterns[0];
     size_t small = 1 + strlen(path) % 16;
-    for (size_t i = 0; i < nroutes; i++) {
-        fuzz_route_one(fuzz_route_patterns[i], path, 256);
-        fuzz_route_one(fuzz_route_patterns[i], path, small);
+    for (size_t i = 0; i < router_nroutes; i++) {
+        fuzz_route_one(router_routes[i].pattern, path, ROUTER_ARG_MAX);
+        fuzz_route_one(router_routes[i].pattern, path, small);
     }
+    for (size_t i = 0; i < sizeof methods / sizeof methods[0]; i++) {
+        fuzz_route_verdict(path, methods[i], NULL);
+        fuzz_route_verdict(path, methods[i], fuzz_route_asset);
+    }
+    fuzz_route_token(s);
 
     fuzz_time_value(s);
     if (query) {

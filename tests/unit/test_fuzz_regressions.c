@@ -101,41 +101,32 @@ static int replay_dir(const char *target, fuzz_target_fn fn, const char *kind)
     return n;
 }
 
-/* fuzz_route.c keeps its own copy of server/api.c's route patterns: every pattern of the route
- * table ({"METHOD", "/pattern", ...} lines) must be in it. */
-static void check_route_patterns(void)
+/* fuzz_route.c walks the router's own table; every route must be reachable through it, so
+ * that the replayed inputs cover every pattern: a path made from each pattern ("*" as an ISBN)
+ * routes to that route with its method. */
+static void check_route_table(void)
 {
-    FILE *f = fopen("server/api.c", "r");
-    if (!CHECK(f != NULL, "fuzz route: server/api.c readable"))
-        return;
-    char line[512];
-    int seen = 0;
-    while (fgets(line, sizeof line, f)) {
-        const char *p = line + strspn(line, " \t");
-        if (p[0] != '{' || p[1] != '"')
-            continue;
-        size_t m = strspn(p + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ");
-        if (m == 0 || strncmp(p + 2 + m, "\", \"/", 5) != 0)
-            continue;
-        const char *pat = p + 2 + m + 4;
-        size_t len = strcspn(pat, "\"");
-        int found = 0;
-        for (size_t i = 0; i < sizeof fuzz_route_patterns / sizeof fuzz_route_patterns[0]; i++)
-            if (strlen(fuzz_route_patterns[i]) == len && strncmp(fuzz_route_patterns[i], pat, len) == 0)
-                found = 1;
+    CHECK(router_nroutes > 0, "fuzz route: the router exports a route table");
+    for (size_t i = 0; i < router_nroutes; i++) {
+        const router_route *rt = &router_routes[i];
+        char path[256] = "";
+        const char *star = strchr(rt->pattern, '*');
+        int n = star ? snprintf(path, sizeof path, "%.*s9780131103627%s",
+                                (int)(star - rt->pattern), rt->pattern, star + 1)
+                     : snprintf(path, sizeof path, "%s", rt->pattern);
+        router_config cfg = {0};
+        static router_match m;
         char what[300];
-        snprintf(what, sizeof what, "fuzz route covers %.*s %.*s of server/api.c", (int)m, p + 2,
-                 (int)len, pat);
-        CHECK(found, what);
-        seen++;
+        snprintf(what, sizeof what, "fuzz route reaches %s %s", rt->method, rt->pattern);
+        CHECK(n > 0 && (size_t)n < sizeof path &&
+                  router_route_path(&cfg, rt->method, path, &m) == ROUTER_OK && m.route == rt,
+              what);
     }
-    fclose(f);
-    CHECK(seen > 0, "fuzz route: server/api.c has a route table");
 }
 
 int main(void)
 {
-    check_route_patterns();
+    check_route_table();
     for (size_t t = 0; t < sizeof targets / sizeof targets[0]; t++) {
         char what[128];
         int seeds = replay_dir(targets[t].name, targets[t].fn, "seeds");

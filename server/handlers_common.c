@@ -1,0 +1,151 @@
+/*
+ * handlers_common.c - the answers every handler gives: errors, the store connection, finishing
+ * a rendered body, and reading the two inputs several routes share (an ISBN list body, an
+ * {isbn} path segment). Threads: see handlers.h.
+ */
+#include "handlers_internal.h"
+
+#include <string.h>
+
+#include "../common/log.h"
+#include "limits.h"
+
+db *h_db(hctx *h)
+{
+    if (!h->store)
+        h->store = dbpool_take(h->env->pool);
+    return h->store;
+}
+
+void h_body_cap(hctx *h, size_t max)
+{
+    buf_free(&h->resp->body);
+    buf_init(&h->resp->body, max);
+}
+
+/* The answer prepared at start: it needs no memory. */
+static void oom_answer(hctx *h)
+{
+    srv_response *r = h->resp;
+    buf_free(&r->body);
+    r->nheaders = 0;
+    r->status = HTTP_INTERNAL_SERVER_ERROR;
+    r->content_type = CONTENT_TYPE_JSON;
+    r->fixed = h->env->oom.data;
+    r->fixed_len = h->env->oom.len;
+}
+
+void h_error_details(hctx *h, unsigned status, const char *code, const char *message,
+                     const render_detail *details, size_t ndetails)
+{
+    srv_response *r = h->resp;
+    /* An error can follow a half-written answer: start again, with room for any details. */
+    h_body_cap(h, SRV_RESPONSE_MAX);
+    r->nheaders = 0;
+    r->fixed = NULL;
+    r->fixed_len = 0;
+    r->dashboard = 0;
+    int rc = render_error(&r->body, code, message, details, ndetails);
+    if (rc == BUF_OK)
+        rc = buf_append(&r->body, "\n", 1);
+    if (rc != BUF_OK) {
+        oom_answer(h);
+        return;
+    }
+    r->status = status;
+    r->content_type = CONTENT_TYPE_JSON;
+}
+
+void h_error(hctx *h, unsigned status, const char *code, const char *message)
+{
+    h_error_details(h, status, code, message, NULL, 0);
+}
+
+void h_oom(hctx *h)
+{
+    h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+}
+
+void h_store_error(hctx *h)
+{
+    log_error("store: %s", h->store ? db_errmsg(h->store) : "no connection");
+    h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", "the database is not available");
+}
+
+void h_finish(hctx *h, int rc, unsigned status, const char *content_type,
+              const char *too_big_message)
+{
+    if (rc == BUF_TOOBIG)
+        h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", too_big_message);
+    else if (rc != BUF_OK)
+        h_oom(h);
+    else {
+        h->resp->status = status;
+        h->resp->content_type = content_type;
+    }
+}
+
+void h_json(hctx *h, int rc, unsigned status)
+{
+    if (rc == BUF_OK)
+        rc = buf_append(&h->resp->body, "\n", 1);
+    h_finish(h, rc, status, CONTENT_TYPE_JSON, "cannot encode the response");
+}
+
+int h_header(hctx *h, const char *name, const char *value)
+{
+    if (srv_response_header(h->resp, name, value) == 0)
+        return 0;
+    log_error("http: no room for the %s header", name);
+    h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "cannot build the response headers");
+    return -1;
+}
+
+int h_read_isbns(hctx *h, body_list *l, int allow_blank)
+{
+    const srv_request *r = h->req;
+    memset(l, 0, sizeof *l);
+    /* Only an empty body means "every book"; an explicit empty list is a mistake. */
+    if (allow_blank && body_is_blank(r->body, r->body_len))
+        return 0;
+    char why[160];
+    body_err e = body_parse(r->content_type, r->body, r->body_len, h->env->cfg->max_isbns, l, why,
+                            sizeof why);
+    switch (e) {
+    case BODY_OK:
+        if (l->n)
+            return 0;
+        h_error(h, HTTP_BAD_REQUEST, "invalid_body", "no ISBNs given");
+        break;
+    case BODY_INVALID_JSON:
+        h_error(h, HTTP_BAD_REQUEST, "invalid_json", why);
+        break;
+    case BODY_INVALID:
+        h_error(h, HTTP_BAD_REQUEST, "invalid_body", why);
+        break;
+    case BODY_INVALID_ISBN:
+        h_error_details(h, HTTP_BAD_REQUEST, "invalid_isbn", why, l->details, l->ndetails);
+        break;
+    case BODY_TOO_MANY:
+        h_error(h, HTTP_BAD_REQUEST, "too_many_isbns", why);
+        break;
+    case BODY_UNSUPPORTED_TYPE:
+        h_error(h, HTTP_UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", why);
+        break;
+    case BODY_NOMEM:
+        h_oom(h);
+        break;
+    }
+    body_list_free(l);
+    return -1;
+}
+
+int h_path_isbn(hctx *h, const char *arg, isbn *out)
+{
+    char why[160];
+    if (isbn_parse_explain(arg, strlen(arg), out, why, sizeof why) == ISBN_OK)
+        return 0;
+    render_detail d = {.index = 0, .input = arg, .input_len = strlen(arg), .reason = why};
+    h_error_details(h, HTTP_BAD_REQUEST, "invalid_isbn", why, &d, 1);
+    return -1;
+}

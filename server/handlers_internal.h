@@ -1,0 +1,100 @@
+/*
+ * handlers_internal.h - what the handler files share: the per-request context, the common
+ * answers (handlers_common.c) and each resource's handlers (handlers_books.c, handlers_jobs.c,
+ * handlers_service.c). Private to the handlers; http.c uses handlers.h.
+ *
+ * Calls go one way: handlers.c -> handlers_{books,jobs,service}.c -> handlers_common.c, and
+ * handlers_books.c -> handlers_jobs.c (a POST /api/books with "refresh": true starts a job).
+ *
+ * Threads: an hctx belongs to the request thread that made it.
+ */
+#ifndef BOOKRANK_SERVER_HANDLERS_INTERNAL_H
+#define BOOKRANK_SERVER_HANDLERS_INTERNAL_H
+
+#include "../common/compiler.h"
+#include "../common/isbn.h"
+#include "../render/render.h"
+#include "body.h"
+#include "handlers.h"
+
+/* The statuses the service answers with. */
+enum {
+    HTTP_OK = 200,
+    HTTP_CREATED = 201,
+    HTTP_ACCEPTED = 202,
+    HTTP_NO_CONTENT = 204,
+    HTTP_BAD_REQUEST = 400,
+    HTTP_UNAUTHORIZED = 401,
+    HTTP_FORBIDDEN = 403,
+    HTTP_NOT_FOUND = 404,
+    HTTP_METHOD_NOT_ALLOWED = 405,
+    HTTP_CONTENT_TOO_LARGE = 413,
+    HTTP_URI_TOO_LONG = 414,
+    HTTP_UNSUPPORTED_MEDIA_TYPE = 415,
+    HTTP_TOO_MANY_REQUESTS = 429,
+    HTTP_INTERNAL_SERVER_ERROR = 500,
+    HTTP_SERVICE_UNAVAILABLE = 503
+};
+
+#define CONTENT_TYPE_JSON "application/json"
+
+/* One request being handled. */
+typedef struct hctx {
+    const handlers_env *env;
+    const srv_request *req;
+    srv_response *resp;
+    db *store;                   /* borrowed from env->pool by h_db, given back after the call */
+} hctx;
+
+typedef void (*handler_fn)(hctx *h, const char *arg);
+
+/* ---- handlers_common.c: answers every handler gives ---------------------------------------- */
+
+/* The request's store connection (NULL when the store cannot be opened). */
+db *h_db(hctx *h);
+/* {"error": ...} with status; replaces whatever the response held (headers too). */
+void h_error(hctx *h, unsigned status, const char *code, const char *message);
+void h_error_details(hctx *h, unsigned status, const char *code, const char *message,
+                     const render_detail *details, size_t ndetails);
+/* 500 internal "out of memory". */
+void h_oom(hctx *h);
+/* 503 unavailable, with the store's message logged. */
+void h_store_error(hctx *h);
+/* Finishes an answer a render_* call (result rc) wrote into the body: on BUF_OK sets status and
+ * type; otherwise answers 500 (too_big_message when the answer outgrew its cap). */
+void h_finish(hctx *h, int rc, unsigned status, const char *content_type,
+              const char *too_big_message);
+/* Like h_finish for JSON, ending the body with a newline. */
+void h_json(hctx *h, int rc, unsigned status);
+/* Adds a response header; on failure (a bug: no room) answers 500 and returns -1. */
+BR_MUST_CHECK int h_header(hctx *h, const char *name, const char *value);
+/* Starts the body afresh with room for max bytes. */
+void h_body_cap(hctx *h, size_t max);
+/* Reads the ISBN list of the body. 0 with the list (l->n == 0 only when allow_blank and the
+ * body is blank), or -1 after answering the error. Free the list after 0. */
+BR_MUST_CHECK int h_read_isbns(hctx *h, body_list *l, int allow_blank);
+/* Reads the {isbn} path segment; -1 after answering 400. */
+BR_MUST_CHECK int h_path_isbn(hctx *h, const char *arg, isbn *out);
+
+/* ---- handlers_books.c ------------------------------------------------------------------------ */
+void h_books_list(hctx *h, const char *arg);
+void h_books_add(hctx *h, const char *arg);
+void h_book_get(hctx *h, const char *arg);
+void h_book_delete(hctx *h, const char *arg);
+void h_book_history(hctx *h, const char *arg);
+
+/* ---- handlers_jobs.c ------------------------------------------------------------------------- */
+void h_refresh(hctx *h, const char *arg);
+void h_job_get(hctx *h, const char *arg);
+/* Starts a refresh of books[0..n) (NULL: every book). 0 with *job and *joined, or -1 after
+ * answering the error. */
+BR_MUST_CHECK int h_start_job(hctx *h, const isbn *books, size_t n, db_job *job, int *joined);
+
+/* ---- handlers_service.c ---------------------------------------------------------------------- */
+void h_export(hctx *h, const char *arg);
+void h_config(hctx *h, const char *arg);
+void h_healthz(hctx *h, const char *arg);
+void h_metrics(hctx *h, const char *arg);
+void h_asset(hctx *h, const struct web_asset *asset);
+
+#endif
