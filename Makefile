@@ -18,7 +18,7 @@ CFLAGS ?= -O2 -g
 WARNINGS := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
 	-Wformat=2 -Wpointer-arith -Wvla -Wcast-qual
 WERROR ?= -Werror
-PKGS := libmicrohttpd libcurl libpcre2-8 sqlite3 jansson
+PKGS := libmicrohttpd libcurl libpcre2-8 sqlite3 jansson libcrypto
 DEPS_STAMP := $(BUILD)/.deps-ok
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -28,7 +28,7 @@ ALL_CFLAGS = $(WARNINGS) $(WERROR) -D_GNU_SOURCE -DBOOKRANK_VERSION='"$(VERSION)
 ALL_LDFLAGS = $(LDFLAGS) -pthread
 LIBS = $(PKG_LIBS) -lm
 
-MODULES := common db scraper jobs alerts server render cli web
+MODULES := common db scraper jobs alerts notify server render cli web
 LIB_SRC := $(foreach m,$(MODULES),$(filter-out web/mkassets.c,$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
 WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))

@@ -111,6 +111,10 @@ typedef struct render_detail {
 BR_MUST_CHECK int render_error(buf *out, const char *code, const char *message,
                                const render_detail *details, size_t ndetails);
 
+/* {key: text} - a chat message (Slack's "text", Discord's "content"); text is cut at max bytes
+ * on a character boundary, with "…" at the end. */
+BR_MUST_CHECK int render_text_payload(buf *out, const char *key, const char *text, size_t max);
+
 /* ---- CSV (RFC 4180) ---------------------------------------------------------------------------
  * Every text field is quoted; a field that a spreadsheet would run as a formula (starting with
  * = + - @, tab or CR) is prefixed with a '. Lines end with CRLF. */

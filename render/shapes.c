@@ -292,3 +292,25 @@ int render_error(buf *out, const char *code, const char *message, const render_d
     jw_object_close(&w);
     return jw_end(&w);
 }
+
+int render_text_payload(buf *out, const char *key, const char *text, size_t max)
+{
+    jw w;
+    jw_begin(&w, out, RENDER_COMPACT);
+    jw_object_open(&w);
+    jw_key(&w, key);
+    size_t n = text ? strlen(text) : 0;
+    if (n <= max) {
+        jw_string_n(&w, text ? text : "", n);
+    } else {
+        buf cut;
+        buf_init(&cut, max + 4);
+        size_t keep = utf8_truncate(text, n, max > 3 ? max - 3 : 0);
+        if (buf_append(&cut, text, keep) != BUF_OK || buf_append(&cut, "\xe2\x80\xa6", 3) != BUF_OK)
+            w.rc = BUF_NOMEM;
+        jw_string_n(&w, cut.data ? cut.data : "", cut.len);
+        buf_free(&cut);
+    }
+    jw_object_close(&w);
+    return jw_end(&w);
+}
