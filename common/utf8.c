@@ -123,8 +123,12 @@ size_t utf8_truncate(const char *s, size_t n, size_t max)
         return n;
     const unsigned char *u = (const unsigned char *)s;
     size_t cut = max;
-    /* Step back over continuation bytes to the start of the character that would be cut. */
-    while (cut > 0 && (u[cut] & 0xc0) == 0x80)
+    /* Step back over continuation bytes to the start of the character that would be cut: at
+     * most three, the longest a valid character has (a run of stray continuation bytes is
+     * invalid text, cut where it is). */
+    while (cut > 0 && max - cut < 3 && (u[cut] & 0xc0) == 0x80)
         cut--;
+    if ((u[cut] & 0xc0) == 0x80)
+        cut = max;
     return cut;
 }
