@@ -84,6 +84,7 @@ static void settings_free(cli_settings *s)
     free(s->args);
     cli_config_free(s);
     free(s->env_sources);
+    free(s->env_public_urls);
     memset(s, 0, sizeof *s);
 }
 

@@ -173,7 +173,13 @@ int cmd_serve(const cli_settings *s)
     srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
                      .token = token,
                      .threads = (int)cli_opt_int(s, OPT_THREADS, 0),
-                     .source_names = set.names, .nsources = set.n};
+                     .source_names = set.names, .nsources = set.n,
+                     .public_urls = s->public_urls, .npublic_urls = s->npublic_urls,
+                     .private_reads = cli_opt_flag(s, OPT_PRIVATE)};
+    if (sc.private_reads && !token) {
+        cli_sources_free(&set);
+        return cli_usage_error(c, "--private needs a token (--token-file or --token)");
+    }
     raise_descriptor_limit();
 
     sigset_t stop_set;

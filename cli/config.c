@@ -137,7 +137,7 @@ int cli_config_load(cli_settings *s, const char *path)
             continue;           /* used when sources are built */
         }
         int i = cli_option_find(key, strlen(key));
-        if (i < 0 || cli_options[i].kind == KIND_FLAG || i == OPT_CONFIG) {
+        if (i < 0 || (cli_options[i].kind == KIND_FLAG && i != OPT_PRIVATE) || i == OPT_CONFIG) {
             cli_error(NULL, "config %s: unknown key \"%s\"", path, key);
             return CLI_USAGE;
         }
@@ -147,6 +147,36 @@ int cli_config_load(cli_settings *s, const char *path)
             int rc = load_source_list(s, path, val);
             if (rc)
                 return rc;
+            continue;
+        }
+        if (i == OPT_PUBLIC_URL) {
+            s->npublic_urls = 0;
+            json_t *item;
+            size_t k;
+            if (json_is_string(val)) {
+                s->public_urls[s->npublic_urls++] = json_string_value(val);
+                continue;
+            }
+            json_array_foreach(val, k, item) {
+                if (!json_is_string(item) || s->npublic_urls == CLI_MAX_PUBLIC_URLS) {
+                    cli_error(NULL, "config %s: \"public-url\" must be strings (at most %d)", path,
+                              CLI_MAX_PUBLIC_URLS);
+                    return CLI_USAGE;
+                }
+                s->public_urls[s->npublic_urls++] = json_string_value(item);
+            }
+            if (!json_is_array(val)) {
+                cli_error(NULL, "config %s: \"public-url\" must be a string or a list of strings", path);
+                return CLI_USAGE;
+            }
+            continue;
+        }
+        if (cli_options[i].kind == KIND_FLAG) {
+            if (!json_is_boolean(val)) {
+                cli_error(NULL, "config %s: \"%s\" must be true or false", path, key);
+                return CLI_USAGE;
+            }
+            s->value[i] = json_is_true(val) ? "1" : NULL;
             continue;
         }
         if (json_is_string(val)) {

@@ -64,6 +64,9 @@ typedef struct cli_optdef {
 
 extern const cli_optdef cli_options[OPT_COUNT];
 
+/* How many --public-url one server takes. */
+#define CLI_MAX_PUBLIC_URLS 8
+
 /* Sources one command may name (--source is repeatable). */
 #define CLI_MAX_SOURCES OBS_MAX_SOURCES
 
@@ -75,6 +78,9 @@ typedef struct cli_settings {
     const char *sources[CLI_MAX_SOURCES];
     size_t nsources;
     const char *history_source;   /* history's --source filter: command line only */
+    const char *public_urls[CLI_MAX_PUBLIC_URLS];   /* --public-url, repeatable */
+    size_t npublic_urls;
+    char *env_public_urls;        /* owned: BOOKRANK_PUBLIC_URL split in place */
     void *config;                 /* owned: the parsed config file (a jansson value) */
     char *env_sources;            /* owned: BOOKRANK_SOURCE split in place */
     const char **args;            /* owned array: positional arguments (borrowed strings) */

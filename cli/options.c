@@ -117,6 +117,27 @@ int cli_env_load(cli_settings *s)
         const char *v = getenv(o->env);
         if (!v || !*v)
             continue;
+        if (o->kind == KIND_FLAG) {
+            if (strcmp(v, "0") != 0 && strcmp(v, "false") != 0 && strcmp(v, "no") != 0)
+                s->value[i] = "1";
+            continue;
+        }
+        if (i == OPT_PUBLIC_URL) {
+            free(s->env_public_urls);
+            if (!(s->env_public_urls = strdup(v))) {
+                cli_error(s->cmd, "out of memory");
+                return CLI_WORK;
+            }
+            s->npublic_urls = 0;
+            for (char *save = NULL, *tok = strtok_r(s->env_public_urls, ",", &save); tok;
+                 tok = strtok_r(NULL, ",", &save)) {
+                if (s->npublic_urls == CLI_MAX_PUBLIC_URLS)
+                    return cli_usage_error(s->cmd, "%s names more than %d URLs", o->env,
+                                           CLI_MAX_PUBLIC_URLS);
+                s->public_urls[s->npublic_urls++] = tok;
+            }
+            continue;
+        }
         if (i != OPT_SOURCE) {
             s->value[i] = v;
             continue;
@@ -151,8 +172,8 @@ int cli_env_load(cli_settings *s)
 int cli_args_parse(cli_settings *s, int argc, char **argv)
 {
     const cli_command *c = s->cmd;
-    const char *from_argv[CLI_MAX_SOURCES];
-    size_t ncli = 0;
+    const char *from_argv[CLI_MAX_SOURCES], *urls[CLI_MAX_PUBLIC_URLS];
+    size_t ncli = 0, nurls = 0;
     int only_args = 0;
     free(s->args);
     s->args = calloc((size_t)argc + 1, sizeof *s->args);
@@ -194,7 +215,12 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
         } else {
             val = "1";
         }
-        if (i == OPT_SOURCE) {
+        if (i == OPT_PUBLIC_URL) {
+            if (nurls == CLI_MAX_PUBLIC_URLS)
+                return cli_usage_error(c, "too many --public-url options (at most %d)",
+                                       CLI_MAX_PUBLIC_URLS);
+            urls[nurls++] = val;
+        } else if (i == OPT_SOURCE) {
             s->history_source = val;
             if (ncli == CLI_MAX_SOURCES)
                 return cli_usage_error(c, "too many --source options (at most %d)", CLI_MAX_SOURCES);
@@ -206,6 +232,10 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
     if (ncli) {
         memcpy(s->sources, from_argv, ncli * sizeof *from_argv);
         s->nsources = ncli;
+    }
+    if (nurls) {
+        memcpy(s->public_urls, urls, nurls * sizeof *urls);
+        s->npublic_urls = nurls;
     }
     return CLI_OK;
 }
@@ -255,5 +285,6 @@ void cli_settings_reset(cli_settings *s)
 {
     memset(s->value, 0, sizeof s->value);
     s->nsources = 0;
+    s->npublic_urls = 0;
     s->history_source = NULL;
 }

@@ -94,6 +94,14 @@ void handlers_answer(const handlers_env *env, const router_match *m, const srv_r
     case ROUTER_ASSET:
         h_asset(&h, m->asset);
         break;
+    case ROUTER_BAD_REQUEST:
+        h_error(&h, HTTP_BAD_REQUEST, "invalid_request", "HTTP/1.1 needs exactly one Host header");
+        break;
+    case ROUTER_MISDIRECTED:
+        h_error(&h, HTTP_MISDIRECTED, "misdirected_request",
+                "this server does not answer to that host name; if it is reached through a "
+                "proxy under that name, start it with --public-url https://THAT-NAME");
+        break;
     case ROUTER_PATH_TOO_LONG:
         h_error(&h, HTTP_URI_TOO_LONG, "invalid_query", "path too long");
         break;
@@ -135,6 +143,9 @@ void handlers_refuse(const handlers_env *env, srv_transport_err err, srv_respons
         return;
     case SRV_FRAMING_LENGTHS:
         h_error(&h, HTTP_BAD_REQUEST, "invalid_body", "more than one Content-Length header");
+        return;
+    case SRV_FRAMING_CODINGS:
+        h_error(&h, HTTP_BAD_REQUEST, "invalid_body", "more than one Transfer-Encoding header");
         return;
     case SRV_BODY_TOO_LARGE:
         h_error(&h, HTTP_CONTENT_TOO_LARGE, "payload_too_large",

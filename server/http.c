@@ -126,9 +126,11 @@ static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
-static void read_request(request_state *r, const char *method, const char *url)
+static void read_request(request_state *r, const char *method, const char *url,
+                         const char *version)
 {
     r->req.method = method;
+    r->req.version = version;
     r->req.path = url;
     MHD_get_connection_values(r->conn, MHD_HEADER_KIND, on_header, &r->req);
     MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, on_arg, r);
@@ -267,7 +269,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 {
     srv *s = cls;
     request_state *r = *req_cls;
-    (void)version;
 
     if (!r) {
         r = calloc(1, sizeof *r);
@@ -278,7 +279,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->started = time_mono_s();
         buf_init(&r->body, s->cfg.max_body);
         *req_cls = r;
-        read_request(r, method, url);
+        read_request(r, method, url, version);
         return on_headers(s, r);
     }
     if (*upload_data_size) {
@@ -449,7 +450,16 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.threads = cores > 0 ? (int)cores : 2;
     }
-    s->routes = (router_config){.token = s->cfg.token, .asset = web_asset_find};
+    s->routes = (router_config){.token = s->cfg.token, .asset = web_asset_find,
+                                .private_reads = s->cfg.private_reads};
+    for (size_t i = 0; i < s->cfg.npublic_urls; i++) {
+        char why[200];
+        if (router_add_public_url(&s->routes, s->cfg.public_urls[i], why, sizeof why) != 0) {
+            *err = strdup(why);
+            srv_stop(s);
+            return NULL;
+        }
+    }
     /* A client that closes mid-answer must not kill the process. libmicrohttpd keeps SIGPIPE
      * away where the platform lets it (MSG_NOSIGNAL); elsewhere it is ignored here. */
     if (MHD_is_feature_supported(MHD_FEATURE_AUTOSUPPRESS_SIGPIPE) != MHD_YES)

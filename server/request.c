@@ -26,6 +26,8 @@ srv_transport_err srv_request_framing(const srv_request *r)
         return SRV_FRAMING_MIXED;
     if (r->ncontent_length > 1)
         return SRV_FRAMING_LENGTHS;
+    if (r->ntransfer_encoding > 1)
+        return SRV_FRAMING_CODINGS;
     return SRV_TRANSPORT_OK;
 }
 

@@ -28,6 +28,7 @@ typedef struct srv_arg {
  */
 typedef struct srv_request {
     const char *method;          /* as sent: "GET", "HEAD", "get", ... */
+    const char *version;         /* "HTTP/1.1", "HTTP/1.0" */
     const char *path;            /* percent-decoded, without the query */
     const srv_arg *args;         /* percent-decoded, in order */
     size_t nargs;
@@ -56,6 +57,7 @@ typedef enum srv_transport_err {
     SRV_FRAMING_CODING,          /* a transfer coding other than chunked */
     SRV_FRAMING_MIXED,           /* Content-Length beside Transfer-Encoding */
     SRV_FRAMING_LENGTHS,         /* more than one Content-Length */
+    SRV_FRAMING_CODINGS,         /* more than one Transfer-Encoding header */
     SRV_BODY_TOO_LARGE,          /* over srv_config.max_body */
     SRV_TRANSPORT_NOMEM          /* the request could not be held in memory */
 } srv_transport_err;

@@ -10,17 +10,19 @@
 
 /* Patterns never overlap for one method, so at most one route matches a method and path. */
 const router_route router_routes[] = {
-    {"GET", "/api/books", ROUTE_BOOKS_LIST, 0},
-    {"POST", "/api/books", ROUTE_BOOKS_ADD, 1},
-    {"GET", "/api/books/*", ROUTE_BOOK_GET, 0},
-    {"DELETE", "/api/books/*", ROUTE_BOOK_DELETE, 1},
-    {"GET", "/api/books/*/history", ROUTE_BOOK_HISTORY, 0},
-    {"POST", "/api/refresh", ROUTE_REFRESH, 1},
-    {"GET", "/api/jobs/*", ROUTE_JOB_GET, 0},
-    {"GET", "/api/export.csv", ROUTE_EXPORT, 0},
-    {"GET", "/api/config", ROUTE_CONFIG, 0},
-    {"GET", "/healthz", ROUTE_HEALTHZ, 0},
-    {"GET", "/metrics", ROUTE_METRICS, 0},
+    /* method, pattern, handler, mutating, secret, open */
+    {"GET", "/api/books", ROUTE_BOOKS_LIST, 0, 0, 0},
+    {"POST", "/api/books", ROUTE_BOOKS_ADD, 1, 0, 0},
+    {"GET", "/api/books/*", ROUTE_BOOK_GET, 0, 0, 0},
+    {"DELETE", "/api/books/*", ROUTE_BOOK_DELETE, 1, 0, 0},
+    {"GET", "/api/books/*/history", ROUTE_BOOK_HISTORY, 0, 0, 0},
+    {"POST", "/api/refresh", ROUTE_REFRESH, 1, 0, 0},
+    {"GET", "/api/jobs/*", ROUTE_JOB_GET, 0, 0, 0},
+    {"GET", "/api/export.csv", ROUTE_EXPORT, 0, 0, 0},
+    /* The dashboard asks it whether a token is needed before it has one. */
+    {"GET", "/api/config", ROUTE_CONFIG, 0, 0, 1},
+    {"GET", "/healthz", ROUTE_HEALTHZ, 0, 0, 1},
+    {"GET", "/metrics", ROUTE_METRICS, 0, 0, 0},
 };
 const size_t router_nroutes = sizeof router_routes / sizeof router_routes[0];
 
@@ -29,6 +31,10 @@ const char *router_strerror(router_verdict v)
     switch (v) {
     case ROUTER_OK:
         return "ok";
+    case ROUTER_BAD_REQUEST:
+        return "HTTP/1.1 needs exactly one Host header";
+    case ROUTER_MISDIRECTED:
+        return "not a host this server answers to";
     case ROUTER_ASSET:
         return "a dashboard file";
     case ROUTER_PATH_TOO_LONG:
@@ -115,18 +121,120 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
     return m->verdict = ROUTER_WRONG_METHOD;
 }
 
-int router_same_site(const srv_request *r)
+/* The host of a Host header value or of an origin's authority, lower case and without the
+ * port or a trailing dot, into out: 0, or -1 when it does not fit or is empty. */
+static int host_part(const char *v, size_t n, char *out, size_t outlen)
+{
+    size_t len;
+    if (n && v[0] == '[') {
+        const char *close = memchr(v, ']', n);
+        if (!close)
+            return -1;
+        len = (size_t)(close - v) + 1;
+    } else {
+        const char *colon = memchr(v, ':', n);
+        len = colon ? (size_t)(colon - v) : n;
+    }
+    if (len && v[len - 1] == '.')
+        len--;
+    if (len == 0 || len >= outlen)
+        return -1;
+    for (size_t i = 0; i < len; i++)
+        out[i] = (char)((v[i] >= 'A' && v[i] <= 'Z') ? v[i] + 32 : v[i]);
+    out[len] = '\0';
+    return 0;
+}
+
+static int is_ipv4_literal(const char *h)
+{
+    int parts = 0, digits = 0;
+    for (const char *p = h;; p++) {
+        if (*p >= '0' && *p <= '9') {
+            if (++digits > 3)
+                return 0;
+        } else if (*p == '.' || *p == '\0') {
+            if (digits == 0)
+                return 0;
+            parts++;
+            digits = 0;
+            if (*p == '\0')
+                break;
+        } else {
+            return 0;
+        }
+    }
+    return parts == 4;
+}
+
+int router_host_ok(const router_config *cfg, const char *host)
+{
+    char h[ROUTER_HOST_MAX];
+    if (!host || host_part(host, strlen(host), h, sizeof h) != 0)
+        return 0;
+    if (h[0] == '[' || is_ipv4_literal(h))
+        return 1;                        /* an address: no name an attacker could own */
+    size_t n = strlen(h);
+    if (strcmp(h, "localhost") == 0 || (n > 10 && strcmp(h + n - 10, ".localhost") == 0))
+        return 1;
+    for (size_t i = 0; cfg && i < cfg->npublic; i++)
+        if (strcmp(h, cfg->public_hosts[i]) == 0)
+            return 1;
+    return 0;
+}
+
+int router_add_public_url(router_config *cfg, const char *url, char *why, size_t whylen)
+{
+    size_t skip = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    const char *auth = url + skip;
+    size_t alen = strcspn(auth, "/?#");
+    char host[ROUTER_HOST_MAX];
+    if (!skip || alen == 0 || host_part(auth, alen, host, sizeof host) != 0) {
+        snprintf(why, whylen, "--public-url '%.80s' is not an http:// or https:// URL with a host", url);
+        return -1;
+    }
+    if (cfg->npublic == ROUTER_MAX_PUBLIC) {
+        snprintf(why, whylen, "at most %d --public-url", ROUTER_MAX_PUBLIC);
+        return -1;
+    }
+    memcpy(cfg->public_hosts[cfg->npublic], host, strlen(host) + 1);
+    /* The origin a browser sends for pages under this URL: scheme://host[:port], lower case. */
+    char *o = cfg->public_origins[cfg->npublic];
+    size_t on = skip + alen;
+    if (on >= sizeof cfg->public_origins[0]) {
+        snprintf(why, whylen, "--public-url '%.80s' is too long", url);
+        return -1;
+    }
+    for (size_t i = 0; i < on; i++)
+        o[i] = (char)((url[i] >= 'A' && url[i] <= 'Z') ? url[i] + 32 : url[i]);
+    o[on] = '\0';
+    /* The default port is left out of an Origin. */
+    size_t ol = strlen(o);
+    if (skip == 8 && ol > 4 && strcmp(o + ol - 4, ":443") == 0)
+        o[ol - 4] = '\0';
+    if (skip == 7 && ol > 3 && strcmp(o + ol - 3, ":80") == 0)
+        o[ol - 3] = '\0';
+    cfg->npublic++;
+    return 0;
+}
+
+int router_same_site(const router_config *cfg, const srv_request *r)
 {
     /* Browsers send simple cross-site POSTs (text/plain, empty body) without asking first, so
      * without this any web page could add books or start refreshes on a token-less server on
-     * localhost. A request with an Origin must name this host; one the browser marks
-     * cross-site is refused. No Origin: not a browser, or a same-origin GET-style request. */
+     * localhost. A request with an Origin must name this host (or the address users reach it
+     * at through a proxy); one the browser marks cross-site is refused. No Origin: not a
+     * browser, or a same-origin GET-style request. */
     if (r->fetch_site && strcmp(r->fetch_site, "cross-site") == 0)
         return 0;
     if (!r->origin)
         return 1;
     const char *sep = strstr(r->origin, "://");
-    return r->host && sep && strcasecmp(sep + 3, r->host) == 0;
+    if (r->host && sep && strcasecmp(sep + 3, r->host) == 0)
+        return 1;
+    for (size_t i = 0; cfg && i < cfg->npublic; i++)
+        if (strcasecmp(r->origin, cfg->public_origins[i]) == 0)
+            return 1;
+    return 0;
 }
 
 int router_token_ok(const char *token, const char *authorization)
@@ -148,12 +256,22 @@ int router_token_ok(const char *token, const char *authorization)
 
 router_verdict router_check(const router_config *cfg, const srv_request *r, router_match *m)
 {
+    memset(m, 0, sizeof *m);
+    /* RFC 9112 3.2: an HTTP/1.1 request has exactly one Host; with two, which one a proxy read
+     * is anyone's guess. */
+    int http11 = !r->version || strcmp(r->version, "HTTP/1.0") != 0;
+    if (r->nhost > 1 || (http11 && r->nhost == 0))
+        return m->verdict = ROUTER_BAD_REQUEST;
+    if (r->host && !router_host_ok(cfg, r->host))
+        return m->verdict = ROUTER_MISDIRECTED;
     router_verdict v = router_route_path(cfg, r->method, r->path, m);
-    if (v != ROUTER_OK || !m->route->mutating)
+    if (v != ROUTER_OK)
         return v;
-    if (!router_same_site(r))
+    if (m->route->mutating && !router_same_site(cfg, r))
         return m->verdict = ROUTER_CROSS_SITE;
-    if (!router_token_ok(cfg->token, r->authorization))
+    int needs_token = m->route->mutating || m->route->secret ||
+                      (cfg->private_reads && !m->route->open);
+    if (needs_token && !router_token_ok(cfg->token, r->authorization))
         return m->verdict = ROUTER_UNAUTHORIZED;
     return v;
 }

@@ -38,6 +38,8 @@ typedef struct router_route {
     const char *pattern;         /* "*" takes one non-empty segment: the handler's argument */
     router_handler handler;
     int mutating;                /* changes something: same-site only, and the token */
+    int secret;                  /* holds secrets (alert targets): the token whenever one is set */
+    int open;                    /* answered even with --private (health checks) */
 } router_route;
 
 extern const router_route router_routes[];
@@ -52,13 +54,34 @@ extern const size_t router_nroutes;
 struct web_asset;
 typedef const struct web_asset *(*router_asset_fn)(const char *path);
 
+/* Most --public-url names the server answers to. */
+#define ROUTER_MAX_PUBLIC 8
+#define ROUTER_HOST_MAX 256
+
 typedef struct router_config {
     const char *token;           /* NULL or "" = no token needed */
     router_asset_fn asset;       /* NULL = no dashboard */
+    int private_reads;           /* --private: reads of the API need the token too */
+    /* --public-url: the host names (lower case, no port) and origins ("https://name[:port]")
+     * users reach the server at through a proxy. */
+    char public_hosts[ROUTER_MAX_PUBLIC][ROUTER_HOST_MAX];
+    char public_origins[ROUTER_MAX_PUBLIC][ROUTER_HOST_MAX + 16];
+    size_t npublic;
 } router_config;
+
+/* Adds a --public-url ("https://books.example.org[:port][/path]"): 0, or -1 with why. */
+BR_MUST_CHECK int router_add_public_url(router_config *cfg, const char *url, char *why,
+                                        size_t whylen);
+
+/* Whether a Host header value names this server (SPEC §3: IP literals, localhost and
+ * *.localhost, the --public-url names; the port is not compared). DNS rebinding gives an
+ * attacker's page our address under the attacker's name: that name is refused here. */
+int router_host_ok(const router_config *cfg, const char *host);
 
 typedef enum router_verdict {
     ROUTER_OK = 0,               /* route and arg are set */
+    ROUTER_BAD_REQUEST,          /* HTTP/1.1 without exactly one Host header */
+    ROUTER_MISDIRECTED,          /* a Host this server does not answer to */
     ROUTER_ASSET,                /* a dashboard file (GET or HEAD): asset is set */
     ROUTER_PATH_TOO_LONG,        /* over SRV_PATH_MAX bytes */
     ROUTER_NOT_FOUND,
@@ -87,12 +110,14 @@ int router_segment_match(const char *pattern, const char *path, char *arg, size_
 router_verdict router_route_path(const router_config *cfg, const char *method, const char *path,
                                  router_match *m);
 
-/* The whole verdict on a request's headers: the route, then for a mutating route the site
- * check and the token. Fills *m (m->verdict is the result). */
+/* The whole verdict on a request's headers: Host, the route, then for a mutating route the
+ * site check and the token (and the token for secret routes, and for every API read with
+ * --private). Fills *m (m->verdict is the result). */
 router_verdict router_check(const router_config *cfg, const srv_request *r, router_match *m);
 
-/* Whether a mutating request may come from where it says it comes from. */
-int router_same_site(const srv_request *r);
+/* Whether a mutating request may come from where it says it comes from: no Origin (not a
+ * browser), or an Origin naming the request's own Host or a --public-url. */
+int router_same_site(const router_config *cfg, const srv_request *r);
 /* Whether an Authorization header value is "Bearer TOKEN" (scheme in any case), compared in
  * time that does not depend on where they differ. A NULL or empty token accepts anything. */
 int router_token_ok(const char *token, const char *authorization);

@@ -34,6 +34,9 @@ typedef struct srv_config {
     unsigned connection_limit;   /* default 1024 */
     unsigned per_ip_limit;       /* default 256 */
     unsigned connection_timeout_s; /* idle timeout, default 30 */
+    const char *const *public_urls; /* --public-url: where users reach it through a proxy */
+    size_t npublic_urls;
+    int private_reads;           /* --private: reads need the token too */
 } srv_config;
 
 typedef struct srv srv;
