@@ -191,8 +191,8 @@ async function main() {
   ok((await page.title()) === 'bookrank', 'the page title is bookrank');
   await page.waitForSelector('#empty:not([hidden])');
   ok(/No books tracked/.test(await page.textContent('#empty')), 'an empty database shows the empty state');
-  const assets = await Promise.all(['/app.js', '/style.css'].map((p) => http('GET', base + p)));
-  ok(assets.every((a) => a.status === 200 && a.text.length > 1000), 'app.js and style.css are served', assets.map((a) => a.status).join(' '));
+  const assets = await Promise.all(['/js/main.js', '/style.css'].map((p) => http('GET', base + p)));
+  ok(assets.every((a) => a.status === 200 && a.text.length > 1000), 'js/main.js and style.css are served', assets.map((a) => a.status).join(' '));
 
   // ---- add: invalid entries are reported and nothing is added ----
   await page.uncheck('#add-refresh');
