@@ -9,6 +9,7 @@
  * byte for byte against request paths), a type the dashboard does not serve (the server sends
  * nosniff, so a wrong type breaks the file), or the same URL twice.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -85,7 +86,7 @@ static int emit_bytes(int index, const char *file)
 {
     FILE *f = fopen(file, "rb");
     if (!f) {
-        perror(file);
+        fprintf(stderr, "mkassets: %s: %s\n", file, strerror(errno));
         return -1;
     }
     printf("static const unsigned char asset_%d[] = {", index);
