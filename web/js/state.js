@@ -12,7 +12,7 @@ import { forgetHistory } from './history.js';
 
 export const state = {
   books: [],        // as GET /api/books returns them
-  loading: false,   // the first load has not answered yet
+  loading: false,   // a load of the books is under way (an empty table then says Loading…)
   expanded: null,   // isbn13 of the book whose chart is open
 };
 
