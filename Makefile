@@ -31,7 +31,7 @@ LIBS = $(PKG_LIBS) -lm
 MODULES := common db scraper jobs alerts notify server render cli web
 LIB_SRC := $(foreach m,$(MODULES),$(filter-out web/mkassets.c,$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
-WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
+WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg web/js/*.js))
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TEST_TOOLS := $(BUILD)/tests/fixture_store

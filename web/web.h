@@ -16,13 +16,14 @@
 #include "../db/db.h"
 
 typedef struct web_asset {
-    const char *path;          /* "/", "/app.js", "/style.css", ... */
+    const char *path;          /* "/", "/index.html", "/style.css", "/js/main.js", ... */
     const char *content_type;
     const unsigned char *data;
     size_t len;
 } web_asset;
 
-/* The asset served at path, or NULL. "/" is index.html. */
+/* The asset served at path, or NULL. Each file of web/ is served at its path under web/
+ * (web/js/main.js at "/js/main.js"); "/" is index.html too. */
 const web_asset *web_asset_find(const char *path);
 
 /* ISO 8601 UTC with Z, or JSON null for 0. */

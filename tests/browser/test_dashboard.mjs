@@ -99,6 +99,84 @@ async function http(method, url, body, headers = {}) {
   return { status: res.status, json, text, headers: res.headers };
 }
 
+// Watches everything a page loads. expected lists the error answers the test provokes on purpose
+// ({method, path, status}); each is allowed once, and must happen. Anything else -- a request that
+// fails, an answer >= 400, a console error, an uncaught exception -- is a problem.
+function watchPage(page, expected) {
+  const base = () => new URL(page.url()).origin;
+  const pending = expected.map((x) => Object.assign({ seen: false }, x));
+  const problems = [];
+  const consoleErrors = [];
+  const modules = new Map();   // path of each /js/*.js the page loaded -> its response headers
+  let stopped = false;
+  const take = (method, p, status) => {
+    const x = pending.find((e) => !e.seen && e.method === method && e.path === p && e.status === status);
+    if (x) x.seen = true;
+    return !!x;
+  };
+  page.on('requestfailed', (req) => {
+    if (!stopped) problems.push('failed: ' + req.method() + ' ' + req.url() + ' ' + ((req.failure() || {}).errorText || ''));
+  });
+  page.on('response', (res) => {
+    if (stopped) return;
+    const u = new URL(res.url());
+    if (u.origin === base() && /^\/js\/[^/]+\.js$/.test(u.pathname)) modules.set(u.pathname, res.headers());
+    if (res.status() < 400) return;
+    if (!take(res.request().method(), u.pathname, res.status())) problems.push(res.status() + ': ' + res.request().method() + ' ' + res.url());
+  });
+  page.on('console', (m) => {
+    if (stopped || m.type() !== 'error') return;
+    // The browser logs every error answer; those of the provoked requests are expected. They are
+    // matched against the list, not against the answers seen: the two events come in either order.
+    const url = (m.location() && m.location().url) || '';
+    const status = /status of (\d+)/.exec(m.text());
+    const p = url ? new URL(url).pathname : '';
+    if (status && expected.some((x) => x.status === Number(status[1]) && x.path === p)) return;
+    consoleErrors.push(m.text() + (url ? ' (' + url + ')' : ''));
+  });
+  page.on('pageerror', (e) => { if (!stopped) consoleErrors.push('page error: ' + e.message); });
+  return {
+    problems,
+    consoleErrors,
+    modules,
+    missed: () => pending.filter((x) => !x.seen).map((x) => x.method + ' ' + x.path + ' ' + x.status),
+    // Closing the page aborts whatever it still has in flight; that is not the page's fault.
+    stop: () => { stopped = true; },
+  };
+}
+
+// Every file of web/js/ is served at /js/NAME as JavaScript, under the CSP, byte for byte, and
+// the page loaded each of them (a module nobody imports is dead code, or a broken import).
+async function checkModules(base, loaded) {
+  const dir = path.join(ROOT, 'web', 'js');
+  const names = fs.readdirSync(dir).filter((n) => n.endsWith('.js')).sort();
+  ok(names.includes('main.js') && names.length > 1, 'web/js/ holds main.js and the modules it imports', names.join(' '));
+  const bad = [];
+  for (const name of names) {
+    const res = await fetch(base + '/js/' + name);
+    const body = Buffer.from(await res.arrayBuffer());
+    const h = res.headers;
+    const csp = h.get('content-security-policy') || '';
+    const why = [];
+    if (res.status !== 200) why.push('status ' + res.status);
+    if (h.get('content-type') !== 'text/javascript; charset=utf-8') why.push('type ' + h.get('content-type'));
+    if (!/script-src 'self'/.test(csp) || !/default-src 'self'/.test(csp)) why.push('CSP ' + JSON.stringify(csp));
+    if (h.get('x-content-type-options') !== 'nosniff') why.push('no nosniff');
+    if (!body.equals(fs.readFileSync(path.join(dir, name)))) why.push('body differs from the file');
+    if (why.length) bad.push(name + ': ' + why.join(', '));
+  }
+  ok(bad.length === 0, 'every module is served as text/javascript with the CSP (' + names.length + ' files)', bad.join('\n'));
+  const notLoaded = names.filter((n) => !loaded.has('/js/' + n));
+  ok(notLoaded.length === 0, 'the page loads every module', 'not loaded: ' + notLoaded.join(' '));
+  const wrong = [...loaded].filter(([, h]) => !/^text\/javascript\b/.test(h['content-type'] || '') ||
+    !/script-src 'self'/.test(h['content-security-policy'] || '')).map(([p]) => p);
+  ok(wrong.length === 0, 'the browser got each module as JavaScript with the CSP', wrong.join(' '));
+  const [root, index] = await Promise.all(['/', '/index.html'].map((p) => http('GET', base + p)));
+  ok(root.status === 200 && index.status === 200 && root.text === index.text &&
+    /<script type="module" src="\/js\/main.js"><\/script>/.test(root.text),
+  'index.html is served at / and /index.html and loads /js/main.js as a module', root.status + ' ' + index.status);
+}
+
 // SIGTERM, then wait (up to ms) for the exit; a sanitizer report would show as a non-zero code.
 function stopProcess(child, ms) {
   return new Promise((resolve) => {
@@ -164,16 +242,10 @@ async function main() {
   });
   browser = context;
   const page = await context.newPage();
-  const consoleErrors = [];
+  // The one error answer this session provokes: the deliberately invalid batch.
+  const watch = watchPage(page, [{ method: 'POST', path: '/api/books', status: 400 }]);
+  const consoleErrors = watch.consoleErrors;
   const dialogs = [];
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    // The browser logs every non-2xx fetch; the 400 for the deliberately invalid batch is expected.
-    const url = (m.location() && m.location().url) || '';
-    if (/status of 400/.test(m.text()) && url.endsWith('/api/books')) return;
-    consoleErrors.push(m.text() + (url ? ' (' + url + ')' : ''));
-  });
-  page.on('pageerror', (e) => consoleErrors.push('page error: ' + e.message));
   // The page must never raise a native alert/confirm we did not expect (an XSS payload would).
   page.on('dialog', (d) => { dialogs.push(d.type() + ': ' + d.message()); d.dismiss().catch(() => {}); });
   await context.addInitScript(() => {
@@ -191,8 +263,9 @@ async function main() {
   ok((await page.title()) === 'bookrank', 'the page title is bookrank');
   await page.waitForSelector('#empty:not([hidden])');
   ok(/No books tracked/.test(await page.textContent('#empty')), 'an empty database shows the empty state');
-  const assets = await Promise.all(['/app.js', '/style.css'].map((p) => http('GET', base + p)));
-  ok(assets.every((a) => a.status === 200 && a.text.length > 1000), 'app.js and style.css are served', assets.map((a) => a.status).join(' '));
+  const assets = await Promise.all(['/js/main.js', '/style.css'].map((p) => http('GET', base + p)));
+  ok(assets.every((a) => a.status === 200 && a.text.length > 1000), 'js/main.js and style.css are served', assets.map((a) => a.status).join(' '));
+  await checkModules(base, watch.modules);
 
   // ---- add: invalid entries are reported and nothing is added ----
   await page.uncheck('#add-refresh');
@@ -405,8 +478,11 @@ async function main() {
   const violations = await page.evaluate(() => window.__csp);
   ok(violations.length === 0, 'no CSP violations', violations.join('\n'));
   ok(consoleErrors.length === 0, 'no console errors', consoleErrors.join('\n'));
+  ok(watch.problems.length === 0, 'no request of the page failed or was answered with an error', watch.problems.join('\n'));
+  ok(watch.missed().length === 0, 'the provoked error answer was seen', watch.missed().join('\n'));
   ok(dialogs.length === 0, 'no native dialog was opened', dialogs.join('\n'));
   ok((await page.evaluate(() => typeof window.__xss)) === 'undefined', 'window.__xss is still undefined');
+  watch.stop();
   await page.close();
 
   const exit = await stopProcess(server.child, 20000);
@@ -427,8 +503,8 @@ async function tokenPhase(context, storeUrl) {
   const cfg = await http('GET', base + '/api/config');
   ok(cfg.json && cfg.json.auth_required === true, 'GET /api/config says a token is required', cfg.text);
   const page = await context.newPage();
-  const errors = [];
-  page.on('pageerror', (e) => errors.push(e.message));
+  // The wrong token is refused once; nothing else may fail.
+  const watch = watchPage(page, [{ method: 'POST', path: '/api/books', status: 401 }]);
   await page.goto(base + '/');
   await page.waitForSelector('#empty:not([hidden])');
   await page.waitForFunction(() => /bookrank/.test(document.getElementById('version').textContent));
@@ -456,7 +532,10 @@ async function tokenPhase(context, storeUrl) {
   const unauth = await http('DELETE', base + '/api/books/' + A.i13);
   ok(unauth.status === 401 && unauth.json && unauth.json.error && unauth.json.error.code === 'unauthorized',
     'the server refuses a change without the token', unauth.status + ' ' + unauth.text);
-  ok(errors.length === 0, 'no page errors with a token', errors.join('\n'));
+  ok(watch.consoleErrors.length === 0, 'no page or console errors with a token', watch.consoleErrors.join('\n'));
+  ok(watch.problems.length === 0, 'no request failed with a token but the refused one', watch.problems.join('\n'));
+  ok(watch.missed().length === 0, 'the refused token was answered 401', watch.missed().join('\n'));
+  watch.stop();
   await page.close();
   await stopProcess(server.child, 20000);
 }
