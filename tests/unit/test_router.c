@@ -136,8 +136,11 @@ static void test_routes(void)
     CHECK(router_route_path(&real, "GET", "/", &m) == ROUTER_ASSET &&
               m.asset == web_asset_find("/"),
           "the real dashboard: / is its index");
-    CHECK(router_route_path(&real, "GET", "/index.html", &m) == ROUTER_NOT_FOUND,
-          "the real dashboard: /index.html is not a second name");
+    CHECK(router_route_path(&real, "GET", "/index.html", &m) == ROUTER_ASSET &&
+              m.asset && m.asset->data == web_asset_find("/")->data,
+          "the real dashboard: /index.html is the same page");
+    CHECK(router_route_path(&real, "GET", "/js/main.js", &m) == ROUTER_ASSET,
+          "the real dashboard: its modules under /js/");
 }
 
 static void test_table(void)
