@@ -1,18 +1,23 @@
 /*
- * db.h - the store: books, observations and jobs in one SQLite file.
+ * db.h - the store: books, observations and jobs, behind one interface whatever the backend.
  *
- * WAL mode, synchronous=NORMAL, foreign keys on, busy_timeout, schema versioned with
- * PRAGMA user_version and migrated forward on open. Prepared statements only.
+ * Today the backend is one SQLite file: WAL mode, synchronous=NORMAL, foreign keys on,
+ * busy_timeout, schema versioned with PRAGMA user_version and migrated forward on open. Prepared
+ * statements only. A PostgreSQL backend is planned behind the same functions; opening picks the
+ * backend from the location string.
  *
- * Threads: a db handle is one SQLite connection and belongs to ONE thread at a time (it may be
- * handed between threads, never used by two at once). Open one handle per thread. Connections are
+ * Threads: a db handle is one connection and belongs to ONE thread at a time (it may be handed
+ * between threads, never used by two at once). Open one handle per thread. SQLite connections are
  * opened with SQLITE_OPEN_NOMUTEX (multi-thread mode), which is exactly that contract. Writers in
  * several handles or processes (serve's writer thread, a cron `bookrank refresh`) are serialised
- * by SQLite's write lock with busy_timeout (5 s; waiting longer is DB_ERROR, never a hang);
+ * by the store's write lock with a busy timeout (5 s; waiting longer is DB_BUSY, never a hang);
  * readers never block and never see half a batch. Do not carry an open handle across fork().
  *
- * Errors: functions return DB_OK (0), DB_NOTFOUND, or DB_ERROR with the message in
- * db_errmsg(handle) (valid until the next call on that handle).
+ * Errors: operations return a db_err: DB_OK (0), DB_NOTFOUND (1, an answer, not a failure), or a
+ * negative code, with the message in db_errmsg(handle) (valid until the next call on that
+ * handle). Test `!= DB_OK` (or `< 0` where DB_NOTFOUND is a normal answer); never `== DB_ERROR`,
+ * which is only the code for failures no other code describes. Constructors return NULL with a
+ * malloc'd message in *err.
  */
 #ifndef BOOKRANK_DB_H
 #define BOOKRANK_DB_H
@@ -20,18 +25,35 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/compiler.h"
 #include "../common/isbn.h"
 #include "../common/observation.h"
 
-enum { DB_OK = 0, DB_ERROR = -1, DB_NOTFOUND = 1 };
+typedef enum db_err {
+    DB_OK = 0,
+    DB_NOTFOUND = 1,    /* the book, job or database asked for does not exist */
+    DB_ERROR = -1,      /* any failure without a more specific code below */
+    DB_BUSY = -2,       /* another connection held the write lock longer than the busy timeout */
+    DB_FULL = -3,       /* the disk, or the database, is full */
+    DB_READONLY = -4,   /* read-only file, file system or handle */
+    DB_NOMEM = -5,      /* out of memory */
+    DB_CONFLICT = -6,   /* a uniqueness constraint was violated */
+    DB_CORRUPT = -7,    /* not a database, or a malformed one */
+    DB_SCHEMA = -8,     /* the schema is older than this build (needs `bookrank migrate`) or newer */
+} db_err;
+
+/* A short stable description of a code ("ok", "database is busy", ...); never NULL. */
+const char *db_strerror(db_err code);
 
 typedef struct db db;
 
+/* ---- opening -------------------------------------------------------------------------- */
+
 /* Opens (creating and migrating as needed). NULL with a malloc'd message in *err on failure
  * (a file that is not SQLite, a schema newer than this build, an unrelated SQLite database). */
-db *db_open(const char *path, char **err);
+BR_MUST_CHECK db *db_open(const char *path, char **err);
 /* Read-only connection: never writes, never migrates (fails if the schema is missing). */
-db *db_open_readonly(const char *path, char **err);
+BR_MUST_CHECK db *db_open_readonly(const char *path, char **err);
 void db_close(db *d);                    /* NULL is a no-op */
 const char *db_errmsg(const db *d);      /* borrowed */
 
@@ -43,9 +65,9 @@ const char *db_errmsg(const db *d);      /* borrowed */
  * db_begin it uses a savepoint, so a failed batch is undone and the outer transaction goes on.
  * Books added by one call share one added_at.
  */
-int db_books_add(db *d, const isbn *books, size_t n, int *added);
+BR_MUST_CHECK db_err db_books_add(db *d, const isbn *books, size_t n, int *added);
 /* Stops tracking a book and deletes its observations. DB_NOTFOUND when it is not tracked. */
-int db_book_remove(db *d, const char *isbn13);
+BR_MUST_CHECK db_err db_book_remove(db *d, const char *isbn13);
 
 typedef struct db_book {
     char isbn13[14];
@@ -70,17 +92,19 @@ typedef struct db_book_filter {
 
 /* Books ordered by added_at then isbn13, latest ordered by source name; one consistent
  * snapshot. *out is a malloc'd array (free with db_books_free), NULL when empty. */
-int db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
+BR_MUST_CHECK db_err db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
 /* One book; DB_NOTFOUND when not tracked. Free with db_book_clear. */
-int db_book_get(db *d, const char *isbn13, db_book *out);
+BR_MUST_CHECK db_err db_book_get(db *d, const char *isbn13, db_book *out);
 void db_book_clear(db_book *b);
 void db_books_free(db_book *books, size_t n);
 /* All tracked ISBNs (malloc'd array, caller frees), ordered by added_at. */
-int db_books_isbns(db *d, isbn **out, size_t *n);
-int db_books_count(db *d, int64_t *count);
+BR_MUST_CHECK db_err db_books_isbns(db *d, isbn **out, size_t *n);
+/* (Not BR_MUST_CHECK yet: server/api.c's metrics handler ignores it; *count is left as it was
+ * on failure.) */
+db_err db_books_count(db *d, int64_t *count);
 /* A number that changes whenever another connection (of any process) commits a change; a
  * connection's own commits do not change it. For caches: use a connection that never writes. */
-int db_data_version(db *d, int64_t *version);
+BR_MUST_CHECK db_err db_data_version(db *d, int64_t *version);
 
 /* ---- observations --------------------------------------------------------------------- */
 
@@ -90,7 +114,7 @@ int db_data_version(db *d, int64_t *version);
  * (the book was removed meanwhile). Inside db_begin it uses a savepoint like db_books_add. The
  * observations are only read (the caller still owns them).
  */
-int db_observations_add(db *d, const observation *obs, size_t n);
+BR_MUST_CHECK db_err db_observations_add(db *d, const observation *obs, size_t n);
 
 typedef struct db_history_query {
     const char *source;       /* NULL = every source */
@@ -100,14 +124,14 @@ typedef struct db_history_query {
 
 /* Newest first (ties: later insert first), previous_rank set on each row. DB_NOTFOUND when the
  * book is not tracked. *out is a malloc'd array (free with db_observations_free). */
-int db_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
-               size_t *n);
+BR_MUST_CHECK db_err db_history(db *d, const char *isbn13, const db_history_query *q,
+                                observation **out, size_t *n);
 void db_observations_free(observation *obs, size_t n);
 
 /* Every observation, oldest first (fetched_at, then insert order), one callback each (stop
  * early by returning non-zero), from one snapshot. obs is borrowed for the call; the callback
  * must not use this handle (another handle is fine). previous_rank is not set (-1). */
-int db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
+BR_MUST_CHECK db_err db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
 
 /* ---- jobs ----------------------------------------------------------------------------- */
 
@@ -125,24 +149,25 @@ typedef struct db_job {
 } db_job;
 
 /* Inserts a job; sets job->id, job->owner_pid = getpid() and job->created_at_ms (now, if 0). */
-int db_job_create(db *d, db_job *job);
+BR_MUST_CHECK db_err db_job_create(db *d, db_job *job);
 /* Writes state, total, done, counts, started_at and finished_at. DB_NOTFOUND for an unknown id. */
-int db_job_update(db *d, const db_job *job);
+BR_MUST_CHECK db_err db_job_update(db *d, const db_job *job);
 /* DB_NOTFOUND for an unknown id. */
-int db_job_get(db *d, int64_t id, db_job *out);
+BR_MUST_CHECK db_err db_job_get(db *d, int64_t id, db_job *out);
 /* Marks queued or running jobs cancelled (after a crash or at shutdown); *n = how many. Only
  * jobs owned by this process or by a process that no longer exists (kill(pid, 0) says ESRCH):
  * a cron `bookrank refresh` running beside `serve` keeps its job. */
-int db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
+BR_MUST_CHECK db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
 
 /* ---- transactions --------------------------------------------------------------------- */
 
 /* Groups several calls into one transaction (used by the writer to commit observations and job
  * progress together). Calls inside must not be nested begin/commit pairs. db_begin takes the
- * write lock at once (BEGIN IMMEDIATE). After a DB_ERROR inside, call db_rollback (db_commit
- * also rolls back when the commit itself fails). */
-int db_begin(db *d);
-int db_commit(db *d);
-int db_rollback(db *d);
+ * write lock at once (BEGIN IMMEDIATE). After a failure inside, call db_rollback (db_commit
+ * also rolls back when the commit itself fails). db_rollback is not BR_MUST_CHECK: it runs on
+ * error paths, and when it fails the connection rolls back on close anyway. */
+BR_MUST_CHECK db_err db_begin(db *d);
+BR_MUST_CHECK db_err db_commit(db *d);
+db_err db_rollback(db *d);
 
 #endif
