@@ -28,7 +28,7 @@ ALL_CFLAGS = $(WARNINGS) $(WERROR) -D_GNU_SOURCE -DBOOKRANK_VERSION='"$(VERSION)
 ALL_LDFLAGS = $(LDFLAGS) -pthread
 LIBS = $(PKG_LIBS) -lm
 
-MODULES := common db scraper jobs server web
+MODULES := common db scraper jobs server web render
 LIB_SRC := $(foreach m,$(MODULES),$(filter-out web/mkassets.c,$(wildcard $(m)/*.c)))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/web/assets.o
 WEB_FILES := $(sort $(wildcard web/*.html web/*.css web/*.js web/*.svg))
