@@ -19,15 +19,18 @@
 #define DB_BUSY_TIMEOUT_MS 5000
 #define DB_HISTORY_DEFAULT_LIMIT 500
 
-/* Flags of db_backend.open: without READ_ONLY, create and migrate as needed. */
-enum { DB_BACKEND_READ_ONLY = 1u << 0 };
-
 struct db_backend {
     const char *name;
-    /* Connects d (calloc'd, ops set) to location; on success d->impl is set. On failure the
-     * message is in d->errmsg and close is not called. */
+    /* The schema version this build creates and migrates to. */
+    int (*schema_latest)(void);
+    /* Connects d (calloc'd, ops set) to location with db_connect's flags (already checked
+     * for consistency); on success d->impl is set. On failure the message is in d->errmsg and
+     * close is not called. */
     db_err (*open)(db *d, const char *location, unsigned flags);
     void (*close)(db *d);
+    void (*set_busy_timeout)(db *d, int ms);    /* ms >= 0 */
+    db_err (*schema_version)(db *d, int *version);
+    db_err (*backup)(db *d, const char *dest_path);   /* dest_path is not empty */
 
     db_err (*books_add)(db *d, const isbn *books, size_t n, int *added);
     db_err (*book_remove)(db *d, const char *isbn13);
@@ -72,8 +75,8 @@ db_job_state db_job_state_parse(const char *name);
 int db_job_owner_gone(int64_t pid);
 
 /*
- * The categories of an observation as stored: JSON text '[{"rank":..,"category":..}, ...]',
- * invalid UTF-8 in a name replaced by U+FFFD (common/utf8.h).
+ * The categories of an observation as stored: JSON text '[{"rank":..,"category":..}, ...]'
+ * written and read by render/ (invalid UTF-8 in a name becomes U+FFFD there).
  * encode: malloc'd text (caller frees), or NULL with *status DB_OK when there are none, or NULL
  * with *status DB_NOMEM.
  * decode: appends to obs->categories. A malformed value (never written by us) is read as no

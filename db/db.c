@@ -124,17 +124,24 @@ static const struct db_backend *backend_for(const char *location, const char **w
     return &db_sqlite_backend;
 }
 
-static db *connect_with(const char *location, unsigned flags, db_err *code, char **err)
+db *db_connect(const char *location, unsigned flags, db_err *code, char **err)
 {
     db *d = NULL;
     db_err rc = DB_OK;
     const char *why = NULL;
     char *msg = NULL;
     const struct db_backend *ops = NULL;
+    const unsigned known = DB_OPEN_READ_ONLY | DB_OPEN_CREATE | DB_OPEN_MIGRATE;
 
     if (!location) {
         rc = DB_ERROR;
         why = "no database path";
+    } else if (flags & ~known) {
+        rc = DB_ERROR;
+        why = "unknown flags for opening the database";
+    } else if ((flags & DB_OPEN_READ_ONLY) && (flags & (DB_OPEN_CREATE | DB_OPEN_MIGRATE))) {
+        rc = DB_ERROR;
+        why = "a read-only connection cannot create or migrate the database";
     } else if (!(ops = backend_for(location, &why))) {
         rc = DB_ERROR;
     } else if (!(d = calloc(1, sizeof *d))) {
@@ -161,12 +168,12 @@ static db *connect_with(const char *location, unsigned flags, db_err *code, char
 
 db *db_open(const char *path, char **err)
 {
-    return connect_with(path, 0, NULL, err);
+    return db_connect(path, DB_OPEN_CREATE | DB_OPEN_MIGRATE, NULL, err);
 }
 
 db *db_open_readonly(const char *path, char **err)
 {
-    return connect_with(path, DB_BACKEND_READ_ONLY, NULL, err);
+    return db_connect(path, DB_OPEN_READ_ONLY, NULL, err);
 }
 
 void db_close(db *d)
@@ -175,6 +182,29 @@ void db_close(db *d)
         return;
     d->ops->close(d);
     free(d);
+}
+
+void db_set_busy_timeout(db *d, int ms)
+{
+    d->ops->set_busy_timeout(d, ms < 0 ? 0 : ms);
+}
+
+db_err db_schema_version(db *d, int *version)
+{
+    return d->ops->schema_version(d, version);
+}
+
+int db_schema_latest(void)
+{
+    /* The one backend every build has; others migrate to the same version numbers. */
+    return db_sqlite_backend.schema_latest();
+}
+
+db_err db_backup(db *d, const char *dest_path)
+{
+    if (!dest_path || !*dest_path)
+        return db_fail(d, DB_ERROR, "backup: no destination path");
+    return d->ops->backup(d, dest_path);
 }
 
 /* ---- books ------------------------------------------------------------------------------- */

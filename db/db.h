@@ -2,22 +2,23 @@
  * db.h - the store: books, observations and jobs, behind one interface whatever the backend.
  *
  * Today the backend is one SQLite file: WAL mode, synchronous=NORMAL, foreign keys on,
- * busy_timeout, schema versioned with PRAGMA user_version and migrated forward on open. Prepared
- * statements only. A PostgreSQL backend is planned behind the same functions; opening picks the
- * backend from the location string.
+ * busy_timeout, schema versioned with PRAGMA user_version and migrated forward on open (after a
+ * copy of the file is made). Prepared statements only. A PostgreSQL backend is planned behind the
+ * same functions; db_connect() picks the backend from the location string.
  *
  * Threads: a db handle is one connection and belongs to ONE thread at a time (it may be handed
  * between threads, never used by two at once). Open one handle per thread. SQLite connections are
  * opened with SQLITE_OPEN_NOMUTEX (multi-thread mode), which is exactly that contract. Writers in
  * several handles or processes (serve's writer thread, a cron `bookrank refresh`) are serialised
- * by the store's write lock with a busy timeout (5 s; waiting longer is DB_BUSY, never a hang);
- * readers never block and never see half a batch. Do not carry an open handle across fork().
+ * by the store's write lock with a busy timeout (5 s unless db_set_busy_timeout says otherwise;
+ * waiting longer is DB_BUSY, never a hang); readers never block and never see half a batch. Do
+ * not carry an open handle across fork().
  *
  * Errors: operations return a db_err: DB_OK (0), DB_NOTFOUND (1, an answer, not a failure), or a
  * negative code, with the message in db_errmsg(handle) (valid until the next call on that
  * handle). Test `!= DB_OK` (or `< 0` where DB_NOTFOUND is a normal answer); never `== DB_ERROR`,
  * which is only the code for failures no other code describes. Constructors return NULL with a
- * malloc'd message in *err.
+ * malloc'd message in *err (and the code in *code, for db_connect).
  */
 #ifndef BOOKRANK_DB_H
 #define BOOKRANK_DB_H
@@ -49,13 +50,57 @@ typedef struct db db;
 
 /* ---- opening -------------------------------------------------------------------------- */
 
-/* Opens (creating and migrating as needed). NULL with a malloc'd message in *err on failure
- * (a file that is not SQLite, a schema newer than this build, an unrelated SQLite database). */
+/* Flags of db_connect. */
+enum {
+    /* Never writes, never creates, never migrates. A missing database is DB_NOTFOUND ("no
+     * database at PATH"); an older schema is DB_SCHEMA (the message says to run `bookrank
+     * migrate`). Cannot be combined with the two below. */
+    DB_OPEN_READ_ONLY = 1u << 0,
+    /* Creates the database when it does not exist (or the file is empty) and gives it the
+     * schema. Without it a missing database is DB_NOTFOUND. */
+    DB_OPEN_CREATE = 1u << 1,
+    /* Migrates an older schema forward. Before the first step is applied to a database that
+     * already has a schema, the file is copied to "PATH.bak-VERSION" (VERSION = the schema
+     * version before the migration) with SQLite's online backup API; when that copy cannot be
+     * written (or that file exists already: it is never overwritten) nothing is migrated and the
+     * open fails. Without this flag an older schema is DB_SCHEMA. */
+    DB_OPEN_MIGRATE = 1u << 2,
+};
+
+/*
+ * Opens the store at `location`:
+ * - "postgresql://..." or "postgres://...", or a libpq "key=value ..." string naming host= or
+ *   dbname=: PostgreSQL (not built in yet: fails with DB_ERROR and a message saying so);
+ * - anything else is the path of an SQLite file (write "./dbname=x" for a file named like that).
+ * A schema newer than this build is always refused (DB_SCHEMA, the message says to upgrade
+ * bookrank); so is an SQLite file holding something else (DB_ERROR, left untouched).
+ * NULL on failure, with the code in *code and a malloc'd message in *err (both may be NULL; the
+ * caller frees *err). *code is DB_OK on success.
+ */
+BR_MUST_CHECK db *db_connect(const char *location, unsigned flags, db_err *code, char **err);
+/* db_connect(path, DB_OPEN_CREATE | DB_OPEN_MIGRATE, NULL, err). */
 BR_MUST_CHECK db *db_open(const char *path, char **err);
-/* Read-only connection: never writes, never migrates (fails if the schema is missing). */
+/* db_connect(path, DB_OPEN_READ_ONLY, NULL, err). */
 BR_MUST_CHECK db *db_open_readonly(const char *path, char **err);
 void db_close(db *d);                    /* NULL is a no-op */
 const char *db_errmsg(const db *d);      /* borrowed */
+
+/* How long a call waits for another connection's write lock before DB_BUSY, for this handle
+ * (default 5000 ms; values below 0 count as 0). */
+void db_set_busy_timeout(db *d, int ms);
+
+/* The schema version of the open store (user_version for SQLite). */
+BR_MUST_CHECK db_err db_schema_version(db *d, int *version);
+/* The schema version this build creates and migrates to. */
+int db_schema_latest(void);
+
+/*
+ * Copies the whole store (every table) to a new SQLite file at dest_path, consistent as of one
+ * moment, while other connections go on writing (they are not blocked; the copy does not include
+ * what they commit after it started). dest_path must not exist: it is never overwritten
+ * (DB_ERROR). Not inside db_begin. On failure nothing is left at dest_path.
+ */
+BR_MUST_CHECK db_err db_backup(db *d, const char *dest_path);
 
 /* ---- books ---------------------------------------------------------------------------- */
 

@@ -5,9 +5,11 @@
  */
 #include "sqlite_internal.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "../common/timeutil.h"
@@ -45,7 +47,8 @@ db_err db_sq_code(int rc)
     }
 }
 
-/* " (another connection held the database lock for more than 5 s)" for a lock error. */
+/* " (another connection held the database lock for more than 5 s)" for a lock error: the
+ * caller learns that waiting was tried, and for how long. */
 static void lock_note(const struct sq *s, int rc, char *out, size_t len)
 {
     out[0] = '\0';
@@ -61,13 +64,17 @@ static void lock_note(const struct sq *s, int rc, char *out, size_t len)
         out[0] = '\0';
 }
 
+db_err db_sq_fail_rc(db *d, int rc, const char *what, const char *detail)
+{
+    char note[96];
+    lock_note(sq_of(d), rc, note, sizeof note);
+    return db_fail(d, db_sq_code(rc), "%s: %s%s", what, detail, note);
+}
+
 db_err db_sq_fail(db *d, const char *what)
 {
-    struct sq *s = sq_of(d);
-    int rc = sqlite3_extended_errcode(s->conn);
-    char note[96];
-    lock_note(s, rc, note, sizeof note);
-    return db_fail(d, db_sq_code(rc), "%s: %s%s", what, sqlite3_errmsg(s->conn), note);
+    sqlite3 *conn = sq_conn(d);
+    return db_sq_fail_rc(d, sqlite3_extended_errcode(conn), what, sqlite3_errmsg(conn));
 }
 
 db_err db_sq_setup_fail(db *d, const char *path, const char *step)
@@ -190,7 +197,7 @@ static db_err sq_commit(db *d)
 static db_err configure(db *d, const char *path, unsigned flags)
 {
     sqlite3 *conn = sq_conn(d);
-    if (!(flags & DB_BACKEND_READ_ONLY)) {
+    if (!(flags & DB_OPEN_READ_ONLY)) {
         /* The first statement that reads the file: a non-SQLite file fails here with "file is
          * not a database". */
         sqlite3_stmt *st = NULL;
@@ -232,13 +239,27 @@ static void sq_close(db *d)
     d->impl = NULL;
 }
 
+/* The message for a file that could not be opened; a missing one is DB_NOTFOUND, which the
+ * commands that only read turn into "no database at PATH". */
+static db_err open_fail(db *d, const char *path, unsigned flags, int rc)
+{
+    struct stat st;
+    if ((rc & 0xff) == SQLITE_CANTOPEN && !(flags & DB_OPEN_CREATE) && stat(path, &st) != 0 &&
+        errno == ENOENT)
+        return db_fail(d, DB_NOTFOUND, "no database at %s", path);
+    sqlite3 *conn = sq_conn(d);
+    return db_fail(d, db_sq_code(rc), "%s: %s", path,
+                   conn ? sqlite3_errmsg(conn) : sqlite3_errstr(rc));
+}
+
 static db_err sq_open(db *d, const char *path, unsigned flags)
 {
-    int readonly = (flags & DB_BACKEND_READ_ONLY) != 0;
+    int readonly = (flags & DB_OPEN_READ_ONLY) != 0;
     /* NOMUTEX (multi-thread mode): a handle is used by one thread at a time (db.h), so
      * SQLite's per-connection mutex would be pure overhead. */
     int oflags = SQLITE_OPEN_NOMUTEX |
-                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+                 (flags & DB_OPEN_CREATE ? SQLITE_OPEN_CREATE : 0);
 
     if (!sqlite3_threadsafe())
         return db_fail(d, DB_ERROR, "this SQLite library was built without thread support");
@@ -250,8 +271,7 @@ static db_err sq_open(db *d, const char *path, unsigned flags)
     int rc = sqlite3_open_v2(path, &s->conn, oflags, NULL);
     db_err ret;
     if (rc != SQLITE_OK) {
-        ret = db_fail(d, db_sq_code(rc), "%s: %s", path,
-                      s->conn ? sqlite3_errmsg(s->conn) : sqlite3_errstr(rc));
+        ret = open_fail(d, path, flags, rc);
         goto fail;
     }
     sqlite3_busy_timeout(s->conn, s->busy_ms);
@@ -269,10 +289,21 @@ fail:
     return ret;
 }
 
+static void sq_set_busy_timeout(db *d, int ms)
+{
+    struct sq *s = sq_of(d);
+    s->busy_ms = ms;
+    sqlite3_busy_timeout(s->conn, ms);
+}
+
 const struct db_backend db_sqlite_backend = {
     .name = "sqlite",
+    .schema_latest = db_sq_schema_latest,
     .open = sq_open,
     .close = sq_close,
+    .set_busy_timeout = sq_set_busy_timeout,
+    .schema_version = db_sq_schema_version,
+    .backup = db_sq_backup,
     .books_add = db_sq_books_add,
     .book_remove = db_sq_book_remove,
     .books_list = db_sq_books_list,

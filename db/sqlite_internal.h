@@ -16,7 +16,8 @@
  *   real ranks.
  *
  * Files: sqlite.c (open, configuration, statement cache, transactions, errors, the operations
- * table), sqlite_schema.c (migrations), sqlite_books.c, sqlite_observations.c, sqlite_jobs.c.
+ * table), sqlite_schema.c (migrations), sqlite_backup.c (online copies: db_backup and the copy
+ * before a migration), sqlite_books.c, sqlite_observations.c, sqlite_jobs.c.
  */
 #ifndef BOOKRANK_DB_SQLITE_INTERNAL_H
 #define BOOKRANK_DB_SQLITE_INTERNAL_H
@@ -73,6 +74,9 @@ static inline sqlite3 *sq_conn(db *d)
 db_err db_sq_code(int sqlite_rc);
 /* Records the connection's current error for the operation `what`; returns its db_err. */
 db_err db_sq_fail(db *d, const char *what);
+/* Records the failure rc (an SQLite result code) of `what`, described by detail, adding who held
+ * the lock for a busy one; returns its db_err. */
+db_err db_sq_fail_rc(db *d, int rc, const char *what, const char *detail);
 /* Records a failed setup step of opening path; returns its db_err (DB_BUSY is worth a retry). */
 db_err db_sq_setup_fail(db *d, const char *path, const char *step);
 
@@ -119,9 +123,20 @@ db_err db_sq_tx_leave(db *d, enum sq_tx_mode mode, db_err rc, const char *what);
 
 /* ---- schema (sqlite_schema.c) ---------------------------------------------------------- */
 
-/* Brings the schema of the just-opened connection to the latest version, or (read-only)
- * checks it. DB_BUSY when worth retrying. */
+/* Checks the schema of the just-opened connection against this build and, as db_connect's
+ * flags allow, creates it or migrates it forward (after copying the file: db_sq_backup_file).
+ * DB_BUSY when worth retrying. */
 db_err db_sq_check_schema(db *d, const char *path, unsigned flags);
+int db_sq_schema_latest(void);
+db_err db_sq_schema_version(db *d, int *version);
+
+/* ---- copies (sqlite_backup.c) ---------------------------------------------------------- */
+
+/* The backend's db_backup. */
+db_err db_sq_backup(db *d, const char *dest_path);
+/* Copies the database file at path, as committed, to the new file dest (another connection
+ * reads it, so d's own connection may hold the write lock meanwhile). */
+db_err db_sq_backup_file(db *d, const char *path, const char *dest);
 
 /* ---- rows (sqlite_observations.c) ------------------------------------------------------ */
 

@@ -1,6 +1,8 @@
 /*
  * sqlite_schema.c - the SQLite schema: the forward migration steps and the logic that brings a
- * just-opened file to the latest version (or refuses it).
+ * just-opened file to the latest version (or refuses it): a new file is created only with
+ * DB_OPEN_CREATE, an older schema is migrated only with DB_OPEN_MIGRATE and only after a copy of
+ * the file is made, a newer one is always refused.
  */
 #include "sqlite_internal.h"
 
@@ -86,8 +88,11 @@ static int query_int(sqlite3 *conn, const char *sql, int64_t *out)
     return rc;
 }
 
-/* Applies migration step `from` in one transaction, unless another process did meanwhile. */
-static db_err migrate_step(db *d, int from, const char *path)
+/* Applies migration step `from` in one transaction, unless another process did meanwhile.
+ * While *backup_due, the file is first copied to "path.bak-FROM" under the write lock, so that
+ * no other process migrates between the copy and the step, and two processes opening an old
+ * file at once make one copy. */
+static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
 {
     sqlite3 *conn = sq_conn(d);
     char setver[64];
@@ -109,6 +114,18 @@ static db_err migrate_step(db *d, int from, const char *path)
         }
     }
     if (version == from) {
+        if (*backup_due) {
+            char dest[4096];
+            int len = snprintf(dest, sizeof dest, "%s.bak-%d", path, from);
+            if (len < 0 || len >= (int)sizeof dest) {
+                ret = db_fail(d, DB_ERROR, "%s: migrating the schema: path too long for a copy",
+                              path);
+                goto rollback;
+            }
+            if ((ret = db_sq_backup_file(d, path, dest)) != DB_OK)
+                goto rollback;
+            *backup_due = 0;
+        }
         /* PRAGMA takes no parameters; the value is our own integer, not user data. */
         int n = snprintf(setver, sizeof setver, "PRAGMA user_version = %d", from + 1);
         if (n < 0 || n >= (int)sizeof setver) {
@@ -130,13 +147,32 @@ rollback:
     return ret;
 }
 
-db_err db_sq_check_schema(db *d, const char *path, unsigned flags)
+/* The schema version and, for version 0, how many schema objects the file has, from one read
+ * snapshot (two separate reads could straddle another process's first migration). */
+static db_err read_state(db *d, const char *path, int64_t *version, int64_t *objects)
 {
     sqlite3 *conn = sq_conn(d);
+    db_err rc = DB_OK;
+    *objects = 0;
+    if (sqlite3_exec(conn, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
+        return db_sq_setup_fail(d, path, "reading the schema version");
+    if (query_int(conn, "PRAGMA user_version", version) != SQLITE_OK ||
+        (*version == 0 &&
+         query_int(conn, "SELECT count(*) FROM sqlite_master", objects) != SQLITE_OK))
+        rc = db_sq_setup_fail(d, path, "reading the schema version");
+    /* A read transaction: ending it cannot lose anything, whatever COMMIT says. */
+    sqlite3_exec(conn, rc == DB_OK ? "COMMIT" : "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
+db_err db_sq_check_schema(db *d, const char *path, unsigned flags)
+{
+    int creating = 0, backup_due = -1;
     for (;;) {
-        int64_t version = 0;
-        if (query_int(conn, "PRAGMA user_version", &version) != SQLITE_OK)
-            return db_sq_setup_fail(d, path, "reading the schema version");
+        int64_t version = 0, objects = 0;
+        db_err rc = read_state(d, path, &version, &objects);
+        if (rc != DB_OK)
+            return rc;
         if (version > SCHEMA_VERSION)
             return db_fail(d, DB_SCHEMA,
                            "%s: the database has schema version %lld, newer than this bookrank "
@@ -144,14 +180,42 @@ db_err db_sq_check_schema(db *d, const char *path, unsigned flags)
                            path, (long long)version, SCHEMA_VERSION);
         if (version == SCHEMA_VERSION)
             return DB_OK;
-        if (flags & DB_BACKEND_READ_ONLY)
-            return db_fail(d, version ? DB_SCHEMA : DB_ERROR,
-                           "%s: %s (schema version %lld, need %d); open it read-write once to "
-                           "create or migrate it",
-                           path, version ? "old schema" : "not a bookrank database",
-                           (long long)version, SCHEMA_VERSION);
-        db_err rc = migrate_step(d, (int)version, path);
-        if (rc != DB_OK)
+        if (version == 0 && objects > 0)
+            return db_fail(d, DB_ERROR, "%s: not a bookrank database (it has other tables)", path);
+        if (backup_due < 0) {
+            /* Decided once, from the version found on opening: a new file has nothing to keep,
+             * and the steps that create it are not a migration. */
+            creating = version == 0;
+            backup_due = !creating;
+        }
+        if (version == 0 && !(flags & DB_OPEN_CREATE))
+            return db_fail(d, DB_NOTFOUND, "%s: not a bookrank database (it has no schema yet)",
+                           path);
+        if (!creating && !(flags & DB_OPEN_MIGRATE))
+            return db_fail(d, DB_SCHEMA,
+                           "%s: the database has schema version %lld, older than this bookrank "
+                           "uses (%d); run `bookrank migrate` to upgrade it",
+                           path, (long long)version, SCHEMA_VERSION);
+        if ((rc = migrate_step(d, (int)version, path, &backup_due)) != DB_OK)
             return rc;
     }
+}
+
+int db_sq_schema_latest(void)
+{
+    return SCHEMA_VERSION;
+}
+
+db_err db_sq_schema_version(db *d, int *version)
+{
+    sqlite3_stmt *st;
+    db_err rc = db_sq_stmt(d, ST_USER_VERSION, &st);
+    if (rc != DB_OK)
+        return rc;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        *version = sqlite3_column_int(st, 0);
+    else
+        rc = db_sq_fail(d, "schema version");
+    db_sq_release(st);
+    return rc;
 }
