@@ -71,10 +71,11 @@ static db_err claim(db *d, const char *what, const char *dest)
     int fd = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
         int e = errno;
+        /* what names dest already. */
         if (e == EEXIST)
-            return db_fail(d, DB_ERROR, "%s: %s exists already (a copy never overwrites a file)",
-                           what, dest);
-        return db_fail(d, errno_code(e), "%s: cannot create %s: %s", what, dest,
+            return db_fail(d, DB_ERROR, "%s: the file exists already (a copy never overwrites "
+                                        "a file)", what);
+        return db_fail(d, errno_code(e), "%s: cannot create the file: %s", what,
                        strerror_r(e, eb, sizeof eb));
     }
     close(fd);
