@@ -53,11 +53,13 @@ typedef struct db db;
 /* Flags of db_connect. */
 enum {
     /* Never writes, never creates, never migrates. A missing database is DB_NOTFOUND ("no
-     * database at PATH"); an older schema is DB_SCHEMA (the message says to run `bookrank
-     * migrate`). Cannot be combined with the two below. */
+     * database at PATH", and no file appears), so is an empty SQLite file; an older schema is
+     * DB_SCHEMA (the message says to run `bookrank migrate`). Cannot be combined with the two
+     * below. */
     DB_OPEN_READ_ONLY = 1u << 0,
     /* Creates the database when it does not exist (or the file is empty) and gives it the
-     * schema. Without it a missing database is DB_NOTFOUND. */
+     * schema; a new file needs no copy. Without it a missing database or an empty file is
+     * DB_NOTFOUND. */
     DB_OPEN_CREATE = 1u << 1,
     /* Migrates an older schema forward. Before the first step is applied to a database that
      * already has a schema, the file is copied to "PATH.bak-VERSION" (VERSION = the schema
@@ -73,7 +75,8 @@ enum {
  *   dbname=: PostgreSQL (not built in yet: fails with DB_ERROR and a message saying so);
  * - anything else is the path of an SQLite file (write "./dbname=x" for a file named like that).
  * A schema newer than this build is always refused (DB_SCHEMA, the message says to upgrade
- * bookrank); so is an SQLite file holding something else (DB_ERROR, left untouched).
+ * bookrank); so is an SQLite file holding something else (DB_ERROR, left untouched) and a file
+ * that is not SQLite at all (DB_CORRUPT).
  * NULL on failure, with the code in *code and a malloc'd message in *err (both may be NULL; the
  * caller frees *err). *code is DB_OK on success.
  */
@@ -97,8 +100,10 @@ int db_schema_latest(void);
 /*
  * Copies the whole store (every table) to a new SQLite file at dest_path, consistent as of one
  * moment, while other connections go on writing (they are not blocked; the copy does not include
- * what they commit after it started). dest_path must not exist: it is never overwritten
- * (DB_ERROR). Not inside db_begin. On failure nothing is left at dest_path.
+ * what they commit after it started). Copies in chunks; a chunk that meets a lock is retried
+ * within the handle's busy timeout (then DB_BUSY). dest_path must not exist: it is never
+ * overwritten (DB_ERROR). Not inside db_begin (DB_ERROR). A read-only handle may make a copy.
+ * On failure nothing is left at dest_path.
  */
 BR_MUST_CHECK db_err db_backup(db *d, const char *dest_path);
 

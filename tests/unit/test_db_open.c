@@ -349,6 +349,17 @@ static void test_missing(void)
     CHECK_INT(raw_int(empty, "SELECT count(*) FROM sqlite_master"), 0,
               "read-only open of an empty file creates no schema");
 
+    const char *junk = tmp_path("junk.db");
+    FILE *f = fopen(junk, "w");
+    for (int i = 0; f && i < 100; i++)
+        fputs("not an SQLite file, only text long enough to fill its first page\n", f);
+    if (f)
+        fclose(f);
+    CHECK_INT(connect_code(junk, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg), DB_CORRUPT,
+              "a file that is not SQLite is DB_CORRUPT");
+    CHECK_INT(connect_code(junk, DB_OPEN_READ_ONLY, msg, sizeof msg), DB_CORRUPT,
+              "read-only too");
+
     CHECK_INT(connect_code(path, DB_OPEN_READ_ONLY | DB_OPEN_CREATE, msg, sizeof msg), DB_ERROR,
               "DB_OPEN_READ_ONLY with DB_OPEN_CREATE is refused");
     CHECK_INT(connect_code(path, DB_OPEN_READ_ONLY | DB_OPEN_MIGRATE, msg, sizeof msg), DB_ERROR,
