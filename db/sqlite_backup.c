@@ -51,8 +51,7 @@ static int side_path(char *out, size_t len, const char *dest, size_t i)
     return n < 0 || (size_t)n >= len ? -1 : 0;
 }
 
-/* Removes a copy that failed, with what SQLite may have left beside it. */
-static void remove_copy(const char *dest)
+void db_sq_backup_remove(const char *dest)
 {
     char side[BACKUP_PATH_MAX];
     unlink(dest);
@@ -156,7 +155,7 @@ static db_err backup_into(db *d, sqlite3 *src, const char *dest, const char *wha
     if (rc != DB_OK)
         return rc;
     if ((rc = copy_db(d, src, dest, what)) != DB_OK)
-        remove_copy(dest);
+        db_sq_backup_remove(dest);
     return rc;
 }
 

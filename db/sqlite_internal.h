@@ -137,6 +137,8 @@ db_err db_sq_backup(db *d, const char *dest_path);
 /* Copies the database file at path, as committed, to the new file dest (another connection
  * reads it, so d's own connection may hold the write lock meanwhile). */
 db_err db_sq_backup_file(db *d, const char *path, const char *dest);
+/* Removes a copy made by db_sq_backup_file, with the files SQLite may have left beside it. */
+void db_sq_backup_remove(const char *dest);
 
 /* ---- rows (sqlite_observations.c) ------------------------------------------------------ */
 

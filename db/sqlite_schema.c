@@ -95,8 +95,9 @@ static int query_int(sqlite3 *conn, const char *sql, int64_t *out)
 static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
 {
     sqlite3 *conn = sq_conn(d);
-    char setver[64];
+    char setver[64], dest[4096];
     int64_t version = 0, objects = 0;
+    int copied = 0;
     db_err ret;
     if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
         return db_sq_setup_fail(d, path, "migrating the schema");
@@ -115,7 +116,6 @@ static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
     }
     if (version == from) {
         if (*backup_due) {
-            char dest[4096];
             int len = snprintf(dest, sizeof dest, "%s.bak-%d", path, from);
             if (len < 0 || len >= (int)sizeof dest) {
                 ret = db_fail(d, DB_ERROR, "%s: migrating the schema: path too long for a copy",
@@ -124,6 +124,7 @@ static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
             }
             if ((ret = db_sq_backup_file(d, path, dest)) != DB_OK)
                 goto rollback;
+            copied = 1;
             *backup_due = 0;
         }
         /* PRAGMA takes no parameters; the value is our own integer, not user data. */
@@ -144,6 +145,14 @@ fail:
 rollback:
     if (!sqlite3_get_autocommit(conn))
         sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+    /* The step failed after the copy was made: the copy is the database as it still is, and
+     * left in place it would stop every later attempt (a copy is never overwritten). Kept when
+     * the file's version cannot be confirmed unchanged. */
+    if (copied && query_int(conn, "PRAGMA user_version", &version) == SQLITE_OK &&
+        version == from) {
+        db_sq_backup_remove(dest);
+        *backup_due = 1;
+    }
     return ret;
 }
 

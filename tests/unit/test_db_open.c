@@ -533,6 +533,25 @@ static void test_migrate_backup_fails(void)
     CHECK_INT(connect_code(path2, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg), DB_OK,
               "once the way is clear, the migration works");
     CHECK_INT(raw_int(path2, "PRAGMA user_version"), db_schema_latest(), "and is done");
+
+    /* A step that fails after the copy was made: the copy goes (it would block every retry),
+     * the database stays as it was. Step 1 -> 2 creates this index; here it exists already. */
+    const char *path3 = tmp_path("v1-step-fails.db");
+    const char *bak3 = with_suffix(path3, ".bak-1");
+    CHECK_INT(make_v1(path3), SQLITE_OK, "raw: a third version-1 database");
+    CHECK_INT(raw_exec(path3, "CREATE INDEX observations_by_book_time ON observations(isbn13)"),
+              SQLITE_OK, "raw: an object in the way of step 1 -> 2");
+    CHECK(connect_code(path3, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg) != DB_OK,
+          "a failing migration step fails the open");
+    CHECK_INT(raw_int(path3, "PRAGMA user_version"), 1, "the database keeps its version");
+    CHECK(!exists(bak3) && !exists(with_suffix(bak3, "-journal")),
+          "the copy made before the failed step is removed");
+    CHECK_INT(raw_exec(path3, "DROP INDEX observations_by_book_time"), SQLITE_OK,
+              "raw: clear the way");
+    CHECK_INT(connect_code(path3, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg), DB_OK,
+              "the retry migrates");
+    CHECK(exists(bak3) && raw_int(bak3, "PRAGMA user_version") == 1,
+          "and makes its copy again");
 }
 
 /* ---- busy -------------------------------------------------------------------------------- */
@@ -635,6 +654,7 @@ static void test_readonly_file(void)
                 fflush(stdout);
                 _exit(2);
             }
+            check_failed = 0;   /* the parent's count came along with fork() */
             readonly_file_checks(copy);
             fflush(stdout);
             _exit(check_failed ? 1 : 0);
