@@ -43,7 +43,7 @@ typedef enum db_err {
     DB_SCHEMA = -8,     /* the schema is older than this build (needs `bookrank migrate`) or newer */
 } db_err;
 
-/* A short stable description of a code ("ok", "database is busy", ...); never NULL. */
+/* A short stable description of a code ("ok", "database is read-only", ...); never NULL. */
 const char *db_strerror(db_err code);
 
 typedef struct db db;
@@ -65,7 +65,8 @@ enum {
      * already has a schema, the file is copied to "PATH.bak-VERSION" (VERSION = the schema
      * version before the migration) with SQLite's online backup API; when that copy cannot be
      * written (or that file exists already: it is never overwritten) nothing is migrated and the
-     * open fails. Without this flag an older schema is DB_SCHEMA. */
+     * open fails; when a step fails after the copy, the copy is removed (the database is as it
+     * was). Without this flag an older schema is DB_SCHEMA. */
     DB_OPEN_MIGRATE = 1u << 2,
 };
 
