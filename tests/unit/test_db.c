@@ -222,7 +222,7 @@ static void test_readonly(void)
     char *err = NULL;
     db *w = db_open(path, &err);
     isbn b = make_isbn(7);
-    db_books_add(w, &b, 1, NULL);
+    CHECK_INT(db_books_add(w, &b, 1, NULL), DB_OK, "setup: track the books");
     add_one(w, b.isbn13, "amazon.com", 1000, OBS_OK, 5);
     db *r = db_open_readonly(path, &err);
     CHECK(r != NULL, "read-only open of a bookrank database");
@@ -231,7 +231,7 @@ static void test_readonly(void)
           "read-only handle reads books");
     db_book_clear(&book);
     isbn c = make_isbn(8);
-    CHECK(r && db_books_add(r, &c, 1, NULL) == DB_ERROR, "read-only handle refuses writes");
+    CHECK(r && db_books_add(r, &c, 1, NULL) == DB_READONLY, "read-only handle refuses writes");
     if (r)
         printf("#   %s\n", db_errmsg(r));
     add_one(w, b.isbn13, "amazon.com", 2000, OBS_OK, 4);
@@ -382,7 +382,7 @@ static void test_latest_and_filters(void)
     db *d = db_open(tmp_path("latest.db"), &err);
     isbn a = make_isbn(11), b = make_isbn(12), c = make_isbn(13);
     isbn all[] = {a, b, c};
-    db_books_add(d, all, 3, NULL);
+    CHECK_INT(db_books_add(d, all, 3, NULL), DB_OK, "setup: track the books");
 
     /* a on s1: ok 100, blocked, ok 90 -> latest 90, previous 100 (the blocked one has no rank). */
     CHECK_INT(add_one(d, a.isbn13, "s1", 1000, OBS_OK, 100), DB_OK, "a s1 t1000");
@@ -487,7 +487,7 @@ static void test_title_and_categories(void)
     char *err = NULL;
     db *d = db_open(tmp_path("cats.db"), &err);
     isbn a = make_isbn(21);
-    db_books_add(d, &a, 1, NULL);
+    CHECK_INT(db_books_add(d, &a, 1, NULL), DB_OK, "setup: track the books");
 
     observation o;
     make_obs(&o, a.isbn13, "amazon.com", 5000, OBS_OK, 1234);
@@ -527,14 +527,14 @@ static void test_title_and_categories(void)
     /* An older observation arriving late does not replace the title; a newer one does. */
     make_obs(&o, a.isbn13, "amazon.com", 1000, OBS_OK, 1);
     obs_set_str(&o.title, "Old title");
-    db_observations_add(d, &o, 1);
+    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
     obs_clear(&o);
     CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
     CHECK_STR(book.title, "First \"Title\" <b>", "older observation keeps the title");
     db_book_clear(&book);
     make_obs(&o, a.isbn13, "amazon.com", 9000, OBS_ERROR, -1);
     obs_set_str(&o.error, "timeout after 30 s");
-    db_observations_add(d, &o, 1);
+    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
     obs_clear(&o);
     CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
     CHECK_STR(book.title, "First \"Title\" <b>", "an observation without a title keeps it");
@@ -545,7 +545,7 @@ static void test_title_and_categories(void)
     db_book_clear(&book);
     make_obs(&o, a.isbn13, "amazon.de", 10000, OBS_OK, 7);
     obs_set_str(&o.title, "Neuer Titel");
-    db_observations_add(d, &o, 1);
+    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
     obs_clear(&o);
     CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
     CHECK_STR(book.title, "Neuer Titel", "a newer observation's title replaces it");
@@ -571,7 +571,7 @@ static void test_history_and_export(void)
     db *d = db_open(tmp_path("history.db"), &err);
     isbn a = make_isbn(31), b = make_isbn(32);
     isbn both[] = {a, b};
-    db_books_add(d, both, 2, NULL);
+    CHECK_INT(db_books_add(d, both, 2, NULL), DB_OK, "setup: track the books");
 
     /* 600 observations on two sources, inserted in a shuffled time order. */
     observation *batch = calloc(600, sizeof *batch);
@@ -679,7 +679,7 @@ static void test_jobs(void)
     job.state = JOB_DONE;
     job.done = 3;
     job.finished_at_ms = job.started_at_ms + 5;
-    db_job_update(d, &job);
+    CHECK_INT(db_job_update(d, &job), DB_OK, "setup: update the job");
     CHECK(db_job_get(d, job.id, &got) == DB_OK && got.state == JOB_DONE &&
               got.finished_at_ms == job.finished_at_ms,
           "finished job");
@@ -689,7 +689,7 @@ static void test_jobs(void)
     CHECK_STR(db_job_state_name(JOB_CANCELLED), "cancelled", "state names");
 
     db_job mine = {.state = JOB_RUNNING};
-    db_job_create(d, &mine);
+    CHECK_INT(db_job_create(d, &mine), DB_OK, "setup: create a second job");
     /* No handle may cross fork(): close before, reopen after. */
     db_close(d);
 
@@ -798,7 +798,7 @@ static void test_reader_thread(void)
     isbn books[10];
     for (int i = 0; i < 10; i++)
         books[i] = make_isbn(100 + i);
-    db_books_add(w, books, 10, NULL);
+    CHECK_INT(db_books_add(w, books, 10, NULL), DB_OK, "setup: track the books");
 
     struct reader_state rs = {.path = path};
     atomic_init(&rs.writer_done, 0);
@@ -863,7 +863,7 @@ static void test_two_processes(void)
     db *d = db_open(path, &err);
     isbn a = make_isbn(201), b = make_isbn(202);
     isbn both[] = {a, b};
-    db_books_add(d, both, 2, NULL);
+    CHECK_INT(db_books_add(d, both, 2, NULL), DB_OK, "setup: track the books");
     db_close(d);   /* no handle may cross fork() */
 
     fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
@@ -897,9 +897,9 @@ static void test_busy_is_error(void)
     db *a = db_open(path, &err), *b = db_open(path, &err);
     isbn x = make_isbn(301);
     CHECK_INT(db_begin(a), DB_OK, "first handle takes the write lock");
-    db_books_add(a, &x, 1, NULL);
+    CHECK_INT(db_books_add(a, &x, 1, NULL), DB_OK, "setup: track the books");
     int rc = db_books_add(b, &x, 1, NULL);
-    CHECK_INT(rc, DB_ERROR, "second writer gives up after busy_timeout");
+    CHECK_INT(rc, DB_BUSY, "second writer gives up after busy_timeout");
     CHECK(strstr(db_errmsg(b), "locked") != NULL, "with a message that says why");
     printf("#   %s\n", db_errmsg(b));
     CHECK_INT(db_commit(a), DB_OK, "first handle commits");

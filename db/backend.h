@@ -1,0 +1,88 @@
+/*
+ * backend.h - private to db/: what a store backend provides, and the handle every backend shares.
+ *
+ * db.c owns the public entry points: it checks arguments that do not depend on the backend,
+ * then calls the handle's operations table. A backend (sqlite*.c today, PostgreSQL later) fills
+ * one `struct db_backend`, keeps its connection state behind db.impl and reports failures as a
+ * db_err with the message in db.errmsg (db_fail). Backend-neutral helpers shared by backends
+ * (messages, job states and owners, the categories codec) are declared here too.
+ */
+#ifndef BOOKRANK_DB_BACKEND_H
+#define BOOKRANK_DB_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../common/compiler.h"
+#include "db.h"
+
+#define DB_BUSY_TIMEOUT_MS 5000
+#define DB_HISTORY_DEFAULT_LIMIT 500
+
+struct db_backend {
+    const char *name;
+    /* The schema version this build creates and migrates to. */
+    int (*schema_latest)(void);
+    /* Connects d (calloc'd, ops set) to location with db_connect's flags (already checked
+     * for consistency); on success d->impl is set. On failure the message is in d->errmsg and
+     * close is not called. */
+    db_err (*open)(db *d, const char *location, unsigned flags);
+    void (*close)(db *d);
+    void (*set_busy_timeout)(db *d, int ms);    /* ms >= 0 */
+    db_err (*schema_version)(db *d, int *version);
+    db_err (*backup)(db *d, const char *dest_path);   /* dest_path is not empty */
+
+    db_err (*books_add)(db *d, const isbn *books, size_t n, int *added);
+    db_err (*book_remove)(db *d, const char *isbn13);
+    db_err (*books_list)(db *d, const db_book_filter *filter, db_book **out, size_t *n);
+    db_err (*books_isbns)(db *d, isbn **out, size_t *n);
+    db_err (*books_count)(db *d, int64_t *count);
+    db_err (*data_version)(db *d, int64_t *version);
+
+    db_err (*observations_add)(db *d, const observation *obs, size_t n);
+    /* q is never NULL and q->limit is > 0; *out and *n are already cleared. */
+    db_err (*history)(db *d, const char *isbn13, const db_history_query *q, observation **out,
+                      size_t *n);
+    db_err (*export_all)(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
+
+    db_err (*job_create)(db *d, db_job *job);
+    db_err (*job_update)(db *d, const db_job *job);
+    db_err (*job_get)(db *d, int64_t id, db_job *out);
+    db_err (*jobs_cancel_unfinished)(db *d, int64_t now_ms, int *n);
+
+    db_err (*begin)(db *d);
+    db_err (*commit)(db *d);
+    db_err (*rollback)(db *d);
+};
+
+/* The handle. Belongs to one thread at a time (db.h), so nothing here needs a lock. */
+struct db {
+    const struct db_backend *ops;
+    void *impl;            /* the backend's connection state */
+    char errmsg[512];      /* the last failure's message */
+};
+
+extern const struct db_backend db_sqlite_backend;
+
+/* Sets d->errmsg (truncated if long, always terminated). */
+void db_set_err(db *d, const char *fmt, ...) BR_PRINTF(2, 3);
+/* db_set_err, then returns code: `return db_fail(d, DB_NOMEM, "history: out of memory");` */
+db_err db_fail(db *d, db_err code, const char *fmt, ...) BR_PRINTF(3, 4);
+
+/* The state for a stored name; unknown names read as JOB_CANCELLED. */
+db_job_state db_job_state_parse(const char *name);
+/* Whether the process that owns a job is gone (or is this one, which is cleaning up). */
+int db_job_owner_gone(int64_t pid);
+
+/*
+ * The categories of an observation as stored: JSON text '[{"rank":..,"category":..}, ...]'
+ * written and read by render/ (invalid UTF-8 in a name becomes U+FFFD there).
+ * encode: malloc'd text (caller frees), or NULL with *status DB_OK when there are none, or NULL
+ * with *status DB_NOMEM.
+ * decode: appends to obs->categories. A malformed value (never written by us) is read as no
+ * categories rather than failing the whole listing: DB_OK, or DB_NOMEM.
+ */
+BR_MUST_CHECK char *db_categories_encode(const obs_category *cats, size_t n, db_err *status);
+BR_MUST_CHECK db_err db_categories_decode(observation *obs, const char *text, size_t len);
+
+#endif
