@@ -125,9 +125,9 @@ static void test_split(void)
     check_split(" ,\n;\r\n  ", "", "separators only: no entries");
     check_split("0132269937\r\n0131103628\r\n", "0132269937|0131103628", "CRLF line ends");
     struct collected c = {.n = 0};
-    char many[32 * 12 + 40] = "";
+    char many[40 * 11 + 1] = "";
     for (int i = 0; i < 40; i++)
-        memcpy(many + i * 11, "0132269937,", 12);
+        memcpy(many + i * 11, "0132269937,", 12); /* the last copy ends at the terminator */
     CHECK_INT(id_list_split(many, strlen(many), collect, &c) <= 33, 1, "the callback can stop the split");
 }
 
