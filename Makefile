@@ -102,7 +102,7 @@ TSAN_TESTS ?=
 bench: bookrank
 	sh tests/bench/run.sh
 
-FUZZ_SECONDS ?= 60
+FUZZ_SECONDS ?= 240
 fuzz:
 	sh tests/fuzz/run.sh $(FUZZ_SECONDS)
 

@@ -11,13 +11,16 @@
 
 static const cli_command commands[] = {
     {"serve", CMD_SERVE, "", "run the HTTP service (API + dashboard)"},
-    {"refresh", CMD_REFRESH, "[ISBN...]",
+    {"refresh", CMD_REFRESH, "[ID...]",
      "fetch ranks now for the given books (tracking them) or all tracked books"},
     {"extract", CMD_EXTRACT, "FILE|-", "run a source's rules on a saved page and print what they read"},
-    {"add", CMD_ADD, "ISBN...", "track books"},
-    {"remove", CMD_REMOVE, "ISBN...", "stop tracking books and drop their history"},
+    {"add", CMD_ADD, "ID...|-", "track books (ISBN, ASIN or product URL; - reads a list)"},
+    {"remove", CMD_REMOVE, "ID...", "stop tracking books and drop their history"},
+    {"edit", CMD_EDIT, "ID", "set a book's ASIN, work, format, tags or note"},
     {"list", CMD_LIST, "", "tracked books with their latest ranks"},
-    {"history", CMD_HISTORY, "ISBN", "observations of one book, newest first"},
+    {"history", CMD_HISTORY, "ID", "observations of one book, newest first"},
+    {"migrate", CMD_MIGRATE, "", "upgrade the database schema (after copying the file)"},
+    {"backup", CMD_BACKUP, "FILE", "write a consistent copy of the database (safe while serving)"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -40,6 +43,9 @@ static int run(const cli_settings *s)
     case CMD_REMOVE: return cmd_remove(s);
     case CMD_LIST: return cmd_list(s);
     case CMD_HISTORY: return cmd_history(s);
+    case CMD_EDIT: return cmd_edit(s);
+    case CMD_MIGRATE: return cmd_migrate(s);
+    case CMD_BACKUP: return cmd_backup(s);
     }
     return CLI_USAGE;
 }

@@ -1,7 +1,8 @@
 /*
- * cmd_refresh.c - `bookrank refresh [ISBN...]`: one refresh job run in this process (what cron
- * runs), one line per result (or --json at the end), a progress line on a terminal, exit 1 when
- * anything was blocked or failed.
+ * cmd_refresh.c - `bookrank refresh [ID...]`: one refresh job run in this process (what cron
+ * runs): an "At <time> on <sources>:" line, one line per result (or --json at the end; --quiet:
+ * only the failures), a progress line on a terminal, a summary naming the finish time; exit 1
+ * when anything was blocked or failed.
  *
  * Threads: the observer runs on the jobs writer thread; it owns `results` and the printing until
  * jobs_stop() has returned, after which this thread reads them.
@@ -36,29 +37,56 @@ static void install_stop_handlers(void)
 }
 
 typedef struct refresh_out {
-    int json;
+    int json, quiet;
     progress bar;
+    char at_line[512];           /* "At ... on ...:", printed first (--quiet: before a failure) */
+    int at_printed;
     /* --json: writer thread until the runner stops */
     observation *results;
     size_t nresults, cap;
     int lost;                    /* results that could not be kept (out of memory) */
 } refresh_out;
 
-static void print_result(const observation *o)
+static int is_failure(obs_status st)
 {
-    const char *title = o->title ? o->title : "?";
+    return st == OBS_BLOCKED || st == OBS_ERROR;
+}
+
+static void print_at_line(refresh_out *out)
+{
+    if (!out->at_printed) {
+        fputs(out->at_line, stdout);
+        out->at_printed = 1;
+    }
+}
+
+/* One result; title is the page's, else the book's known title. */
+static void print_result(refresh_out *out, const observation *o, const char *title)
+{
+    if (out->quiet && !is_failure(o->status))
+        return;
+    print_at_line(out);
+    if (!title)
+        title = "?";
     if (o->status == OBS_OK) {
         char rank[48];
         cli_format_rank(o->rank, rank, sizeof rank);
-        printf("- '%s' (%s) ranked %s on %s\n", title, o->isbn13, rank, o->source);
+        printf("- '%s' (%s) ranked %s on %s\n", title, o->book_id, rank, o->source);
     } else {
-        printf("- '%s' (%s) %s on %s%s%s\n", title, o->isbn13, obs_status_name(o->status),
+        printf("- '%s' (%s) %s on %s%s%s", title, o->book_id, obs_status_name(o->status),
                o->source, o->error ? ": " : "", o->error ? o->error : "");
+        if (o->last_ok_rank >= 0) {
+            char rank[48], at[32];
+            cli_format_rank(o->last_ok_rank, rank, sizeof rank);
+            time_format_iso(o->last_ok_at_ms, at, sizeof at);
+            printf(" (last ok %s at %s)", rank, at);
+        }
+        printf("\n");
     }
     fflush(stdout);
 }
 
-static void refresh_observer(void *ctx, int64_t job_id, const observation *o)
+static void refresh_observer(void *ctx, int64_t job_id, const observation *o, const char *title)
 {
     refresh_out *out = ctx;
     (void)job_id;
@@ -75,7 +103,7 @@ static void refresh_observer(void *ctx, int64_t job_id, const observation *o)
         }
     } else {
         progress_clear(&out->bar);
-        print_result(o);
+        print_result(out, o, o->title ? o->title : title);
     }
     progress_step(&out->bar);
 }
@@ -99,6 +127,22 @@ static int progress_wanted(int json)
     return !json && isatty(STDERR_FILENO);
 }
 
+/* previous_rank of each result, as the store has it now (the rank before this one of the same
+ * book and source). Best effort: a result whose history cannot be read keeps null. */
+static void fill_previous_ranks(db *d, refresh_out *out)
+{
+    for (size_t i = 0; i < out->nresults; i++) {
+        observation *r = &out->results[i];
+        db_history_query q = {.source = r->source, .limit = 1};
+        observation *h = NULL;
+        size_t n = 0;
+        if (db_history(d, r->book_id, &q, &h, &n) == DB_OK && n == 1 &&
+            h[0].fetched_at_ms == r->fetched_at_ms)
+            r->previous_rank = h[0].previous_rank;
+        db_observations_free(h, n);
+    }
+}
+
 static int print_summary(const cli_command *c, const db_job *job, refresh_out *out, double wall)
 {
     if (out->json) {
@@ -111,26 +155,54 @@ static int print_summary(const cli_command *c, const db_job *job, refresh_out *o
         buf_free(&b);
         return rc;
     }
-    printf("%lld of %lld fetched in %.1f s: %lld ok, %lld no_rank, %lld not_found, %lld blocked, "
-           "%lld error%s\n",
-           (long long)job->done, (long long)job->total, wall, (long long)job->counts[OBS_OK],
-           (long long)job->counts[OBS_NO_RANK], (long long)job->counts[OBS_NOT_FOUND],
-           (long long)job->counts[OBS_BLOCKED], (long long)job->counts[OBS_ERROR],
-           job->state == JOB_CANCELLED ? " (interrupted)" : "");
+    int trouble = job->counts[OBS_BLOCKED] || job->counts[OBS_ERROR] || job->state != JOB_DONE;
+    if (out->quiet && !trouble)
+        return CLI_OK;
+    print_at_line(out);
+    char finished[32];
+    time_format_iso(job->finished_at_ms > 0 ? job->finished_at_ms : time_now_ms(), finished,
+                    sizeof finished);
+    printf("%lld of %lld fetched in %.1f s, finished at %s: %lld ok, %lld no_rank, "
+           "%lld not_found, %lld blocked, %lld error",
+           (long long)job->done, (long long)job->total, wall, finished,
+           (long long)job->counts[OBS_OK], (long long)job->counts[OBS_NO_RANK],
+           (long long)job->counts[OBS_NOT_FOUND], (long long)job->counts[OBS_BLOCKED],
+           (long long)job->counts[OBS_ERROR]);
+    if (job->skipped)
+        printf(", %lld skipped (a source that cannot address the book)", (long long)job->skipped);
+    printf("%s\n", job->state == JOB_CANCELLED ? " (interrupted)" : "");
     return CLI_OK;
+}
+
+/* "At 2026-12-02T06:00:00Z on amazon.com, amazon.de:\n" */
+static void format_at_line(refresh_out *out, const cli_sources *set)
+{
+    char now[32];
+    time_format_iso(time_now_ms(), now, sizeof now);
+    size_t len = (size_t)snprintf(out->at_line, sizeof out->at_line, "At %s on ", now);
+    for (size_t i = 0; i < set->n && len < sizeof out->at_line; i++)
+        len += (size_t)snprintf(out->at_line + len, sizeof out->at_line - len, "%s%s",
+                                i ? ", " : "", set->names[i]);
+    if (len + 3 > sizeof out->at_line)
+        len = sizeof out->at_line - 3;
+    memcpy(out->at_line + len, ":\n", 3);
 }
 
 int cmd_refresh(const cli_settings *s)
 {
     const cli_command *c = s->cmd;
-    isbn *books;
-    size_t n = s->nargs;
-    int irc = cli_isbn_args(c, s->args, n, 0, &books);
+    book_id *ids = NULL;
+    size_t n = 0;
+    int irc = cli_id_args(c, s->args, s->nargs, 0, &ids, &n);
     if (irc)
         return irc;
+    if (cli_opt_flag(s, OPT_JSON) && cli_opt_flag(s, OPT_QUIET)) {
+        free(ids);
+        return cli_usage_error(c, "--json and --quiet exclude each other");
+    }
     cli_sources set = {0};
     if (cli_sources_build(s, &set)) {
-        free(books);
+        free(ids);
         return CLI_USAGE;
     }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
@@ -139,20 +211,32 @@ int cmd_refresh(const cli_settings *s)
 
     int rc = CLI_WORK;
     jobs *runner = NULL;
-    refresh_out out = {.json = cli_opt_flag(s, OPT_JSON)};
+    refresh_out out = {.json = cli_opt_flag(s, OPT_JSON), .quiet = cli_opt_flag(s, OPT_QUIET)};
     progress_init(&out.bar, progress_wanted(out.json));
-    db *d = cli_store_open(s, CLI_STORE_WRITE);
-    if (!d)
+    char(*tracked)[14] = n ? calloc(n, sizeof *tracked) : NULL;
+    const char **keys = n ? calloc(n, sizeof *keys) : NULL;
+    db *d = NULL;
+    if (n && (!tracked || !keys)) {
+        cli_error(c, "out of memory");
         goto done;
-    if (n && db_books_add(d, books, n, NULL) != DB_OK) {
+    }
+    if ((rc = cli_store_open(s, CLI_STORE_WRITE, &d)) != CLI_OK)
+        goto done;
+    rc = CLI_WORK;
+    if (n && db_books_add(d, ids, n, NULL, tracked) != DB_OK) {
         cli_error(c, "%s", db_errmsg(d));
         goto done;
     }
+    for (size_t i = 0; i < n; i++)
+        keys[i] = tracked[i];
     jc.sources = (const scr_source *const *)set.list;
     jc.nsources = set.n;
     jc.observer = refresh_observer;
     jc.observer_ctx = &out;
     install_stop_handlers();
+    format_at_line(&out, &set);
+    if (!out.json && !out.quiet)
+        print_at_line(&out);
     double started = time_mono_s();
     char *err = NULL;
     runner = jobs_start(&jc, &err);
@@ -164,7 +248,8 @@ int cmd_refresh(const cli_settings *s)
     db_job job;
     int joined;
     char why[256];
-    jobs_err jrc = jobs_refresh(runner, n ? books : NULL, n, &job, &joined, why, sizeof why);
+    jobs_err jrc = jobs_refresh(runner, n ? keys : NULL, n, JOB_BY_CLI, &job, &joined, why,
+                                sizeof why);
     if (jrc != JOBS_OK) {
         cli_error(c, "%s", why[0] ? why : jobs_strerror(jrc));
         goto done;
@@ -180,6 +265,8 @@ int cmd_refresh(const cli_settings *s)
         cli_error(c, "%s", db_errmsg(d));
         goto done;
     }
+    if (out.json)
+        fill_previous_ranks(d, &out);
     rc = print_summary(c, &job, &out, time_mono_s() - started);
     if (rc == CLI_OK &&
         (job.counts[OBS_BLOCKED] || job.counts[OBS_ERROR] || job.state != JOB_DONE))
@@ -189,6 +276,8 @@ done:
     results_free(&out);
     db_close(d);
     cli_sources_free(&set);
-    free(books);
+    free(keys);
+    free(tracked);
+    free(ids);
     return rc;
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -97,7 +98,7 @@ static void scheduled_refresh(jobs *runner)
     db_job job;
     int joined;
     char why[256];
-    jobs_err jrc = jobs_refresh(runner, NULL, 0, &job, &joined, why, sizeof why);
+    jobs_err jrc = jobs_refresh(runner, NULL, 0, JOB_BY_SCHEDULE, &job, &joined, why, sizeof why);
     if (jrc == JOBS_OK)
         log_info("scheduled refresh: job %lld%s", (long long)job.id,
                  joined ? " (already running)" : "");
@@ -105,10 +106,21 @@ static void scheduled_refresh(jobs *runner)
         log_error("scheduled refresh: %s", why[0] ? why : jobs_strerror(jrc));
 }
 
+/* When the next scheduled refresh starts (wall clock ms, 0 = none): written by the serve loop,
+ * read by HTTP threads for GET /api/jobs. */
+static _Atomic int64_t next_scheduled_ms;
+
+static int64_t next_scheduled(void *ctx)
+{
+    (void)ctx;
+    return atomic_load(&next_scheduled_ms);
+}
+
 /* Waits for SIGINT/SIGTERM, starting the scheduled refreshes meanwhile. */
 static void serve_loop(const sigset_t *stop_set, jobs *runner, int64_t every, long grace)
 {
     int64_t next_refresh = every ? time_mono_ms() + every * 1000 : 0;
+    atomic_store(&next_scheduled_ms, every ? time_now_ms() + every * 1000 : 0);
     for (;;) {
         struct timespec wait = {1, 0};
         if (every) {
@@ -133,6 +145,7 @@ static void serve_loop(const sigset_t *stop_set, jobs *runner, int64_t every, lo
         if (every && time_mono_ms() >= next_refresh) {
             scheduled_refresh(runner);
             next_refresh = time_mono_ms() + every * 1000;
+            atomic_store(&next_scheduled_ms, time_now_ms() + every * 1000);
         }
     }
 }
@@ -175,7 +188,8 @@ int cmd_serve(const cli_settings *s)
                      .threads = (int)cli_opt_int(s, OPT_THREADS, 0),
                      .source_names = set.names, .nsources = set.n,
                      .public_urls = s->public_urls, .npublic_urls = s->npublic_urls,
-                     .private_reads = cli_opt_flag(s, OPT_PRIVATE)};
+                     .private_reads = cli_opt_flag(s, OPT_PRIVATE),
+                     .next_scheduled = next_scheduled};
     if (sc.private_reads && !token) {
         cli_sources_free(&set);
         return cli_usage_error(c, "--private needs a token (--token-file or --token)");

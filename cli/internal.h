@@ -33,9 +33,14 @@ typedef enum cli_cmd {
     CMD_REMOVE = 1 << 4,
     CMD_LIST = 1 << 5,
     CMD_HISTORY = 1 << 6,
+    CMD_EDIT = 1 << 7,
+    CMD_MIGRATE = 1 << 8,
+    CMD_BACKUP = 1 << 9,
 } cli_cmd;
 #define CMD_ALL 0xffffu
-#define CMD_DB (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY)
+#define CMD_DB                                                                                    \
+    (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY | CMD_EDIT |          \
+     CMD_MIGRATE | CMD_BACKUP)
 #define CMD_SCRAPE (CMD_SERVE | CMD_REFRESH)
 
 typedef struct cli_command {
@@ -67,6 +72,9 @@ extern const cli_optdef cli_options[OPT_COUNT];
 /* How many --public-url one server takes. */
 #define CLI_MAX_PUBLIC_URLS 8
 
+/* Tags one `edit` may set. */
+#define CLI_MAX_TAGS DB_MAX_TAGS
+
 /* Sources one command may name (--source is repeatable). */
 #define CLI_MAX_SOURCES OBS_MAX_SOURCES
 
@@ -80,6 +88,9 @@ typedef struct cli_settings {
     const char *history_source;   /* history's --source filter: command line only */
     const char *public_urls[CLI_MAX_PUBLIC_URLS];   /* --public-url, repeatable */
     size_t npublic_urls;
+    const char *tags[CLI_MAX_TAGS];   /* edit --tag, repeatable (command line only) */
+    size_t ntags;
+    int tags_given;                   /* --tag was given (--tag "" alone clears the tags) */
     char *env_public_urls;        /* owned: BOOKRANK_PUBLIC_URL split in place */
     void *config;                 /* owned: the parsed config file (a jansson value) */
     char *env_sources;            /* owned: BOOKRANK_SOURCE split in place */
@@ -142,14 +153,25 @@ void cli_scraper_config(const cli_settings *s, scr_config *cfg);
 
 /* ---- common helpers (output.c) ---------------------------------------------------------- */
 
-typedef enum cli_store_mode { CLI_STORE_READ, CLI_STORE_WRITE } cli_store_mode;
-/* The store named by --db (default bookrank.db); NULL after printing why. */
-db *cli_store_open(const cli_settings *s, cli_store_mode mode);
+typedef enum cli_store_mode {
+    CLI_STORE_READ,      /* read-only: never creates, writes or migrates */
+    CLI_STORE_WRITE,     /* creates a missing database, migrates an older one */
+    CLI_STORE_MIGRATE,   /* migrates an existing database, never creates one */
+} cli_store_mode;
+/* Opens the store named by --db (default bookrank.db) into *out. CLI_OK, or after printing why
+ * CLI_USAGE (no database there, or one that needs `bookrank migrate` or a newer bookrank) or
+ * CLI_WORK. */
+BR_MUST_CHECK int cli_store_open(const cli_settings *s, cli_store_mode mode, db **out);
 const char *cli_db_path(const cli_settings *s);
-/* Parses ISBN arguments: every bad one is reported. CLI_OK with a malloc'd array in *out (caller
- * frees), CLI_USAGE when any is invalid (nothing is done then), CLI_WORK when out of memory. */
-BR_MUST_CHECK int cli_isbn_args(const cli_command *c, const char *const *args, size_t n,
-                                int need_one, isbn **out);
+/* Parses id arguments (ISBN, ASIN, product URL; each argument is split like a pasted list, and
+ * "-" reads the list from standard input): every bad one is reported. CLI_OK with a malloc'd
+ * array in *out (caller frees; NULL when none), CLI_USAGE when any is invalid (nothing is done
+ * then), CLI_WORK when out of memory or standard input cannot be read. */
+BR_MUST_CHECK int cli_id_args(const cli_command *c, const char *const *args, size_t n,
+                              int need_one, book_id **out, size_t *nout);
+/* The id a book is tracked under (db_book_resolve); CLI_WORK after printing why when it is not
+ * tracked or the store fails. */
+BR_MUST_CHECK int cli_resolve(const cli_command *c, db *d, const book_id *in, char out[14]);
 /* "#1,234" into out. */
 void cli_format_rank(int64_t rank, char *out, size_t len);
 /* Writes b to stdout; CLI_OK or CLI_WORK (and a message) when rendering had failed (rc) or the
@@ -182,5 +204,8 @@ int cmd_add(const cli_settings *s);
 int cmd_remove(const cli_settings *s);
 int cmd_list(const cli_settings *s);
 int cmd_history(const cli_settings *s);
+int cmd_edit(const cli_settings *s);
+int cmd_migrate(const cli_settings *s);
+int cmd_backup(const cli_settings *s);
 
 #endif

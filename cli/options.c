@@ -174,6 +174,8 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
     const cli_command *c = s->cmd;
     const char *from_argv[CLI_MAX_SOURCES], *urls[CLI_MAX_PUBLIC_URLS];
     size_t ncli = 0, nurls = 0;
+    s->ntags = 0;
+    s->tags_given = 0;
     int only_args = 0;
     free(s->args);
     s->args = calloc((size_t)argc + 1, sizeof *s->args);
@@ -220,6 +222,13 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
                 return cli_usage_error(c, "too many --public-url options (at most %d)",
                                        CLI_MAX_PUBLIC_URLS);
             urls[nurls++] = val;
+        } else if (i == OPT_TAG) {
+            s->tags_given = 1;
+            if (!*val)
+                continue;
+            if (s->ntags == CLI_MAX_TAGS)
+                return cli_usage_error(c, "too many --tag options (at most %d)", CLI_MAX_TAGS);
+            s->tags[s->ntags++] = val;
         } else if (i == OPT_SOURCE) {
             s->history_source = val;
             if (ncli == CLI_MAX_SOURCES)

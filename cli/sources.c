@@ -73,4 +73,14 @@ void cli_scraper_config(const cli_settings *s, scr_config *cfg)
     cfg->cooldown_s = cli_opt_num(s, OPT_COOLDOWN, cfg->cooldown_s);
     cfg->user_agent = cli_opt_text(s, OPT_USER_AGENT);
     cfg->proxy = cli_opt_text(s, OPT_PROXY);
+    /* --rate 0 means a mirror or a test store: no cross-host cap either, unless asked for. */
+    cfg->rate_all = cli_opt_num(s, OPT_RATE_ALL, cfg->rate == 0 ? 0 : SCR_RATE_ALL_DEFAULT);
+    cfg->keep_pages = (int)cli_opt_int(s, OPT_KEEP_PAGES, 0);
+    if (cfg->keep_pages) {
+        /* One command configures one pool: the directory name lives as long as the process. */
+        static char pages_dir[4096];
+        if ((size_t)snprintf(pages_dir, sizeof pages_dir, "%s.pages", cli_db_path(s)) <
+            sizeof pages_dir)
+            cfg->pages_dir = pages_dir;
+    }
 }

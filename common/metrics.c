@@ -1,6 +1,8 @@
 /* metrics.c - fixed-size counter tables; sources are few (the configured ones). */
 #include "metrics.h"
 
+#include "log.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -18,6 +20,9 @@ struct source_counters {
     int64_t latency_le[NBUCKETS];   /* cumulative at render time, per bucket here */
     int64_t latency_count;
     double latency_sum_s;
+    unsigned char page_bad[METRICS_PAGE_WINDOW];   /* ring: 1 = a page not understood */
+    int page_pos, page_n, page_nbad;
+    int warned;                                     /* the share is high, warned already */
 };
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -39,9 +44,31 @@ static struct source_counters *source_slot(const char *name)
     return s;
 }
 
-void metrics_fetch(const char *source, obs_status status, int64_t duration_ms, int attempts)
+/* Records one 2xx page in the source's window. Lock held; returns 1 when a warning is due. */
+static int note_page(struct source_counters *s, int bad)
+{
+    if (s->page_n == METRICS_PAGE_WINDOW)
+        s->page_nbad -= s->page_bad[s->page_pos];
+    else
+        s->page_n++;
+    s->page_bad[s->page_pos] = (unsigned char)bad;
+    s->page_nbad += bad;
+    s->page_pos = (s->page_pos + 1) % METRICS_PAGE_WINDOW;
+    if (s->warned && s->page_nbad * 4 < s->page_n)
+        s->warned = 0;
+    if (!s->warned && s->page_n >= 20 && s->page_nbad * 2 >= s->page_n) {
+        s->warned = 1;
+        return 1;
+    }
+    return 0;
+}
+
+void metrics_fetch(const char *source, obs_status status, int http_status, int64_t duration_ms,
+                   int attempts)
 {
     double secs = (double)duration_ms / 1000.0;
+    int warn = 0, nbad = 0, n = 0;
+    char name[64];
     pthread_mutex_lock(&metrics_lock);
     struct source_counters *s = source_slot(source ? source : "");
     if ((unsigned)status < OBS_STATUS_COUNT)
@@ -55,7 +82,18 @@ void metrics_fetch(const char *source, obs_status status, int64_t duration_ms, i
         }
     s->latency_count++;
     s->latency_sum_s += secs;
+    if (http_status >= 200 && http_status < 300) {
+        warn = note_page(s, status == OBS_NO_RANK || status == OBS_ERROR);
+        nbad = s->page_nbad;
+        n = s->page_n;
+        memcpy(name, s->name, sizeof name);
+    }
     pthread_mutex_unlock(&metrics_lock);
+    if (warn)
+        log_warn("%s: %d of the last %d pages showed no rank the rules could read; the store's "
+                 "markup may have changed (start with --keep-pages and run `bookrank extract` on "
+                 "the kept pages)",
+                 name, nbad, n);
 }
 
 void metrics_http(int code)
@@ -122,6 +160,17 @@ int metrics_render(buf *out, const metrics_gauges *g)
         rc |= buf_append_str(out, "bookrank_fetch_duration_seconds_count{source=\"");
         rc |= append_label(out, sources[i].name);
         rc |= buf_printf(out, "\"} %lld\n", (long long)sources[i].latency_count);
+    }
+    rc |= buf_printf(out, "# HELP bookrank_pages_not_understood_ratio Share of the last %d pages "
+                          "(2xx) per source that yielded no rank.\n"
+                          "# TYPE bookrank_pages_not_understood_ratio gauge\n",
+                     METRICS_PAGE_WINDOW);
+    for (int i = 0; i < nsources; i++) {
+        if (!sources[i].page_n)
+            continue;
+        rc |= buf_append_str(out, "bookrank_pages_not_understood_ratio{source=\"");
+        rc |= append_label(out, sources[i].name);
+        rc |= buf_printf(out, "\"} %.3f\n", (double)sources[i].page_nbad / sources[i].page_n);
     }
     rc |= buf_append_str(out, "# HELP bookrank_http_requests_total HTTP requests by status code.\n"
                               "# TYPE bookrank_http_requests_total counter\n");

@@ -13,8 +13,14 @@
 #include "buf.h"
 #include "observation.h"
 
-/* A finished fetch of one observation. */
-void metrics_fetch(const char *source, obs_status status, int64_t duration_ms, int attempts);
+/* A finished fetch of one observation (http_status 0: no answer). A 2xx page that yields no rank
+ * (`no_rank`, or `error` on a page the rules cannot read) counts as not understood: the share of
+ * those among the source's last METRICS_PAGE_WINDOW pages is a gauge, and a warning is logged
+ * when it jumps to half or more (after at least 20 pages; again only once it fell below a
+ * quarter) - the early sign of new store markup. */
+#define METRICS_PAGE_WINDOW 100
+void metrics_fetch(const char *source, obs_status status, int http_status, int64_t duration_ms,
+                   int attempts);
 /* An answered HTTP request. */
 void metrics_http(int code);
 

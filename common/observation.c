@@ -45,6 +45,7 @@ void obs_init(observation *obs)
     memset(obs, 0, sizeof *obs);
     obs->rank = -1;
     obs->previous_rank = -1;
+    obs->last_ok_rank = -1;
 }
 
 void obs_clear(observation *obs)
@@ -58,6 +59,7 @@ void obs_clear(observation *obs)
     free(obs->categories);
     free(obs->title);
     free(obs->error);
+    free(obs->last_ok_category);
     obs_init(obs);
 }
 
@@ -93,7 +95,9 @@ int obs_set_str(char **field, const char *s)
 int obs_copy(observation *dst, const observation *src)
 {
     obs_init(dst);
-    memcpy(dst->isbn13, src->isbn13, sizeof dst->isbn13);
+    memcpy(dst->book_id, src->book_id, sizeof dst->book_id);
+    dst->last_ok_rank = src->last_ok_rank;
+    dst->last_ok_at_ms = src->last_ok_at_ms;
     dst->fetched_at_ms = src->fetched_at_ms;
     dst->status = src->status;
     dst->rank = src->rank;
@@ -104,7 +108,8 @@ int obs_copy(observation *dst, const observation *src)
     dst->rank_free = src->rank_free;
     dst->format = src->format;
     if (obs_set_str(&dst->source, src->source) || obs_set_str(&dst->rank_category, src->rank_category) ||
-        obs_set_str(&dst->title, src->title) || obs_set_str(&dst->error, src->error))
+        obs_set_str(&dst->title, src->title) || obs_set_str(&dst->error, src->error) ||
+        obs_set_str(&dst->last_ok_category, src->last_ok_category))
         goto fail;
     for (size_t i = 0; i < src->ncategories; i++) {
         const obs_category *c = &src->categories[i];

@@ -51,7 +51,7 @@ typedef struct obs_category {
 } obs_category;
 
 typedef struct observation {
-    char isbn13[14];
+    char book_id[14];        /* the book's id: its ISBN-13, or its ASIN */
     char *source;            /* owned: source name, e.g. "amazon.com" */
     int64_t fetched_at_ms;   /* UTC, ms since the epoch */
     obs_status status;
@@ -65,12 +65,17 @@ typedef struct observation {
     int64_t duration_ms;
     char *error;             /* owned, NULL unless status is error (or a blocked/not_found note) */
     int64_t previous_rank;   /* only set by store reads: the rank before this one, -1 when none */
+    /* Only set by store reads of a book's latest observations, when this one is not ok: the
+     * last good one of the same book and source (rank -1 when there never was one). */
+    int64_t last_ok_rank;
+    char *last_ok_category;  /* owned */
+    int64_t last_ok_at_ms;
     int rank_free;           /* the rank is on a free list ("Free in Kindle Store"): never
                                 compared with paid ranks */
     obs_format format;       /* what the page says the edition is; UNKNOWN when it does not say */
 } observation;
 
-/* A zeroed observation with rank and previous_rank at -1. */
+/* A zeroed observation with rank, previous_rank and last_ok_rank at -1. */
 void obs_init(observation *obs);
 /* Frees every owned member and re-initialises. NULL is a no-op. */
 void obs_clear(observation *obs);

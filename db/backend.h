@@ -32,22 +32,26 @@ struct db_backend {
     db_err (*schema_version)(db *d, int *version);
     db_err (*backup)(db *d, const char *dest_path);   /* dest_path is not empty */
 
-    db_err (*books_add)(db *d, const isbn *books, size_t n, int *added);
-    db_err (*book_remove)(db *d, const char *isbn13);
+    db_err (*books_add)(db *d, const book_id *ids, size_t n, int *added, char (*id_out)[14]);
+    db_err (*book_resolve)(db *d, const book_id *in, char out[14]);
+    db_err (*book_remove)(db *d, const char *id);
+    db_err (*book_update)(db *d, const char *id, const db_book_patch *patch);
     db_err (*books_list)(db *d, const db_book_filter *filter, db_book **out, size_t *n);
-    db_err (*books_isbns)(db *d, isbn **out, size_t *n);
+    db_err (*targets)(db *d, const char *const *ids, size_t n, db_target **out, size_t *nout);
     db_err (*books_count)(db *d, int64_t *count);
     db_err (*data_version)(db *d, int64_t *version);
 
-    db_err (*observations_add)(db *d, const observation *obs, size_t n);
+    db_err (*observations_add)(db *d, const observation *obs, size_t n, int64_t job_id);
     /* q is never NULL and q->limit is > 0; *out and *n are already cleared. */
-    db_err (*history)(db *d, const char *isbn13, const db_history_query *q, observation **out,
+    db_err (*history)(db *d, const char *id, const db_history_query *q, observation **out,
                       size_t *n);
     db_err (*export_all)(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
 
     db_err (*job_create)(db *d, db_job *job);
     db_err (*job_update)(db *d, const db_job *job);
     db_err (*job_get)(db *d, int64_t id, db_job *out);
+    db_err (*jobs_list)(db *d, int state, int limit, db_job **out, size_t *n);
+    db_err (*job_failures)(db *d, int64_t job_id, int limit, observation **out, size_t *n);
     db_err (*jobs_cancel_unfinished)(db *d, int64_t now_ms, int *n);
 
     db_err (*begin)(db *d);
@@ -71,6 +75,8 @@ db_err db_fail(db *d, db_err code, const char *fmt, ...) BR_PRINTF(3, 4);
 
 /* The state for a stored name; unknown names read as JOB_CANCELLED. */
 db_job_state db_job_state_parse(const char *name);
+/* Who started a job, from its stored name; unknown names read as JOB_BY_API. */
+db_job_origin db_job_origin_parse(const char *name);
 /* Whether the process that owns a job is gone (or is this one, which is cleaning up). */
 int db_job_owner_gone(int64_t pid);
 

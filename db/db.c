@@ -17,6 +17,8 @@
 #include <sys/types.h>
 #include <unistd.h>
 
+#include "../common/utf8.h"
+
 /* ---- messages ---------------------------------------------------------------------------- */
 
 static void set_err_v(db *d, const char *fmt, va_list ap) BR_PRINTF(2, 0);
@@ -209,16 +211,78 @@ db_err db_backup(db *d, const char *dest_path)
 
 /* ---- books ------------------------------------------------------------------------------- */
 
-db_err db_books_add(db *d, const isbn *books, size_t n, int *added)
+db_err db_books_add(db *d, const book_id *ids, size_t n, int *added, char (*id_out)[14])
 {
     if (n == 0)
         return DB_OK;
-    return d->ops->books_add(d, books, n, added);
+    return d->ops->books_add(d, ids, n, added, id_out);
 }
 
-db_err db_book_remove(db *d, const char *isbn13)
+db_err db_book_resolve(db *d, const book_id *in, char out[14])
 {
-    return d->ops->book_remove(d, isbn13);
+    if (!in)
+        return db_fail(d, DB_ERROR, "no id given");
+    return d->ops->book_resolve(d, in, out);
+}
+
+db_err db_book_remove(db *d, const char *id)
+{
+    if (!id)
+        return db_fail(d, DB_ERROR, "no id given");
+    return d->ops->book_remove(d, id);
+}
+
+/* Valid UTF-8 of 1..max bytes; without control characters unless lines (newlines and tabs)
+ * are allowed. */
+static int text_ok(const char *s, size_t max, int lines)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || !utf8_valid(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+int db_book_patch_check(const db_book_patch *p, char *why, size_t whylen)
+{
+    const char *bad = NULL;
+    if ((p->set & DB_SET_ASIN) && p->asin && !asin_valid(p->asin, strlen(p->asin)))
+        bad = "the ASIN is not 10 letters and digits";
+    else if ((p->set & DB_SET_WORK) && p->work && !text_ok(p->work, DB_WORK_MAX, 0))
+        bad = "the work must be 1 to 200 bytes of UTF-8 text on one line";
+    else if ((p->set & DB_SET_NOTE) && p->note && !text_ok(p->note, DB_NOTE_MAX, 1))
+        bad = "the note must be 1 to 2000 bytes of UTF-8 text";
+    else if ((p->set & DB_SET_TAGS) && p->ntags > DB_MAX_TAGS)
+        bad = "a book has at most 64 tags";
+    else if ((p->set & DB_SET_ASINS) && p->nasins > DB_MAX_ASINS)
+        bad = "a book has at most 32 per-storefront ASINs";
+    for (size_t i = 0; !bad && (p->set & DB_SET_TAGS) && i < p->ntags; i++)
+        if (!p->tags[i] || !text_ok(p->tags[i], DB_TAG_MAX, 0))
+            bad = "a tag must be 1 to 64 bytes of UTF-8 text on one line";
+    for (size_t i = 0; !bad && (p->set & DB_SET_ASINS) && i < p->nasins; i++)
+        if (!p->asins[i].source[0] || !asin_valid(p->asins[i].asin, strlen(p->asins[i].asin)))
+            bad = "a per-storefront ASIN needs a source and 10 letters and digits";
+    if (!bad)
+        return 0;
+    snprintf(why, whylen, "%s", bad);
+    return -1;
+}
+
+db_err db_book_update(db *d, const char *id, const db_book_patch *patch)
+{
+    if (!id || !patch)
+        return db_fail(d, DB_ERROR, "no id or change given");
+    char why[128];
+    if (db_book_patch_check(patch, why, sizeof why))
+        return db_fail(d, DB_ERROR, "%s", why);
+    for (size_t i = 0; (patch->set & DB_SET_SOURCES) && patch->sources && i < patch->nsources; i++)
+        if (!patch->sources[i][0] || strchr(patch->sources[i], ','))
+            return db_fail(d, DB_ERROR, "a source name is empty or holds a comma");
+    return d->ops->book_update(d, id, patch);
 }
 
 db_err db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n)
@@ -228,17 +292,17 @@ db_err db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t 
     return d->ops->books_list(d, filter, out, n);
 }
 
-db_err db_book_get(db *d, const char *isbn13, db_book *out)
+db_err db_book_get(db *d, const char *id, db_book *out)
 {
     db_book *books = NULL;
     size_t n = 0;
-    db_book_filter filter = {.isbn13 = isbn13};
+    db_book_filter filter = {.id = id};
     memset(out, 0, sizeof *out);
-    if (!isbn13)
-        return db_fail(d, DB_ERROR, "no ISBN given");
+    if (!id)
+        return db_fail(d, DB_ERROR, "no id given");
     db_err rc = db_books_list(d, &filter, &books, &n);
     if (rc == DB_OK && n == 0)
-        rc = db_fail(d, DB_NOTFOUND, "book %s is not tracked", isbn13);
+        rc = db_fail(d, DB_NOTFOUND, "book %s is not tracked", id);
     if (rc == DB_OK) {
         *out = books[0];   /* moves ownership; the array itself is freed below */
         memset(&books[0], 0, sizeof books[0]);
@@ -247,11 +311,23 @@ db_err db_book_get(db *d, const char *isbn13, db_book *out)
     return rc;
 }
 
+static void free_names(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
 void db_book_clear(db_book *b)
 {
     if (!b)
         return;
     free(b->title);
+    free(b->work);
+    free(b->note);
+    free_names(b->tags, b->ntags);
+    free_names(b->sources, b->nsources);
+    free(b->asins);
     for (size_t i = 0; i < b->nlatest; i++)
         obs_clear(&b->latest[i]);
     free(b->latest);
@@ -267,11 +343,28 @@ void db_books_free(db_book *books, size_t n)
     free(books);
 }
 
-db_err db_books_isbns(db *d, isbn **out, size_t *n)
+db_err db_targets(db *d, const char *const *ids, size_t n, db_target **out, size_t *nout)
 {
     *out = NULL;
-    *n = 0;
-    return d->ops->books_isbns(d, out, n);
+    *nout = 0;
+    if (ids && n == 0)
+        return DB_OK;
+    return d->ops->targets(d, ids, n, out, nout);
+}
+
+void db_targets_free_one(db_target *t)
+{
+    free(t->title);
+    free_names(t->sources, t->nsources);
+    free(t->asins);
+    memset(t, 0, sizeof *t);
+}
+
+void db_targets_free(db_target *t, size_t n)
+{
+    for (size_t i = 0; t && i < n; i++)
+        db_targets_free_one(&t[i]);
+    free(t);
 }
 
 db_err db_books_count(db *d, int64_t *count)
@@ -286,24 +379,24 @@ db_err db_data_version(db *d, int64_t *version)
 
 /* ---- observations ------------------------------------------------------------------------ */
 
-db_err db_observations_add(db *d, const observation *obs, size_t n)
+db_err db_observations_add(db *d, const observation *obs, size_t n, int64_t job_id)
 {
     if (n == 0)
         return DB_OK;
-    return d->ops->observations_add(d, obs, n);
+    return d->ops->observations_add(d, obs, n, job_id);
 }
 
-db_err db_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
+db_err db_history(db *d, const char *id, const db_history_query *q, observation **out,
                   size_t *n)
 {
     *out = NULL;
     *n = 0;
-    if (!isbn13)
-        return db_fail(d, DB_ERROR, "no ISBN given");
+    if (!id)
+        return db_fail(d, DB_ERROR, "no id given");
     db_history_query query = q ? *q : (db_history_query){.source = NULL};
     if (query.limit <= 0)
         query.limit = DB_HISTORY_DEFAULT_LIMIT;
-    return d->ops->history(d, isbn13, &query, out, n);
+    return d->ops->history(d, id, &query, out, n);
 }
 
 void db_observations_free(observation *obs, size_t n)
@@ -330,12 +423,34 @@ const char *db_job_state_name(db_job_state s)
                                                                           : "cancelled";
 }
 
-db_job_state db_job_state_parse(const char *s)
+int db_job_state_parse_name(const char *s)
 {
     for (int i = 0; s && i < (int)(sizeof job_state_names / sizeof job_state_names[0]); i++)
         if (strcmp(s, job_state_names[i]) == 0)
-            return (db_job_state)i;
-    return JOB_CANCELLED;
+            return i;
+    return -1;
+}
+
+db_job_state db_job_state_parse(const char *s)
+{
+    int i = db_job_state_parse_name(s);
+    return i < 0 ? JOB_CANCELLED : (db_job_state)i;
+}
+
+static const char *const job_origin_names[] = {"api", "schedule", "cli"};
+
+const char *db_job_origin_name(db_job_origin o)
+{
+    return (unsigned)o < sizeof job_origin_names / sizeof job_origin_names[0] ? job_origin_names[o]
+                                                                            : "api";
+}
+
+db_job_origin db_job_origin_parse(const char *s)
+{
+    for (int i = 0; s && i < (int)(sizeof job_origin_names / sizeof job_origin_names[0]); i++)
+        if (strcmp(s, job_origin_names[i]) == 0)
+            return (db_job_origin)i;
+    return JOB_BY_API;
 }
 
 /* Another live process (a cron refresh beside serve) still owns its jobs; EPERM means it lives
@@ -363,6 +478,20 @@ db_err db_job_get(db *d, int64_t id, db_job *out)
 {
     memset(out, 0, sizeof *out);
     return d->ops->job_get(d, id, out);
+}
+
+db_err db_jobs_list(db *d, int state, int limit, db_job **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return d->ops->jobs_list(d, state, limit > 0 ? limit : 50, out, n);
+}
+
+db_err db_job_failures(db *d, int64_t job_id, int limit, observation **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return d->ops->job_failures(d, job_id, limit > 0 ? limit : 100, out, n);
 }
 
 db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n)

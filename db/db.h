@@ -27,7 +27,7 @@
 #include <stdint.h>
 
 #include "../common/compiler.h"
-#include "../common/isbn.h"
+#include "../common/ids.h"
 #include "../common/observation.h"
 
 typedef enum db_err {
@@ -110,48 +110,126 @@ BR_MUST_CHECK db_err db_backup(db *d, const char *dest_path);
 
 /* ---- books ---------------------------------------------------------------------------- */
 
-/*
- * Tracks n books in one transaction. added[i] (if added is not NULL) is set to 1 when books[i]
- * was new, 0 when it was already tracked (or repeats an earlier entry). All or nothing: inside
- * db_begin it uses a savepoint, so a failed batch is undone and the outer transaction goes on.
- * Books added by one call share one added_at.
- */
-BR_MUST_CHECK db_err db_books_add(db *d, const isbn *books, size_t n, int *added);
-/* Stops tracking a book and deletes its observations. DB_NOTFOUND when it is not tracked. */
-BR_MUST_CHECK db_err db_book_remove(db *d, const char *isbn13);
+/* A per-storefront ASIN (audiobooks often have another ASIN on each store). */
+typedef struct db_asin {
+    char source[64];
+    char asin[11];
+} db_asin;
 
 typedef struct db_book {
-    char isbn13[14];
-    char isbn10[11];
+    char id[14];              /* ISBN-13 or ASIN */
+    char isbn13[14];          /* "" for an ASIN-only book */
+    char isbn10[11];          /* "" when none (an ASIN-only or a 979 book) */
+    char asin[11];            /* the ASIN attached by the user, "" when none */
     char *title;              /* owned; latest title seen, NULL when none */
+    obs_format format;        /* as set by the user, else as the pages say; UNKNOWN: not known */
+    int format_set;           /* the user set it (pages no longer change it) */
+    char *work;               /* owned, NULL: the work this edition belongs to */
+    char *note;               /* owned, NULL */
+    char **tags;              /* owned array of owned strings, sorted */
+    size_t ntags;
+    char **sources;           /* owned: the sources it is tracked on; NULL = every one */
+    size_t nsources;
+    db_asin *asins;           /* owned: per-storefront ASINs, by source */
+    size_t nasins;
     int64_t added_at_ms;
-    observation *latest;      /* owned array: latest observation per source, by source name */
-    size_t nlatest;           /* (previous_rank set on each) */
+    observation *latest;      /* owned array: latest observation per source, by source name,
+                                 with previous_rank and (when not ok) last_ok set */
+    size_t nlatest;
 } db_book;
 
 /*
+ * Tracks n books in one transaction. added[i] (if added is not NULL) is set to 1 when ids[i] was
+ * new, 0 when it was already tracked (or repeats an earlier entry); id_out[i] (if not NULL) gets
+ * the id it is tracked under: an ASIN already attached to another book names that book. All or
+ * nothing: inside db_begin it uses a savepoint, so a failed batch is undone and the outer
+ * transaction goes on. Books added by one call share one added_at.
+ */
+BR_MUST_CHECK db_err db_books_add(db *d, const book_id *ids, size_t n, int *added,
+                                  char (*id_out)[14]);
+/* The id a book is tracked under, for any form of its id: the id itself, or the book an ASIN
+ * is attached to. DB_NOTFOUND when it is not tracked. */
+BR_MUST_CHECK db_err db_book_resolve(db *d, const book_id *in, char out[14]);
+/* Stops tracking a book and deletes its observations. DB_NOTFOUND when it is not tracked. */
+BR_MUST_CHECK db_err db_book_remove(db *d, const char *id);
+
+/* What db_book_update changes: the fields whose bit is set (a NULL value clears it). */
+enum {
+    DB_SET_ASIN = 1u << 0, DB_SET_ASINS = 1u << 1, DB_SET_SOURCES = 1u << 2,
+    DB_SET_WORK = 1u << 3, DB_SET_FORMAT = 1u << 4, DB_SET_TAGS = 1u << 5, DB_SET_NOTE = 1u << 6,
+};
+typedef struct db_book_patch {
+    unsigned set;
+    const char *asin;                 /* an ASIN as stored (asin_valid), NULL clears */
+    const db_asin *asins;             /* replaces every per-storefront ASIN */
+    size_t nasins;
+    const char *const *sources;       /* NULL (with DB_SET_SOURCES): every source */
+    size_t nsources;
+    const char *work, *note;
+    obs_format format;                /* UNKNOWN clears (pages may set it again) */
+    const char *const *tags;
+    size_t ntags;
+} db_book_patch;
+/* Caps on a book's fields (the API and the CLI refuse more; db_book_update checks them too). */
+#define DB_MAX_TAGS 64
+#define DB_TAG_MAX 64      /* bytes of one tag */
+#define DB_WORK_MAX 200    /* bytes */
+#define DB_NOTE_MAX 2000   /* bytes */
+#define DB_MAX_ASINS 32    /* per-storefront ASINs */
+/* 0 when the patch's values fit the caps above (tags non-empty, no control characters in tags
+ * and work, ASINs valid); otherwise -1 with why. */
+BR_MUST_CHECK int db_book_patch_check(const db_book_patch *patch, char *why, size_t whylen);
+/* Changes a book's fields in one transaction. DB_NOTFOUND when it is not tracked; DB_CONFLICT
+ * when an ASIN is another book's id or attached to another book (nothing changed then). */
+BR_MUST_CHECK db_err db_book_update(db *d, const char *id, const db_book_patch *patch);
+
+/*
  * previous_rank of a latest observation (and of history rows): the rank of the newest older
- * observation of the same book and source that has a rank, whatever its status (a blocked or
- * failed fetch in between does not hide the last real rank); -1 when there is none.
+ * observation of the same book and source that has a rank on the same kind of list (a free
+ * list's rank is never compared with a paid one), whatever its status (a blocked or failed fetch
+ * in between does not hide the last real rank); -1 when there is none.
  */
 typedef struct db_book_filter {
     const char *status;       /* only books with a latest observation (of `source`, if set) in
                                  this status; such a book keeps all its latest observations */
     const char *source;       /* latest holds only that source (books are still all listed) */
-    const char *isbn13;       /* only this book */
+    const char *id;           /* only this book */
+    const char *tag;          /* only books with this tag */
+    const char *work;         /* only editions of this work */
+    const char *q;            /* text in the title, id, ASIN, work or note (any case) */
+    const char *after;        /* ids greater than this (paging in id order) */
+    int limit;                /* at most this many books (0 = all); with after or limit the
+                                 order is by id, otherwise by added_at then id */
 } db_book_filter;
 
-/* Books ordered by added_at then isbn13, latest ordered by source name; one consistent
- * snapshot. *out is a malloc'd array (free with db_books_free), NULL when empty. */
+/* Books as the filter says, latest ordered by source name; one consistent snapshot. *out is a
+ * malloc'd array (free with db_books_free), NULL when empty. */
 BR_MUST_CHECK db_err db_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
-/* One book; DB_NOTFOUND when not tracked. Free with db_book_clear. */
-BR_MUST_CHECK db_err db_book_get(db *d, const char *isbn13, db_book *out);
+/* One book (by its id as stored: resolve other forms first); DB_NOTFOUND when not tracked. Free
+ * with db_book_clear. */
+BR_MUST_CHECK db_err db_book_get(db *d, const char *id, db_book *out);
 void db_book_clear(db_book *b);
 void db_books_free(db_book *books, size_t n);
-/* All tracked ISBNs (malloc'd array, caller frees), ordered by added_at. */
-BR_MUST_CHECK db_err db_books_isbns(db *d, isbn **out, size_t *n);
-/* (Not BR_MUST_CHECK yet: server/api.c's metrics handler ignores it; *count is left as it was
- * on failure.) */
+
+/* What a refresh needs of a book: its ids, the sources it is tracked on, its ASINs, and its
+ * title for messages. */
+typedef struct db_target {
+    char id[14], isbn13[14], isbn10[11], asin[11];
+    char *title;              /* owned, NULL */
+    char **sources;           /* owned, NULL = every source */
+    size_t nsources;
+    db_asin *asins;           /* owned */
+    size_t nasins;
+} db_target;
+/* The books ids[0..n) (as stored), or every tracked book when ids is NULL (ordered by added_at).
+ * Unknown ids are left out. Free with db_targets_free. */
+BR_MUST_CHECK db_err db_targets(db *d, const char *const *ids, size_t n, db_target **out,
+                                size_t *nout);
+void db_targets_free(db_target *t, size_t n);
+/* Frees what one target owns (not the target itself). */
+void db_targets_free_one(db_target *t);
+
+/* (Not BR_MUST_CHECK: a metrics gauge; *count is left as it was on failure.) */
 db_err db_books_count(db *d, int64_t *count);
 /* A number that changes whenever another connection (of any process) commits a change; a
  * connection's own commits do not change it. For caches: use a connection that never writes. */
@@ -161,21 +239,23 @@ BR_MUST_CHECK db_err db_data_version(db *d, int64_t *version);
 
 /*
  * Appends n observations in one transaction (also updates each book's title when one was seen in
- * the newest observation of its source). Observations of books that are not tracked are skipped
- * (the book was removed meanwhile). Inside db_begin it uses a savepoint like db_books_add. The
- * observations are only read (the caller still owns them).
+ * the newest observation of its source, and its format when the page said one and the user set
+ * none). Observations of books that are not tracked are skipped (the book was removed
+ * meanwhile). job_id (0: none) is recorded with each, for the job's list of failures. Inside
+ * db_begin it uses a savepoint like db_books_add. The observations are only read.
  */
-BR_MUST_CHECK db_err db_observations_add(db *d, const observation *obs, size_t n);
+BR_MUST_CHECK db_err db_observations_add(db *d, const observation *obs, size_t n, int64_t job_id);
 
 typedef struct db_history_query {
     const char *source;       /* NULL = every source */
     int64_t since_ms;         /* observations at or after; 0 = all */
+    int64_t before_ms;        /* observations before; 0 = no bound */
     int limit;                /* <= 0 = 500 */
 } db_history_query;
 
 /* Newest first (ties: later insert first), previous_rank set on each row. DB_NOTFOUND when the
  * book is not tracked. *out is a malloc'd array (free with db_observations_free). */
-BR_MUST_CHECK db_err db_history(db *d, const char *isbn13, const db_history_query *q,
+BR_MUST_CHECK db_err db_history(db *d, const char *id, const db_history_query *q,
                                 observation **out, size_t *n);
 void db_observations_free(observation *obs, size_t n);
 
@@ -188,12 +268,20 @@ BR_MUST_CHECK db_err db_export(db *d, int (*fn)(void *ctx, const observation *ob
 
 typedef enum db_job_state { JOB_QUEUED = 0, JOB_RUNNING, JOB_DONE, JOB_CANCELLED } db_job_state;
 const char *db_job_state_name(db_job_state s);
+/* The state for a name, or -1. */
+int db_job_state_parse_name(const char *name);
+
+/* Who started a job. */
+typedef enum db_job_origin { JOB_BY_API = 0, JOB_BY_SCHEDULE, JOB_BY_CLI } db_job_origin;
+const char *db_job_origin_name(db_job_origin o);   /* "api", "schedule", "cli" */
 
 typedef struct db_job {
     int64_t id;
     db_job_state state;
+    db_job_origin started_by;
     int all_books;            /* a refresh of every tracked book */
-    int64_t total, done;
+    int64_t total, done;      /* fetches to make, and made and stored */
+    int64_t skipped;          /* (book, source) pairs the source cannot address: not fetched */
     int64_t counts[OBS_STATUS_COUNT];
     int64_t created_at_ms, started_at_ms, finished_at_ms;   /* 0 = not yet */
     int64_t owner_pid;        /* process that created it (set by db_job_create) */
@@ -201,10 +289,18 @@ typedef struct db_job {
 
 /* Inserts a job; sets job->id, job->owner_pid = getpid() and job->created_at_ms (now, if 0). */
 BR_MUST_CHECK db_err db_job_create(db *d, db_job *job);
-/* Writes state, total, done, counts, started_at and finished_at. DB_NOTFOUND for an unknown id. */
+/* Writes state, total, done, skipped, counts, started_at and finished_at. DB_NOTFOUND for an
+ * unknown id. */
 BR_MUST_CHECK db_err db_job_update(db *d, const db_job *job);
 /* DB_NOTFOUND for an unknown id. */
 BR_MUST_CHECK db_err db_job_get(db *d, int64_t id, db_job *out);
+/* Recent jobs, newest first, at most limit (<= 0: 50), only in state (-1: any). *out is a
+ * malloc'd array (caller frees), NULL when none. */
+BR_MUST_CHECK db_err db_jobs_list(db *d, int state, int limit, db_job **out, size_t *n);
+/* The job's failed fetches (blocked and error observations stored for it), at most limit.
+ * Each observation carries book_id, source, status and error. Free with db_observations_free. */
+BR_MUST_CHECK db_err db_job_failures(db *d, int64_t job_id, int limit, observation **out,
+                                     size_t *n);
 /* Marks queued or running jobs cancelled (after a crash or at shutdown); *n = how many. Only
  * jobs owned by this process or by a process that no longer exists (kill(pid, 0) says ESRCH):
  * a cron `bookrank refresh` running beside `serve` keeps its job. */

@@ -3,11 +3,11 @@
  * statement cache, transactions, error mapping and row readers shared by its files.
  *
  * Schema notes:
- * - observations is append-only history, indexed by (isbn13, source, fetched_at); its rowid
+ * - observations is append-only history, indexed by (book_id, source, fetched_at); its rowid
  *   (id) breaks ties between equal fetched_at values everywhere ("newest" = greatest
  *   (fetched_at, id)).
- * - latest is a cache, one row per (book, source): the id of the newest observation and the
- *   previous rank. It is refreshed from observations on every insert (two index seeks), so
+ * - latest is a cache, one row per (book, source): the id of the newest observation, the
+ *   previous rank, the newest ok observation, the best paid rank and the run of failures. It is refreshed from observations on every insert (two index seeks), so
  *   listing every book is one ordered join instead of a "greatest-per-group" query over the
  *   whole history. Anything that ever deletes single observations (retention) must refresh it.
  * - previous_rank is the rank of the newest observation of the same book and source that is
@@ -29,20 +29,49 @@
 
 /* Observation columns as db_sq_read_observation() expects them, from the alias o. */
 #define OBS_COLUMNS                                                                          \
-    "o.id, o.isbn13, o.source, o.fetched_at, o.status, o.rank, o.rank_category, "           \
-    "o.categories, o.title, o.http_status, o.attempts, o.duration_ms, o.error"
+    "o.id, o.book_id, o.source, o.fetched_at, o.status, o.rank, o.rank_category, "         \
+    "o.categories, o.title, o.http_status, o.attempts, o.duration_ms, o.error, o.rank_free, " \
+    "o.format"
+#define OBS_NCOLUMNS 15
 
-/* Book rows joined with their latest observations: ?1 source filter, ?2 status filter. */
-#define BOOK_SELECT                                                                          \
-    "SELECT b.isbn13, b.isbn10, b.title, b.added_at, l.previous_rank, " OBS_COLUMNS         \
-    " FROM books b"                                                                          \
-    " LEFT JOIN latest l ON l.isbn13 = b.isbn13 AND (?1 IS NULL OR l.source = ?1)"           \
-    " LEFT JOIN observations o ON o.id = l.observation_id"
-#define BOOK_STATUS_FILTER                                                                   \
-    " (?2 IS NULL OR EXISTS (SELECT 1 FROM latest l2"                                        \
+/* Book columns as collect_books() reads them (alias b), then the latest row's previous rank and
+ * last good observation, then the observation. */
+#define BOOK_COLUMNS                                                                         \
+    "b.id, b.isbn13, b.isbn10, b.asin, b.title, b.format, b.format_set, b.work, b.note, "    \
+    "b.sources, b.added_at"
+#define BOOK_NCOLUMNS 11
+#define BOOK_COL_PREVIOUS BOOK_NCOLUMNS
+#define BOOK_COL_LAST_OK (BOOK_NCOLUMNS + 1)
+#define BOOK_COL_OBS (BOOK_NCOLUMNS + 4)
+
+/* The books a filter selects (alias bb): ?1 source, ?2 status, ?3 id, ?4 tag, ?5 work, ?6 a
+ * LIKE pattern for the text search, ?7 the id paging starts after. */
+#define BOOK_FILTER                                                                          \
+    " (?3 IS NULL OR bb.id = ?3)"                                                            \
+    " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM book_tags t WHERE t.book_id = bb.id"          \
+    "   AND t.tag = ?4))"                                                                    \
+    " AND (?5 IS NULL OR bb.work = ?5)"                                                      \
+    " AND (?6 IS NULL OR bb.title LIKE ?6 ESCAPE '\\' OR bb.id LIKE ?6 ESCAPE '\\'"         \
+    "   OR bb.asin LIKE ?6 ESCAPE '\\' OR bb.work LIKE ?6 ESCAPE '\\'"                       \
+    "   OR bb.note LIKE ?6 ESCAPE '\\')"                                                     \
+    " AND (?7 IS NULL OR bb.id > ?7)"                                                        \
+    " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM latest l2"                                    \
     "   JOIN observations o2 ON o2.id = l2.observation_id"                                   \
-    "   WHERE l2.isbn13 = b.isbn13 AND (?1 IS NULL OR l2.source = ?1) AND o2.status = ?2))"
-#define BOOK_COL_OBS 5
+    "   WHERE l2.book_id = bb.id AND (?1 IS NULL OR l2.source = ?1) AND o2.status = ?2))"
+
+/* Book rows joined with their latest observations (and the last good one when the latest is
+ * not ok), over the books the subquery `selected` picks. */
+#define BOOK_JOIN(selected)                                                                  \
+    "SELECT " BOOK_COLUMNS ", l.previous_rank, lo.rank, lo.rank_category, lo.fetched_at, "   \
+    OBS_COLUMNS " FROM (" selected ") b"                                                     \
+    " LEFT JOIN latest l ON l.book_id = b.id AND (?1 IS NULL OR l.source = ?1)"              \
+    " LEFT JOIN observations o ON o.id = l.observation_id"                                   \
+    " LEFT JOIN observations lo ON lo.id = l.last_ok_id AND o.status <> 'ok'"
+
+/* Job columns as the job reader expects them. */
+#define JOB_COLUMNS                                                                          \
+    "id, state, all_books, total, done, n_ok, n_no_rank, n_not_found, n_blocked, n_error,"   \
+    " created_at, started_at, finished_at, owner_pid, started_by, skipped"
 
 enum sq_stmt_id {
 #define SQ_STMT(id, sql) id,
@@ -148,21 +177,25 @@ int db_sq_read_observation(sqlite3_stmt *st, int c, observation *obs, int64_t *i
 
 /* ---- operations (one file each) -------------------------------------------------------- */
 
-db_err db_sq_books_add(db *d, const isbn *books, size_t n, int *added);
-db_err db_sq_book_remove(db *d, const char *isbn13);
+db_err db_sq_books_add(db *d, const book_id *ids, size_t n, int *added, char (*id_out)[14]);
+db_err db_sq_book_resolve(db *d, const book_id *in, char out[14]);
+db_err db_sq_book_remove(db *d, const char *id);
+db_err db_sq_book_update(db *d, const char *id, const db_book_patch *patch);
 db_err db_sq_books_list(db *d, const db_book_filter *filter, db_book **out, size_t *n);
-db_err db_sq_books_isbns(db *d, isbn **out, size_t *n);
+db_err db_sq_targets(db *d, const char *const *ids, size_t n, db_target **out, size_t *nout);
 db_err db_sq_books_count(db *d, int64_t *count);
 db_err db_sq_data_version(db *d, int64_t *version);
 
-db_err db_sq_observations_add(db *d, const observation *obs, size_t n);
-db_err db_sq_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
+db_err db_sq_observations_add(db *d, const observation *obs, size_t n, int64_t job_id);
+db_err db_sq_history(db *d, const char *id, const db_history_query *q, observation **out,
                      size_t *n);
 db_err db_sq_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
 
 db_err db_sq_job_create(db *d, db_job *job);
 db_err db_sq_job_update(db *d, const db_job *job);
 db_err db_sq_job_get(db *d, int64_t id, db_job *out);
+db_err db_sq_jobs_list(db *d, int state, int limit, db_job **out, size_t *n);
+db_err db_sq_job_failures(db *d, int64_t job_id, int limit, observation **out, size_t *n);
 db_err db_sq_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
 
 #endif

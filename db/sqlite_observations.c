@@ -14,8 +14,8 @@ int db_sq_read_observation(sqlite3_stmt *st, int c, observation *obs, int64_t *i
     obs_init(obs);
     if (id)
         *id = sqlite3_column_int64(st, c);
-    const char *isbn13 = sq_col_text(st, c + 1);
-    snprintf(obs->isbn13, sizeof obs->isbn13, "%s", isbn13 ? isbn13 : "");
+    const char *book = sq_col_text(st, c + 1);
+    snprintf(obs->book_id, sizeof obs->book_id, "%s", book ? book : "");
     obs->fetched_at_ms = sqlite3_column_int64(st, c + 3);
     const char *status = sq_col_text(st, c + 4);
     int s = status ? obs_status_parse(status) : -1;
@@ -24,6 +24,10 @@ int db_sq_read_observation(sqlite3_stmt *st, int c, observation *obs, int64_t *i
     obs->http_status = sqlite3_column_int(st, c + 9);
     obs->attempts = sqlite3_column_int(st, c + 10);
     obs->duration_ms = sqlite3_column_int64(st, c + 11);
+    obs->rank_free = sqlite3_column_int(st, c + 13);
+    const char *format = sq_col_text(st, c + 14);
+    int f = format ? obs_format_parse(format) : -1;
+    obs->format = f > 0 ? (obs_format)f : OBS_FORMAT_UNKNOWN;
     if (db_sq_col_dup(st, c + 2, &obs->source) || db_sq_col_dup(st, c + 6, &obs->rank_category) ||
         db_sq_col_dup(st, c + 8, &obs->title) || db_sq_col_dup(st, c + 12, &obs->error))
         goto oom;
@@ -39,13 +43,60 @@ oom:
 
 /* ---- appending --------------------------------------------------------------------------- */
 
-static db_err observation_insert(db *d, const observation *obs)
+/* The best rank and the run of failures the latest row keeps, after obs: the best paid ok rank
+ * ever, and how many blocked/error/not_found observations end the history (obs is assumed the
+ * newest; one arriving out of order makes the run approximate, never the best rank). */
+static db_err latest_after(db *d, const observation *obs, int64_t *best, int64_t *streak)
+{
+    sqlite3_stmt *st;
+    db_err rc = db_sq_stmt(d, ST_LATEST_GET, &st);
+    if (rc != DB_OK)
+        return rc;
+    sq_bind_fixed(st, 1, obs->book_id, sizeof obs->book_id);
+    sq_bind_text(st, 2, obs->source);
+    *best = -1;
+    *streak = 0;
+    int step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+            *best = sqlite3_column_int64(st, 0);
+        *streak = sqlite3_column_int64(st, 1);
+    } else if (step != SQLITE_DONE) {
+        rc = db_sq_fail(d, "add observations (latest)");
+    }
+    db_sq_release(st);
+    if (obs->status == OBS_OK && obs->rank >= 0 && !obs->rank_free && (*best < 0 || obs->rank < *best))
+        *best = obs->rank;
+    int bad = obs->status == OBS_BLOCKED || obs->status == OBS_ERROR || obs->status == OBS_NOT_FOUND;
+    *streak = bad ? *streak + 1 : 0;
+    return rc;
+}
+
+/* Runs the title or format update of a book from observation id (newest of its source). */
+static db_err book_from_page(db *d, enum sq_stmt_id which, const observation *obs, int64_t id,
+                             const char *value)
+{
+    sqlite3_stmt *st;
+    db_err rc = db_sq_stmt(d, which, &st);
+    if (rc != DB_OK)
+        return rc;
+    sq_bind_fixed(st, 1, obs->book_id, sizeof obs->book_id);
+    sq_bind_text(st, 2, value);
+    sq_bind_text(st, 3, obs->source);
+    sqlite3_bind_int64(st, 4, id);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_sq_fail(d, "add observations (book)");
+    db_sq_release(st);
+    return rc;
+}
+
+static db_err observation_insert(db *d, const observation *obs, int64_t job_id)
 {
     db_err rc = DB_ERROR;
     char *cats = NULL;
-    sqlite3_stmt *ins = NULL, *latest = NULL, *title = NULL;
+    sqlite3_stmt *ins = NULL, *latest = NULL;
     if (!obs->source) {
-        db_set_err(d, "add observations: observation of %.13s has no source", obs->isbn13);
+        db_set_err(d, "add observations: observation of %.13s has no source", obs->book_id);
         goto done;
     }
     cats = db_categories_encode(obs->categories, obs->ncategories, &rc);
@@ -53,9 +104,12 @@ static db_err observation_insert(db *d, const observation *obs)
         db_set_err(d, "add observations: out of memory");
         goto done;
     }
+    int64_t best, streak;
+    if ((rc = latest_after(d, obs, &best, &streak)) != DB_OK)
+        goto done;
     if ((rc = db_sq_stmt(d, ST_OBS_ADD, &ins)) != DB_OK)
         goto done;
-    sq_bind_fixed(ins, 1, obs->isbn13, sizeof obs->isbn13);
+    sq_bind_fixed(ins, 1, obs->book_id, sizeof obs->book_id);
     sq_bind_text(ins, 2, obs->source);
     sqlite3_bind_int64(ins, 3, obs->fetched_at_ms);
     sq_bind_text(ins, 4, obs_status_name(obs->status));
@@ -68,6 +122,10 @@ static db_err observation_insert(db *d, const observation *obs)
     sqlite3_bind_int(ins, 10, obs->attempts);
     sqlite3_bind_int64(ins, 11, obs->duration_ms);
     sq_bind_text(ins, 12, obs->error);
+    sqlite3_bind_int(ins, 13, obs->rank_free ? 1 : 0);
+    sq_bind_text(ins, 14, obs_format_name(obs->format));
+    if (job_id > 0)
+        sqlite3_bind_int64(ins, 15, job_id);
     if (sqlite3_step(ins) != SQLITE_DONE) {
         rc = db_sq_fail(d, "add observations");
         goto done;
@@ -78,56 +136,53 @@ static db_err observation_insert(db *d, const observation *obs)
 
     if ((rc = db_sq_stmt(d, ST_LATEST_REFRESH, &latest)) != DB_OK)
         goto done;
-    sq_bind_fixed(latest, 1, obs->isbn13, sizeof obs->isbn13);
+    sq_bind_fixed(latest, 1, obs->book_id, sizeof obs->book_id);
     sq_bind_text(latest, 2, obs->source);
+    if (best >= 0)
+        sqlite3_bind_int64(latest, 3, best);
+    sqlite3_bind_int64(latest, 4, streak);
     if (sqlite3_step(latest) != SQLITE_DONE) {
         rc = db_sq_fail(d, "add observations (latest)");
         goto done;
     }
-    if (obs->title && obs->title[0]) {
-        if ((rc = db_sq_stmt(d, ST_TITLE_UPDATE, &title)) != DB_OK)
-            goto done;
-        sq_bind_fixed(title, 1, obs->isbn13, sizeof obs->isbn13);
-        sq_bind_text(title, 2, obs->title);
-        sq_bind_text(title, 3, obs->source);
-        sqlite3_bind_int64(title, 4, id);
-        if (sqlite3_step(title) != SQLITE_DONE) {
-            rc = db_sq_fail(d, "add observations (title)");
-            goto done;
-        }
-    }
+    if (obs->title && obs->title[0] &&
+        (rc = book_from_page(d, ST_TITLE_UPDATE, obs, id, obs->title)) != DB_OK)
+        goto done;
+    if (obs->format != OBS_FORMAT_UNKNOWN)
+        rc = book_from_page(d, ST_FORMAT_UPDATE, obs, id, obs_format_name(obs->format));
 done:
     db_sq_release(ins);
     db_sq_release(latest);
-    db_sq_release(title);
     free(cats);
     return rc;
 }
 
-db_err db_sq_observations_add(db *d, const observation *obs, size_t n)
+db_err db_sq_observations_add(db *d, const observation *obs, size_t n, int64_t job_id)
 {
     enum sq_tx_mode mode;
     db_err rc = db_sq_tx_enter(d, &mode, "add observations");
     if (rc != DB_OK)
         return rc;
     for (size_t i = 0; i < n && rc == DB_OK; i++)
-        rc = observation_insert(d, &obs[i]);
+        rc = observation_insert(d, &obs[i], job_id);
     return db_sq_tx_leave(d, mode, rc, "add observations");
 }
 
 /* ---- history ----------------------------------------------------------------------------- */
 
-/* The rank of the newest ranked observation of (isbn13, source) before (fetched_at, id). */
+/* The rank of the newest ranked observation of (book, source) on the same kind of list before
+ * (fetched_at, id). */
 static db_err previous_rank(db *d, const observation *obs, int64_t id, int64_t *rank)
 {
     sqlite3_stmt *st;
     db_err rc = db_sq_stmt(d, ST_PREVIOUS_RANK, &st);
     if (rc != DB_OK)
         return rc;
-    sq_bind_fixed(st, 1, obs->isbn13, sizeof obs->isbn13);
+    sq_bind_fixed(st, 1, obs->book_id, sizeof obs->book_id);
     sq_bind_text(st, 2, obs->source);
     sqlite3_bind_int64(st, 3, obs->fetched_at_ms);
     sqlite3_bind_int64(st, 4, id);
+    sqlite3_bind_int(st, 5, obs->rank_free ? 1 : 0);
     int step = sqlite3_step(st);
     if (step == SQLITE_ROW)
         *rank = sqlite3_column_int64(st, 0);
@@ -141,13 +196,14 @@ static db_err previous_rank(db *d, const observation *obs, int64_t id, int64_t *
 
 /*
  * Sets previous_rank on every row of a newest-first history. Walking from the oldest row up,
- * each source carries its last rank forward; only the oldest row of each source in the window
+ * each source (and kind of list: free or paid) carries its last rank forward; only the oldest row of each source in the window
  * needs a look further back (one index seek per source, not per row).
  */
 static db_err fill_previous_ranks(db *d, observation *rows, const int64_t *ids, size_t n)
 {
     struct carry {
         const char *source;
+        int rank_free;
         int64_t rank;
     } *carry = NULL;
     size_t ncarry = 0, cap = 0;
@@ -155,7 +211,8 @@ static db_err fill_previous_ranks(db *d, observation *rows, const int64_t *ids, 
     for (size_t k = n; k-- > 0 && rc == DB_OK;) {
         observation *o = &rows[k];
         size_t j = 0;
-        while (j < ncarry && strcmp(carry[j].source, o->source) != 0)
+        while (j < ncarry &&
+               (strcmp(carry[j].source, o->source) != 0 || carry[j].rank_free != o->rank_free))
             j++;
         if (j == ncarry) {
             struct carry *grown = grow_to(carry, &cap, ncarry + 1, sizeof *grown);
@@ -165,6 +222,7 @@ static db_err fill_previous_ranks(db *d, observation *rows, const int64_t *ids, 
             }
             carry = grown;
             carry[j].source = o->source;
+            carry[j].rank_free = o->rank_free;
             rc = previous_rank(d, o, ids[k], &carry[j].rank);
             ncarry++;
         }
@@ -176,35 +234,36 @@ static db_err fill_previous_ranks(db *d, observation *rows, const int64_t *ids, 
     return rc;
 }
 
-static db_err book_exists(db *d, const char *isbn13)
+static db_err book_exists(db *d, const char *id)
 {
     sqlite3_stmt *st;
     db_err rc = db_sq_stmt(d, ST_BOOK_EXISTS, &st);
     if (rc != DB_OK)
         return rc;
-    sq_bind_text(st, 1, isbn13);
+    sq_bind_text(st, 1, id);
     int step = sqlite3_step(st);
     rc = step == SQLITE_ROW ? DB_OK : step == SQLITE_DONE ? DB_NOTFOUND : db_sq_fail(d, "history");
     if (rc == DB_NOTFOUND)
-        db_set_err(d, "book %s is not tracked", isbn13);
+        db_set_err(d, "book %s is not tracked", id);
     db_sq_release(st);
     return rc;
 }
 
-db_err db_sq_history(db *d, const char *isbn13, const db_history_query *q, observation **out,
+db_err db_sq_history(db *d, const char *id, const db_history_query *q, observation **out,
                      size_t *n)
 {
-    db_err rc = book_exists(d, isbn13);
+    db_err rc = book_exists(d, id);
     if (rc != DB_OK)
         return rc;
     sqlite3_stmt *st;
     if ((rc = db_sq_stmt(d, q->source ? ST_HISTORY_SOURCE : ST_HISTORY_ALL, &st)) != DB_OK)
         return rc;
-    sq_bind_text(st, 1, isbn13);
+    sq_bind_text(st, 1, id);
     sqlite3_bind_int64(st, 2, q->since_ms);
     sqlite3_bind_int(st, 3, q->limit);
     if (q->source)
         sq_bind_text(st, 4, q->source);
+    sqlite3_bind_int64(st, 5, q->before_ms);
 
     observation *rows = NULL;
     int64_t *ids = NULL;

@@ -68,7 +68,75 @@ static const char *const migrations[] = {
     /* 1 -> 2: a book's history across sources, newest first, without sorting all its rows
      * (the rowid, i.e. id, ends every index entry, so the ORDER BY is the index order). */
     "CREATE INDEX observations_by_book_time ON observations(isbn13, fetched_at);",
+    /* 2 -> 3: books keyed by id (the ISBN-13, or the ASIN of a book without ISBN), with the
+     * fields users set (ASINs, storefronts, work, format, tags, note); observations remember
+     * free lists, the format a page showed and their job; latest keeps the last good
+     * observation, the best rank and the run of failures (for alerts and honest status); jobs
+     * say who started them and what they skipped. Runs with foreign keys off (see
+     * migrate_step): the books table is rebuilt under its children. */
+    "ALTER TABLE books RENAME COLUMN isbn13 TO id;"
+    "ALTER TABLE observations RENAME COLUMN isbn13 TO book_id;"
+    "ALTER TABLE latest RENAME COLUMN isbn13 TO book_id;"
+    "CREATE TABLE books_v3 ("
+    "  id         TEXT PRIMARY KEY NOT NULL"
+    "             CHECK ((length(id) = 13 AND id NOT GLOB '*[^0-9]*')"
+    "                 OR (length(id) = 10 AND id GLOB 'B*' AND id NOT GLOB '*[^0-9A-Z]*')),"
+    "  isbn13     TEXT UNIQUE CHECK (isbn13 IS NULL OR length(isbn13) = 13),"
+    "  isbn10     TEXT CHECK (isbn10 IS NULL OR length(isbn10) = 10),"
+    "  asin       TEXT UNIQUE CHECK (asin IS NULL OR length(asin) = 10),"
+    "  title      TEXT,"
+    "  format     TEXT CHECK (format IS NULL"
+    "             OR format IN ('paperback', 'hardcover', 'kindle', 'audiobook', 'other')),"
+    "  format_set INTEGER NOT NULL DEFAULT 0,"
+    "  work       TEXT,"
+    "  note       TEXT,"
+    "  sources    TEXT,"
+    "  added_at   INTEGER NOT NULL"
+    ") WITHOUT ROWID;"
+    "INSERT INTO books_v3(id, isbn13, isbn10, title, added_at)"
+    "  SELECT id, id, NULLIF(isbn10, ''), title, added_at FROM books;"
+    "DROP TABLE books;"
+    "ALTER TABLE books_v3 RENAME TO books;"
+    "CREATE INDEX books_by_added ON books(added_at, id);"
+    "CREATE INDEX books_by_work ON books(work, id) WHERE work IS NOT NULL;"
+    "CREATE TABLE book_tags ("
+    "  book_id TEXT NOT NULL REFERENCES books(id) ON DELETE CASCADE,"
+    "  tag     TEXT NOT NULL,"
+    "  PRIMARY KEY (book_id, tag)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX book_tags_by_tag ON book_tags(tag, book_id);"
+    "CREATE TABLE book_asins ("
+    "  book_id TEXT NOT NULL REFERENCES books(id) ON DELETE CASCADE,"
+    "  source  TEXT NOT NULL,"
+    "  asin    TEXT NOT NULL CHECK (length(asin) = 10),"
+    "  PRIMARY KEY (book_id, source)"
+    ") WITHOUT ROWID;"
+    "ALTER TABLE observations ADD COLUMN rank_free INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE observations ADD COLUMN format TEXT;"
+    "ALTER TABLE observations ADD COLUMN job_id INTEGER;"
+    "CREATE INDEX observations_failed_by_job ON observations(job_id)"
+    "  WHERE job_id IS NOT NULL AND status IN ('blocked', 'error');"
+    "ALTER TABLE latest ADD COLUMN last_ok_id INTEGER;"
+    "ALTER TABLE latest ADD COLUMN best_rank INTEGER;"
+    "ALTER TABLE latest ADD COLUMN bad_streak INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE latest SET"
+    "  last_ok_id = (SELECT o.id FROM observations o WHERE o.book_id = latest.book_id"
+    "    AND o.source = latest.source AND o.status = 'ok'"
+    "    ORDER BY o.fetched_at DESC, o.id DESC LIMIT 1),"
+    "  best_rank = (SELECT min(o.rank) FROM observations o WHERE o.book_id = latest.book_id"
+    "    AND o.source = latest.source AND o.status = 'ok');"
+    "ALTER TABLE jobs ADD COLUMN started_by TEXT NOT NULL DEFAULT 'api'"
+    "  CHECK (started_by IN ('api', 'schedule', 'cli'));"
+    "ALTER TABLE jobs ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX jobs_by_created ON jobs(created_at);",
 };
+
+/* Steps that rebuild a table others refer to run with foreign keys off (SQLite would otherwise
+ * cascade the DROP of the old table into its children); the keys are checked before commit. */
+static int step_without_foreign_keys(int from)
+{
+    return from == 2;
+}
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
 /* Reads one integer from a constant query (PRAGMA or count); an SQLite result code. */
@@ -99,8 +167,16 @@ static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
     int64_t version = 0, objects = 0;
     int copied = 0;
     db_err ret;
-    if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    int fk_off = step_without_foreign_keys(from);
+    /* PRAGMA foreign_keys cannot change inside a transaction. */
+    if (fk_off && sqlite3_exec(conn, "PRAGMA foreign_keys = OFF", NULL, NULL, NULL) != SQLITE_OK)
         return db_sq_setup_fail(d, path, "migrating the schema");
+    if (sqlite3_exec(conn, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK) {
+        ret = db_sq_setup_fail(d, path, "migrating the schema");
+        if (fk_off)
+            sqlite3_exec(conn, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
+        return ret;
+    }
     /* Re-read under the write lock: a second process may have migrated first. */
     if (query_int(conn, "PRAGMA user_version", &version) != SQLITE_OK)
         goto fail;
@@ -136,15 +212,30 @@ static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
         if (sqlite3_exec(conn, migrations[from], NULL, NULL, NULL) != SQLITE_OK ||
             sqlite3_exec(conn, setver, NULL, NULL, NULL) != SQLITE_OK)
             goto fail;
+        int64_t dangling = 0;
+        if (fk_off) {
+            if (query_int(conn, "SELECT count(*) FROM pragma_foreign_key_check", &dangling) !=
+                SQLITE_OK)
+                goto fail;
+            if (dangling) {
+                ret = db_fail(d, DB_CORRUPT, "%s: migrating the schema: %lld rows refer to "
+                              "missing books", path, (long long)dangling);
+                goto rollback;
+            }
+        }
     }
     if (sqlite3_exec(conn, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto fail;
+    if (fk_off)
+        sqlite3_exec(conn, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     return DB_OK;
 fail:
     ret = db_sq_setup_fail(d, path, "migrating the schema");
 rollback:
     if (!sqlite3_get_autocommit(conn))
         sqlite3_exec(conn, "ROLLBACK", NULL, NULL, NULL);
+    if (fk_off)
+        sqlite3_exec(conn, "PRAGMA foreign_keys = ON", NULL, NULL, NULL);
     /* The step failed after the copy was made: the copy is the database as it still is, and
      * left in place it would stop every later attempt (a copy is never overwritten). Kept when
      * the file's version cannot be confirmed unchanged. */

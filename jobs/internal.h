@@ -23,6 +23,8 @@
 /* A batch is written at once when this many results are waiting, else after flush_ms. */
 #define JOBS_BATCH_MAX 512
 
+struct job_fetch;
+
 /* One job in progress. */
 typedef struct job_run {
     db_job rec;                  /* lock: live state; rec.done counts committed observations */
@@ -34,17 +36,30 @@ typedef struct job_run {
     db_job staged;               /* lock (writer): rec with the batch being committed */
     int64_t staged_abandoned;    /* lock (writer): abandoned results in that batch */
     int64_t staged_failed;       /* lock (writer): observations in that batch */
-    isbn *books;                 /* owned; immutable once published (the feeder reads them) */
-    size_t nbooks;
+    /* owned; immutable once published (the feeder and the writer read them) */
+    struct job_fetch *fetches;   /* the (book, source) pairs to fetch */
+    size_t nfetches;
+    db_target *targets;          /* the books (their titles are the fetches' known titles) */
+    size_t ntargets;
     pthread_t feeder;            /* lock (with feeder_started) */
     int feeder_started;          /* lock: joined by reap_finished_locked or jobs_stop */
+    _Atomic int cancel;          /* jobs_cancel asked: the feeder stops, the job ends cancelled */
     struct jobs *owner;
     struct job_run *next;        /* lock */
 } job_run;
 
+/* One fetch of a job: a book as the source addresses it (the pool's callback context). */
+typedef struct job_fetch {
+    struct job_run *run;
+    scr_book book;
+    size_t source;               /* index into jobs_config.sources */
+    const char *title;           /* borrowed from the run's targets, NULL */
+} job_fetch;
+
 /* One finished fetch waiting for the writer. */
 typedef struct pending {
     job_run *run;
+    const job_fetch *fetch;      /* what it was (for the known title); NULL when abandoned */
     observation *obs;            /* owned; NULL when abandoned */
     struct pending *next;
 } pending;
@@ -56,6 +71,8 @@ struct jobs {
     pthread_mutex_t lock;        /* the runner lock (see above) */
     pthread_cond_t changed;      /* lock: progress or state changed, a creation ended */
     pthread_cond_t wake_writer;  /* lock: a batch is due (see writer.c), or writer_exit */
+    pthread_cond_t fed;          /* lock: a result came in or a job was cancelled (feeders wait
+                                    on it while their window of outstanding fetches is full) */
     job_run *runs;               /* lock: published jobs, unfinished or not yet retired */
     job_run *finished;           /* lock: retired runs whose feeder is still to be joined */
     int creating;                /* lock: refreshes creating their job outside the lock */
@@ -78,8 +95,8 @@ static inline int jobs_run_unfinished(const job_run *r)
     return r->rec.state == JOB_QUEUED || r->rec.state == JOB_RUNNING;
 }
 
-/* Records a result of run (obs owned by the callee, NULL = abandoned); the scraper pool's
- * callback. Takes the runner lock briefly, never touches the store. */
+/* Records the result of a fetch (ctx: its job_fetch; obs owned by the callee, NULL = abandoned);
+ * the scraper pool's callback. Takes the runner lock briefly, never touches the store. */
 void jobs_on_result(void *ctx, observation *obs);
 
 /* Counts `count` fetches of run that will never be made (its feeder stopped early). Takes the

@@ -23,15 +23,16 @@
 #include <stdint.h>
 
 #include "../common/compiler.h"
-#include "../common/isbn.h"
 #include "../common/observation.h"
 #include "../db/db.h"
 #include "../scraper/scraper.h"
 
 typedef struct jobs jobs;
 
-/* Called after an observation is committed; obs is borrowed for the call. */
-typedef void (*jobs_observer_fn)(void *ctx, int64_t job_id, const observation *obs);
+/* Called after an observation is committed; obs is borrowed for the call, and so is title: the
+ * book's known title (for messages about a fetch that read none), NULL when none is known. */
+typedef void (*jobs_observer_fn)(void *ctx, int64_t job_id, const observation *obs,
+                                 const char *title);
 
 typedef struct jobs_config {
     const char *db_path;
@@ -55,25 +56,35 @@ typedef enum jobs_err {
     JOBS_STOPPING,       /* the runner is shutting down */
     JOBS_STORE,          /* the store could not be read or written */
     JOBS_NOMEM,
-    JOBS_SYSTEM          /* a thread could not be started */
+    JOBS_SYSTEM,         /* a thread could not be started */
+    JOBS_FINISHED        /* jobs_cancel: the job has ended already */
 } jobs_err;
 
 /* A short stable description of an error code ("no such job", ...). */
 const char *jobs_strerror(jobs_err err);
 
 /*
- * Starts a refresh of books[0..n), which must be tracked already; books == NULL means every
- * tracked book, and joins a running all-books job instead of starting another (*joined = 1).
- * Never blocks on fetching. JOBS_OK and *out filled with the job as it is now; otherwise an
- * error, with the details written into why[0..whylen) (why may be NULL).
+ * Starts a refresh of the books ids[0..n) (as the store has them: resolve other forms first;
+ * ids not tracked are left out); ids == NULL means every tracked book, and joins a running
+ * all-books job instead of starting another (*joined = 1). Each book is fetched from every
+ * configured source it is tracked on; a source that cannot address it (no ASIN for an {asin}
+ * template) skips it, counted in the job's `skipped`. by says who asked. Never blocks on
+ * fetching. JOBS_OK and *out filled with the job as it is now; otherwise an error, with the
+ * details written into why[0..whylen) (why may be NULL).
  */
 #define JOBS_MAX_ACTIVE 64
-BR_MUST_CHECK jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out,
-                                    int *joined, char *why, size_t whylen);
+BR_MUST_CHECK jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, db_job_origin by,
+                                    db_job *out, int *joined, char *why, size_t whylen);
 
 /* The job's live state (or as stored, for jobs of earlier runs): JOBS_OK, JOBS_NOT_FOUND or
  * JOBS_STORE. */
 BR_MUST_CHECK jobs_err jobs_get(jobs *j, int64_t id, db_job *out);
+
+/* Cancels a running job of this process: no more of its fetches are submitted (a job keeps at
+ * most 2 x workers fetches submitted ahead of its results; those still run and are stored), and
+ * it ends `cancelled` once they are in. JOBS_OK with *out as it is now (still running),
+ * JOBS_FINISHED (with *out) when it has ended already, JOBS_NOT_FOUND, or JOBS_STORE. */
+BR_MUST_CHECK jobs_err jobs_cancel(jobs *j, int64_t id, db_job *out, char *why, size_t whylen);
 
 /* Waits until the job is done or cancelled, at most timeout_ms (< 0 = forever).
  * 1 when finished, 0 on timeout. */

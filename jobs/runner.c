@@ -27,22 +27,55 @@
 
 /* ---- feeders ------------------------------------------------------------------------------ */
 
-/* Submits every (book, source) pair; stops early when the pool stops. */
+/* How many fetches of one job may be submitted and not yet back: enough to keep every worker
+ * busy, few enough that a cancel takes effect within about one round of fetches (the pool's
+ * queue would otherwise hold the whole job). */
+static size_t feed_window(const jobs *j)
+{
+    size_t w = j->cfg.scraper.workers > 0 ? (size_t)j->cfg.scraper.workers * 2 : 16;
+    return w < 4 ? 4 : w;
+}
+
+/* Waits, lock not held on entry or exit, until fewer than the window of the run's submitted
+ * fetches are outstanding; 1 when the run was cancelled meanwhile. */
+static int wait_for_room(job_run *run, size_t submitted)
+{
+    jobs *j = run->owner;
+    size_t window = feed_window(j);
+    pthread_mutex_lock(&j->lock);
+    while (!atomic_load(&run->cancel) && !j->stopping &&
+           submitted - (size_t)run->received >= window) {
+        struct timespec until;
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += 200 * 1000000L;   /* a bound, in case a wake is missed */
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&j->fed, &j->lock, &until);
+    }
+    pthread_mutex_unlock(&j->lock);
+    return atomic_load(&run->cancel);
+}
+
+/* Submits every fetch of the run, at most a window ahead of the results; stops early when the
+ * pool stops or the job is cancelled. */
 static void *feeder_main(void *arg)
 {
     job_run *run = arg;
     jobs *j = run->owner;
-    size_t submitted = 0, total = run->nbooks * j->cfg.nsources;
+    size_t submitted = 0;
 
-    for (size_t b = 0; b < run->nbooks; b++)
-        for (size_t s = 0; s < j->cfg.nsources; s++) {
-            if (scr_pool_submit(j->pool, j->cfg.sources[s], &run->books[b], jobs_on_result, run))
-                goto stopped;
-            submitted++;
-        }
-    return NULL;
-stopped:
-    jobs_abandon_unsubmitted(run, (int64_t)(total - submitted));
+    for (size_t i = 0; i < run->nfetches; i++) {
+        job_fetch *f = &run->fetches[i];
+        if (wait_for_room(run, submitted))
+            break;
+        if (scr_pool_submit(j->pool, j->cfg.sources[f->source], &f->book, jobs_on_result, f))
+            break;
+        submitted++;
+    }
+    if (submitted < run->nfetches)
+        jobs_abandon_unsubmitted(run, (int64_t)(run->nfetches - submitted));
     return NULL;
 }
 
@@ -50,8 +83,101 @@ static void run_free(job_run *r)
 {
     if (!r)
         return;
-    free(r->books);
+    free(r->fetches);
+    db_targets_free(r->targets, r->ntargets);
     free(r);
+}
+
+static int by_id_then_position(const void *a, const void *b)
+{
+    const db_target *const *x = a, *const *y = b;
+    int c = strcmp((*x)->id, (*y)->id);
+    return c ? c : (*x < *y ? -1 : *x > *y);
+}
+
+/* A book named twice in one refresh is fetched once: keeps each target's first occurrence, in
+ * the order given. 0, or -1 when out of memory. */
+static int dedupe_targets(job_run *run)
+{
+    size_t n = run->ntargets;
+    if (n < 2)
+        return 0;
+    db_target **sorted = malloc(n * sizeof *sorted);
+    char *drop = calloc(n, 1);
+    if (!sorted || !drop) {
+        free(sorted);
+        free(drop);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        sorted[i] = &run->targets[i];
+    qsort(sorted, n, sizeof *sorted, by_id_then_position);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(sorted[i]->id, sorted[i - 1]->id) == 0)
+            drop[sorted[i] - run->targets] = 1;
+    size_t kept = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (drop[i]) {
+            db_targets_free_one(&run->targets[i]);
+            continue;
+        }
+        run->targets[kept++] = run->targets[i];
+    }
+    run->ntargets = kept;
+    free(sorted);
+    free(drop);
+    return 0;
+}
+
+/* Whether a book is tracked on the source named name (its own list, or every source). */
+static int tracked_on(const db_target *t, const char *name)
+{
+    if (!t->sources)
+        return 1;
+    for (size_t i = 0; i < t->nsources; i++)
+        if (strcmp(t->sources[i], name) == 0)
+            return 1;
+    return 0;
+}
+
+/* The run's fetches from its targets: every (book, source) pair the book is tracked on and the
+ * source can address; the others it cannot address are counted as skipped. 0, or -1 when out
+ * of memory. */
+static int plan_fetches(jobs *j, job_run *run)
+{
+    size_t max = run->ntargets * j->cfg.nsources;
+    run->fetches = max ? calloc(max, sizeof *run->fetches) : NULL;
+    if (max && !run->fetches)
+        return -1;
+    for (size_t t = 0; t < run->ntargets; t++) {
+        const db_target *b = &run->targets[t];
+        for (size_t s = 0; s < j->cfg.nsources; s++) {
+            const char *name = scr_source_name(j->cfg.sources[s]);
+            if (!tracked_on(b, name))
+                continue;
+            job_fetch *f = &run->fetches[run->nfetches];
+            memset(f, 0, sizeof *f);
+            f->run = run;
+            f->source = s;
+            f->title = b->title;
+            memcpy(f->book.id, b->id, sizeof f->book.id);
+            memcpy(f->book.isbn13, b->isbn13, sizeof f->book.isbn13);
+            memcpy(f->book.isbn10, b->isbn10, sizeof f->book.isbn10);
+            /* The store's own ASIN for this book, else the one attached, else the ISBN-10 (a
+             * book without an ISBN is its ASIN). */
+            const char *asin = b->asin[0] ? b->asin : b->isbn13[0] ? b->isbn10 : b->id;
+            for (size_t a = 0; a < b->nasins; a++)
+                if (strcmp(b->asins[a].source, name) == 0)
+                    asin = b->asins[a].asin;
+            snprintf(f->book.asin, sizeof f->book.asin, "%.10s", asin);
+            if (!scr_source_can_address(j->cfg.sources[s], &f->book)) {
+                run->rec.skipped++;
+                continue;
+            }
+            run->nfetches++;
+        }
+    }
+    return 0;
 }
 
 /* Joins feeders of retired runs and frees them. Lock held. A retired run has all its results,
@@ -89,6 +215,7 @@ static void jobs_destroy(jobs *j)
     db_close(j->writer_db);
     db_close(j->control);
     pthread_cond_destroy(&j->wake_writer);
+    pthread_cond_destroy(&j->fed);
     pthread_cond_destroy(&j->changed);
     pthread_mutex_destroy(&j->control_lock);
     pthread_mutex_destroy(&j->lock);
@@ -111,6 +238,7 @@ jobs *jobs_start(const jobs_config *cfg, char **err)
     pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_cond_init(&j->changed, &attr);
     pthread_cond_init(&j->wake_writer, &attr);
+    pthread_cond_init(&j->fed, &attr);
     pthread_condattr_destroy(&attr);
 
     /* No other thread exists yet: the connections need no lock here. */
@@ -159,6 +287,7 @@ const char *jobs_strerror(jobs_err err)
     case JOBS_STORE: return "the store is not available";
     case JOBS_NOMEM: return "out of memory";
     case JOBS_SYSTEM: return "cannot start a thread";
+    case JOBS_FINISHED: return "the job has ended";
     }
     return "unknown error";
 }
@@ -242,29 +371,27 @@ static void cancel_row(jobs *j, db_job *rec)
     pthread_mutex_unlock(&j->control_lock);
 }
 
-/* The books and the job row of a new run, on the control connection. No runner lock. */
-static jobs_err create_run(jobs *j, job_run *run, const isbn *books, size_t n, char *why,
-                           size_t whylen)
+/* The books, fetches and the job row of a new run, on the control connection. No runner lock. */
+static jobs_err create_run(jobs *j, job_run *run, const char *const *ids, size_t n,
+                           db_job_origin by, char *why, size_t whylen)
 {
-    if (books) {
-        run->books = malloc((n ? n : 1) * sizeof *run->books);
-        if (!run->books) {
-            explain(why, whylen, "%s", "out of memory");
-            return JOBS_NOMEM;
-        }
-        memcpy(run->books, books, n * sizeof *books);
-        run->nbooks = n;
-    }
     jobs_err rc = JOBS_OK;
     pthread_mutex_lock(&j->control_lock);
-    if (!books && db_books_isbns(j->control, &run->books, &run->nbooks) != DB_OK) {
+    if (db_targets(j->control, ids, n, &run->targets, &run->ntargets) != DB_OK) {
         explain(why, whylen, "store: %s", db_errmsg(j->control));
         rc = JOBS_STORE;
+    } else if (ids && dedupe_targets(run) != 0) {
+        explain(why, whylen, "%s", "out of memory");
+        rc = JOBS_NOMEM;
+    } else if (plan_fetches(j, run) != 0) {
+        explain(why, whylen, "%s", "out of memory");
+        rc = JOBS_NOMEM;
     }
     if (rc == JOBS_OK) {
         int64_t now = time_now_ms();
-        run->rec.all_books = books == NULL;
-        run->rec.total = (int64_t)(run->nbooks * j->cfg.nsources);
+        run->rec.all_books = ids == NULL;
+        run->rec.started_by = by;
+        run->rec.total = (int64_t)run->nfetches;
         run->rec.state = JOB_RUNNING;
         run->rec.created_at_ms = run->rec.started_at_ms = now;
         if (run->rec.total == 0) {
@@ -280,10 +407,10 @@ static jobs_err create_run(jobs *j, job_run *run, const isbn *books, size_t n, c
     return rc;
 }
 
-jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *joined, char *why,
-                      size_t whylen)
+jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, db_job_origin by, db_job *out,
+                      int *joined, char *why, size_t whylen)
 {
-    int all = books == NULL;
+    int all = ids == NULL;
     *joined = 0;
     explain(why, whylen, "%s", "");
 
@@ -299,7 +426,7 @@ jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *jo
         rc = JOBS_NOMEM;
     } else {
         run->owner = j;
-        rc = create_run(j, run, books, n, why, whylen);
+        rc = create_run(j, run, ids, n, by, why, whylen);
     }
     if (rc != JOBS_OK || run->rec.total == 0) {
         /* Nothing to run: an error, or a job with nothing to fetch (stored done already). */
@@ -314,7 +441,7 @@ jobs_err jobs_refresh(jobs *j, const isbn *books, size_t n, db_job *out, int *jo
 
     /* Publish and start the feeder in one hold of the lock: the writer must see the run listed
      * before any of its results can be queued. */
-    size_t nbooks = run->nbooks; /* once listed, the run may be retired and freed any time */
+    size_t nbooks = run->ntargets; /* once listed, the run may be retired and freed any time */
     pthread_mutex_lock(&j->lock);
     if (j->stopping) {
         explain(why, whylen, "%s", "shutting down");
@@ -363,6 +490,37 @@ jobs_err jobs_get(jobs *j, int64_t id, db_job *out)
     int rc = db_job_get(j->control, id, out);
     pthread_mutex_unlock(&j->control_lock);
     return rc == DB_OK ? JOBS_OK : rc == DB_NOTFOUND ? JOBS_NOT_FOUND : JOBS_STORE;
+}
+
+jobs_err jobs_cancel(jobs *j, int64_t id, db_job *out, char *why, size_t whylen)
+{
+    explain(why, whylen, "%s", "");
+    pthread_mutex_lock(&j->lock);
+    reap_finished_locked(j);
+    for (job_run *r = j->runs; r; r = r->next)
+        if (r->rec.id == id) {
+            jobs_err rc = JOBS_FINISHED;
+            if (jobs_run_unfinished(r)) {
+                atomic_store(&r->cancel, 1);
+                pthread_cond_broadcast(&j->fed);
+                rc = JOBS_OK;
+            }
+            *out = r->rec;
+            pthread_mutex_unlock(&j->lock);
+            if (rc == JOBS_OK)
+                log_info("job %lld: cancel asked; fetches already in flight still finish",
+                         (long long)id);
+            return rc;
+        }
+    pthread_mutex_unlock(&j->lock);
+    /* Not running here: a job of an earlier run has ended (jobs_start cancelled the ones a dead
+     * process left), so all that is left to say is whether it exists. */
+    jobs_err rc = jobs_get(j, id, out);
+    if (rc == JOBS_OK)
+        rc = JOBS_FINISHED;
+    if (rc == JOBS_STORE)
+        explain(why, whylen, "%s", "the store is not available");
+    return rc;
 }
 
 static int run_active_locked(jobs *j, int64_t id)
@@ -424,6 +582,7 @@ void jobs_stop(jobs *j, int grace_ms)
         return;
     pthread_mutex_lock(&j->lock);
     j->stopping = 1;
+    pthread_cond_broadcast(&j->fed);
     /* No creation starts from now on; those under way use the control connection and may
      * publish a feeder (at most one busy timeout): let them end first. */
     while (j->creating)

@@ -40,7 +40,8 @@ static void note_received_locked(jobs *j, job_run *run, int queued_one)
 
 void jobs_on_result(void *ctx, observation *obs)
 {
-    job_run *run = ctx;
+    const job_fetch *fetch = ctx;
+    job_run *run = fetch->run;
     jobs *j = run->owner;
     pending *p = malloc(sizeof *p);
     if (!p && obs) {
@@ -50,11 +51,13 @@ void jobs_on_result(void *ctx, observation *obs)
     }
     if (p) {
         p->run = run;
+        p->fetch = fetch;
         p->obs = obs;
         p->next = NULL;
     }
     pthread_mutex_lock(&j->lock);
     run->received++;
+    pthread_cond_broadcast(&j->fed);
     if (p) {
         if (j->tail)
             j->tail->next = p;
@@ -97,15 +100,16 @@ static void retire_finished_locked(jobs *j)
     }
 }
 
-/* Ends a job whose results are all in: done when everything was stored, else cancelled. */
-static void settle_state(db_job *rec, int64_t abandoned, int64_t now)
+/* Ends a job whose results are all in: done when everything was stored and nobody cancelled
+ * it, else cancelled. */
+static void settle_state(db_job *rec, int64_t abandoned, int cancel, int64_t now)
 {
     assert(rec->done >= 0 && abandoned >= 0 && rec->done + abandoned <= rec->total);
     if (rec->state == JOB_DONE || rec->state == JOB_CANCELLED)
         return;
     assert(rec->state == JOB_RUNNING);
     if (rec->done + abandoned >= rec->total) {
-        rec->state = abandoned ? JOB_CANCELLED : JOB_DONE;
+        rec->state = abandoned || cancel ? JOB_CANCELLED : JOB_DONE;
         rec->finished_at_ms = now;
     }
 }
@@ -132,11 +136,17 @@ static void write_batch(jobs *j, pending *batch)
         if (p->obs)
             n++;
     observation *arr = n ? calloc(n, sizeof *arr) : NULL;
-    if (arr) {
+    int64_t *job_ids = n ? calloc(n, sizeof *job_ids) : NULL;
+    if (arr && job_ids) {
         size_t k = 0;
         for (pending *p = batch; p; p = p->next)
-            if (p->obs)
+            if (p->obs) {
+                job_ids[k] = p->run->rec.id;
                 arr[k++] = *p->obs;     /* shallow: the pending entries keep ownership */
+            }
+    } else {
+        free(arr);
+        arr = NULL;
     }
 
     int64_t now = time_now_ms();
@@ -163,15 +173,20 @@ static void write_batch(jobs *j, pending *batch)
     db_job *snap = nruns ? calloc(nruns, sizeof *snap) : NULL;
     size_t ns = 0;
     for (job_run *r = j->runs; r; r = r->next) {
-        settle_state(&r->staged, r->abandoned + r->staged_abandoned, now);
+        settle_state(&r->staged, r->abandoned + r->staged_abandoned, atomic_load(&r->cancel), now);
         if (snap)
             snap[ns++] = r->staged;
     }
     pthread_mutex_unlock(&j->lock);
 
     int ok = db_begin(j->writer_db) == DB_OK;
-    if (ok && n && arr)
-        ok = db_observations_add(j->writer_db, arr, n) == DB_OK;
+    /* Each observation remembers its job (for the job's list of failures): one call per run of
+     * the same job in the batch. */
+    for (size_t i = 0, e; ok && arr && i < n; i = e) {
+        for (e = i + 1; e < n && job_ids[e] == job_ids[i]; e++)
+            ;
+        ok = db_observations_add(j->writer_db, arr + i, e - i, job_ids[i]) == DB_OK;
+    }
     for (size_t i = 0; ok && i < ns; i++)
         ok = db_job_update(j->writer_db, &snap[i]) == DB_OK;
     if (ok)
@@ -194,7 +209,7 @@ static void write_batch(jobs *j, pending *batch)
             r->abandoned += r->staged_abandoned;
         } else {
             r->abandoned += r->staged_abandoned + r->staged_failed;
-            settle_state(&r->rec, r->abandoned, now);
+            settle_state(&r->rec, r->abandoned, atomic_load(&r->cancel), now);
         }
         assert(r->rec.done + r->abandoned <= r->received && r->received <= r->rec.total);
     }
@@ -205,9 +220,11 @@ static void write_batch(jobs *j, pending *batch)
     for (pending *p = batch; p; p = p->next) {
         if (!p->obs)
             continue;
-        metrics_fetch(p->obs->source, p->obs->status, p->obs->duration_ms, p->obs->attempts);
+        metrics_fetch(p->obs->source, p->obs->status, p->obs->http_status, p->obs->duration_ms,
+                      p->obs->attempts);
         if (j->cfg.observer)
-            j->cfg.observer(j->cfg.observer_ctx, p->run->rec.id, p->obs);
+            j->cfg.observer(j->cfg.observer_ctx, p->run->rec.id, p->obs,
+                            p->fetch ? p->fetch->title : NULL);
     }
     pthread_mutex_lock(&j->lock);
     /* A finished run whose final row could not be stored stays listed (and answers jobs_get
@@ -220,6 +237,7 @@ static void write_batch(jobs *j, pending *batch)
 
     free(snap);
     free(arr);
+    free(job_ids);
     while (batch) {
         pending *next = batch->next;
         if (batch->obs) {

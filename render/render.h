@@ -75,12 +75,19 @@ void render_job(jw *w, const db_job *job);
 BR_MUST_CHECK int render_books(buf *out, const db_book *books, size_t n, int flags);
 /* One book object. */
 BR_MUST_CHECK int render_book_doc(buf *out, const db_book *book, int flags);
-/* {"isbn13": ..., "observations": [...]} - the history of one book, newest first. */
-BR_MUST_CHECK int render_history(buf *out, const char *isbn13, const observation *obs, size_t n,
-                                 int flags);
+/* {"id": ..., "isbn13": ... or null, "observations": [...]} - the history of one book, newest
+ * first. */
+BR_MUST_CHECK int render_history(buf *out, const char *id, const char *isbn13,
+                                 const observation *obs, size_t n, int flags);
 /* {"job": {...}} and, when joined >= 0, "joined": bool. */
 BR_MUST_CHECK int render_job_doc(buf *out, const db_job *job, int joined);
-/* {"added": [isbn13...], "already_tracked": [...]} plus "job" when job is not NULL. added[i]
+/* {"job": {... "failed": [{"id", "source", "status", "error", "fetched_at"}]}} - a job with the
+ * fetches that did not yield a rank (failed[0..n), as stored). */
+BR_MUST_CHECK int render_job_detail(buf *out, const db_job *job, const observation *failed,
+                                    size_t n);
+/* {"jobs": [job...], "next_scheduled_at": time or null} - newest first. */
+BR_MUST_CHECK int render_jobs(buf *out, const db_job *jobs, size_t n, int64_t next_scheduled_ms);
+/* {"added": [id...], "already_tracked": [...]} plus "job" when job is not NULL. added[i]
  * says which list ids[i] goes to. */
 BR_MUST_CHECK int render_books_added(buf *out, const char *const *ids, const int *added, size_t n,
                                      const db_job *job);
@@ -92,8 +99,8 @@ BR_MUST_CHECK int render_config(buf *out, int auth_required, const char *version
 
 /* What `bookrank extract` prints: status, rank, rank_category, categories, title, error. */
 BR_MUST_CHECK int render_extract(buf *out, const observation *obs, int flags);
-/* What `bookrank refresh --json` prints: {"job": {...}, "results": [observation with "isbn13"],
- * "wall_seconds": s}. */
+/* What `bookrank refresh --json` prints: {"job": {...}, "results": [observation with the book's
+ * "id"], "wall_seconds": s}. */
 BR_MUST_CHECK int render_refresh(buf *out, const db_job *job, const observation *results, size_t n,
                                  double wall_seconds, int flags);
 
@@ -116,10 +123,18 @@ BR_MUST_CHECK int render_error(buf *out, const char *code, const char *message,
 BR_MUST_CHECK int render_text_payload(buf *out, const char *key, const char *text, size_t max);
 
 /* ---- CSV (RFC 4180) ---------------------------------------------------------------------------
- * Every text field is quoted; a field that a spreadsheet would run as a formula (starting with
+ * Observations: isbn13,source,fetched_at,status,rank,rank_category,http_status,error,id (the
+ * first columns of SPEC §3's export; isbn13 empty for a book without an ISBN). Every text field
+ * is quoted; a field that a spreadsheet would run as a formula (starting with
  * = + - @, tab or CR) is prefixed with a '. Lines end with CRLF. */
 BR_MUST_CHECK int render_csv_header(buf *out);
 BR_MUST_CHECK int render_csv_row(buf *out, const observation *obs);
+/* The book list as CSV (`bookrank list --csv`): one row per book and source of its latest
+ * observations (a book without any: one row with the observation's fields empty):
+ * id,isbn13,asin,title,format,work,tags,source,status,rank,rank_category,fetched_at,
+ * last_ok_rank,last_ok_at (tags joined by |). */
+BR_MUST_CHECK int render_books_csv_header(buf *out);
+BR_MUST_CHECK int render_books_csv_row(buf *out, const db_book *book);
 
 /* ---- the stored form of category ranks ------------------------------------------------------
  * The store keeps an observation's category ranks as a compact JSON array

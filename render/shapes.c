@@ -40,6 +40,20 @@ static void observation_members(jw *w, const observation *o)
     jw_rank(w, o->previous_rank);
     jw_key(w, "error");
     jw_string(w, o->error);
+    /* When this one is not ok: the last good one (null when there never was one). */
+    jw_key(w, "last_ok");
+    if (o->status != OBS_OK && o->last_ok_at_ms > 0) {
+        jw_object_open(w);
+        jw_key(w, "rank");
+        jw_rank(w, o->last_ok_rank);
+        jw_key(w, "rank_category");
+        jw_string(w, o->last_ok_category);
+        jw_key(w, "fetched_at");
+        jw_time(w, o->last_ok_at_ms);
+        jw_object_close(w);
+    } else {
+        jw_null(w);
+    }
     jw_key(w, "title");
     jw_string(w, o->title);
     jw_key(w, "http_status");
@@ -60,17 +74,56 @@ void render_observation(jw *w, const observation *o)
     jw_object_close(w);
 }
 
+/* "" as null: the book's optional fixed-size fields. */
+static void string_or_null(jw *w, const char *s)
+{
+    jw_string(w, s && *s ? s : NULL);
+}
+
 void render_book(jw *w, const db_book *b)
 {
     jw_object_open(w);
+    jw_key(w, "id");
+    jw_string(w, b->id);
     jw_key(w, "isbn13");
-    jw_string(w, b->isbn13);
+    string_or_null(w, b->isbn13);
     jw_key(w, "isbn10");
-    jw_string(w, b->isbn10[0] ? b->isbn10 : NULL);
+    string_or_null(w, b->isbn10);
+    /* The ASIN the user attached, else the print edition's (its ISBN-10); a book without an
+     * ISBN is its ASIN. */
+    jw_key(w, "asin");
+    string_or_null(w, b->asin[0] ? b->asin : b->isbn13[0] ? b->isbn10 : b->id);
     jw_key(w, "title");
     jw_string(w, b->title);
+    jw_key(w, "format");
+    jw_string(w, obs_format_name(b->format));
+    jw_key(w, "work");
+    jw_string(w, b->work);
+    jw_key(w, "tags");
+    jw_array_open(w);
+    for (size_t i = 0; i < b->ntags; i++)
+        jw_string(w, b->tags[i]);
+    jw_array_close(w);
+    jw_key(w, "note");
+    jw_string(w, b->note);
     jw_key(w, "added_at");
     jw_time(w, b->added_at_ms);
+    jw_key(w, "sources");
+    if (b->sources) {
+        jw_array_open(w);
+        for (size_t i = 0; i < b->nsources; i++)
+            jw_string(w, b->sources[i]);
+        jw_array_close(w);
+    } else {
+        jw_null(w);
+    }
+    jw_key(w, "asins");
+    jw_object_open(w);
+    for (size_t i = 0; i < b->nasins; i++) {
+        jw_key(w, b->asins[i].source);
+        jw_string(w, b->asins[i].asin);
+    }
+    jw_object_close(w);
     jw_key(w, "latest");
     jw_array_open(w);
     for (size_t i = 0; i < b->nlatest; i++)
@@ -79,17 +132,21 @@ void render_book(jw *w, const db_book *b)
     jw_object_close(w);
 }
 
-void render_job(jw *w, const db_job *job)
+/* The members of a job object, for render_job and render_job_detail. */
+static void job_fields(jw *w, const db_job *job)
 {
-    jw_object_open(w);
     jw_key(w, "id");
     jw_int(w, job->id);
     jw_key(w, "state");
     jw_string(w, db_job_state_name(job->state));
+    jw_key(w, "started_by");
+    jw_string(w, db_job_origin_name(job->started_by));
     jw_key(w, "total");
     jw_int(w, job->total);
     jw_key(w, "done");
     jw_int(w, job->done);
+    jw_key(w, "skipped");
+    jw_int(w, job->skipped);
     jw_key(w, "counts");
     jw_object_open(w);
     for (int s = 0; s < OBS_STATUS_COUNT; s++) {
@@ -105,6 +162,12 @@ void render_job(jw *w, const db_job *job)
     jw_time(w, job->started_at_ms);
     jw_key(w, "finished_at");
     jw_time(w, job->finished_at_ms);
+}
+
+void render_job(jw *w, const db_job *job)
+{
+    jw_object_open(w);
+    job_fields(w, job);
     jw_object_close(w);
 }
 
@@ -127,13 +190,16 @@ int render_book_doc(buf *out, const db_book *book, int flags)
     return jw_end(&w);
 }
 
-int render_history(buf *out, const char *isbn13, const observation *obs, size_t n, int flags)
+int render_history(buf *out, const char *id, const char *isbn13, const observation *obs, size_t n,
+                   int flags)
 {
     jw w;
     jw_begin(&w, out, flags);
     jw_object_open(&w);
+    jw_key(&w, "id");
+    jw_string(&w, id);
     jw_key(&w, "isbn13");
-    jw_string(&w, isbn13);
+    string_or_null(&w, isbn13);
     jw_key(&w, "observations");
     jw_array_open(&w);
     for (size_t i = 0; i < n; i++)
@@ -154,6 +220,53 @@ int render_job_doc(buf *out, const db_job *job, int joined)
         jw_key(&w, "joined");
         jw_bool(&w, joined);
     }
+    jw_object_close(&w);
+    return jw_end(&w);
+}
+
+int render_job_detail(buf *out, const db_job *job, const observation *failed, size_t n)
+{
+    jw w;
+    jw_begin(&w, out, RENDER_COMPACT);
+    jw_object_open(&w);
+    jw_key(&w, "job");
+    jw_object_open(&w);
+    job_fields(&w, job);
+    jw_key(&w, "failed");
+    jw_array_open(&w);
+    for (size_t i = 0; i < n; i++) {
+        const observation *o = &failed[i];
+        jw_object_open(&w);
+        jw_key(&w, "id");
+        jw_string(&w, o->book_id);
+        jw_key(&w, "source");
+        jw_string(&w, o->source);
+        jw_key(&w, "status");
+        jw_string(&w, obs_status_name(o->status));
+        jw_key(&w, "error");
+        jw_string(&w, o->error);
+        jw_key(&w, "fetched_at");
+        jw_time(&w, o->fetched_at_ms);
+        jw_object_close(&w);
+    }
+    jw_array_close(&w);
+    jw_object_close(&w);
+    jw_object_close(&w);
+    return jw_end(&w);
+}
+
+int render_jobs(buf *out, const db_job *jobs, size_t n, int64_t next_scheduled_ms)
+{
+    jw w;
+    jw_begin(&w, out, RENDER_COMPACT);
+    jw_object_open(&w);
+    jw_key(&w, "jobs");
+    jw_array_open(&w);
+    for (size_t i = 0; i < n; i++)
+        render_job(&w, &jobs[i]);
+    jw_array_close(&w);
+    jw_key(&w, "next_scheduled_at");
+    jw_time(&w, next_scheduled_ms);
     jw_object_close(&w);
     return jw_end(&w);
 }
@@ -248,8 +361,10 @@ int render_refresh(buf *out, const db_job *job, const observation *results, size
     for (size_t i = 0; i < n; i++) {
         jw_object_open(&w);
         observation_members(&w, &results[i]);
-        jw_key(&w, "isbn13");
-        jw_string(&w, results[i].isbn13);
+        jw_key(&w, "id");
+        jw_string(&w, results[i].book_id);
+        jw_key(&w, "isbn13");      /* a book's id is its ISBN-13 when it has one */
+        string_or_null(&w, strlen(results[i].book_id) == 13 ? results[i].book_id : NULL);
         jw_object_close(&w);
     }
     jw_array_close(&w);

@@ -9,6 +9,7 @@
  * simply drops it.
  */
 #include "scraper.h"
+#include "keep.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -42,7 +43,7 @@ typedef struct pool_host {
 typedef struct pool_job {
     struct pool_job *next;
     const scr_source *src;
-    isbn book;
+    scr_book book;
     char *url;                /* NULL when early_error is set */
     const char *early_error;  /* static text: reported without fetching */
     pool_host *host;          /* NULL when early_error is set */
@@ -65,6 +66,8 @@ typedef struct pool_worker {
 struct scr_pool {
     scr_config cfg;           /* immutable after scr_pool_new; string members not kept */
     int64_t interval_us;      /* 1 / rate, 0 = unlimited */
+    int64_t interval_all_us;  /* 1 / rate_all, 0 = unlimited */
+    scr_keep *keep;           /* kept pages, NULL = none */
     pthread_mutex_t lock;
     pthread_cond_t work_cv;   /* workers: new job, freed slot, requeued retry, stop */
     pthread_cond_t space_cv;  /* submitters: room in the queue, stop */
@@ -73,6 +76,7 @@ struct scr_pool {
     pool_job *head, *tail;    /* never-started jobs in submit order, retries in front */
     long queued;              /* never-started jobs in the queue */
     long in_flight;           /* started and not yet reported (fetching or in backoff) */
+    int64_t next_start_all_us; /* the pool-wide token bucket (rate_all), burst 1 */
     int submitters;           /* threads inside scr_pool_submit */
     int stopping;             /* no new work; never-started jobs were abandoned */
     int aborting;             /* grace is over: stop everything */
@@ -156,6 +160,10 @@ static char *config_check(const scr_config *cfg)
         return buf_strdup_printf("retries must be 0..100");
     if (!(cfg->cooldown_s >= 0 && cfg->cooldown_s <= 86400))
         return buf_strdup_printf("cooldown must be 0..86400 s");
+    if (!(cfg->rate_all >= 0 && cfg->rate_all <= 1e6))
+        return buf_strdup_printf("rate-all must be 0 (unlimited) or a positive number of requests/s");
+    if (cfg->keep_pages < 0 || cfg->keep_pages > 100000 || (cfg->keep_pages && !cfg->pages_dir))
+        return buf_strdup_printf("keep-pages must be 0..100000, with a directory");
     if (!(cfg->backoff_base_s >= 0 && cfg->backoff_base_s <= BACKOFF_MAX_S))
         return buf_strdup_printf("backoff base must be 0..%g s", BACKOFF_MAX_S);
     if (cfg->queue_size < 1 || cfg->queue_size > QUEUE_MAX)
@@ -287,6 +295,7 @@ static pool_job *take_job(scr_pool *p)
                 if (h->in_flight >= p->cfg.per_host)
                     continue; /* a slot release broadcasts work_cv */
                 ready = max64(ready, max64(h->next_start_us, h->paused_until_us));
+                ready = max64(ready, p->next_start_all_us);
             }
             if (ready <= now)
                 break;
@@ -298,6 +307,7 @@ static pool_job *take_job(scr_pool *p)
             if (job->host) {
                 job->host->in_flight++;
                 job->host->next_start_us = max64(now, job->host->next_start_us) + p->interval_us;
+                p->next_start_all_us = max64(now, p->next_start_all_us) + p->interval_all_us;
             }
             if (!job->started) {
                 job->started = 1;
@@ -333,8 +343,8 @@ static observation *obs_start(const pool_job *job)
     if (!obs)
         return NULL;
     obs_init(obs);
-    memcpy(obs->isbn13, job->book.isbn13, sizeof obs->isbn13);
-    obs->isbn13[sizeof obs->isbn13 - 1] = '\0';
+    memcpy(obs->book_id, job->book.id, sizeof obs->book_id);
+    obs->book_id[sizeof obs->book_id - 1] = '\0';
     if (obs_set_str(&obs->source, scr_source_name(job->src)) != 0) {
         free(obs);
         return NULL;
@@ -404,6 +414,9 @@ static void run_attempt(pool_worker *w, pool_job *job)
     scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, scr_source_fetch_policy(job->src), &res);
     if (fetched == FETCH_OK) {
         retry = classify_answer(job, &res, &ans);
+        if (p->keep && ans.status != OBS_OK)
+            scr_keep_page(p->keep, scr_source_name(job->src), job->book.id, ans.status,
+                          res.http_status, res.body, res.len);
     } else if (fetched != FETCH_ABORTED) {
         retry = scr_fetch_retryable(fetched);
         ans.status = OBS_ERROR;
@@ -456,7 +469,7 @@ static void run_attempt(pool_worker *w, pool_job *job)
     char *source = obs->source;
     *obs = ans; /* ownership of ans's members moves to obs */
     obs->source = source;
-    memcpy(obs->isbn13, job->book.isbn13, sizeof obs->isbn13);
+    memcpy(obs->book_id, job->book.id, sizeof obs->book_id);
     obs->http_status = res.http_status;
     obs->attempts = job->attempts;
     obs->duration_ms = (mono_us() - job->start_us) / 1000;
@@ -488,6 +501,7 @@ static void pool_destroy(scr_pool *p)
         free(p->hosts);
         p->hosts = next;
     }
+    scr_keep_free(p->keep);
     pthread_cond_destroy(&p->work_cv);
     pthread_cond_destroy(&p->space_cv);
     pthread_cond_destroy(&p->done_cv);
@@ -509,6 +523,8 @@ scr_pool *scr_pool_new(const scr_config *cfg, char **err)
     p->cfg.user_agent = NULL; /* borrowed strings: libcurl copied them into each handle */
     p->cfg.proxy = NULL;
     p->interval_us = cfg->rate > 0 ? (int64_t)(1e6 / cfg->rate) : 0;
+    p->interval_all_us = cfg->rate_all > 0 ? (int64_t)(1e6 / cfg->rate_all) : 0;
+    p->cfg.pages_dir = NULL;
     atomic_init(&p->abort_flag, 0);
 
     pthread_condattr_t attr;
@@ -520,6 +536,10 @@ scr_pool *scr_pool_new(const scr_config *cfg, char **err)
     pthread_cond_init(&p->done_cv, &attr);
     pthread_condattr_destroy(&attr);
 
+    if (cfg->keep_pages && !(p->keep = scr_keep_new(cfg->pages_dir, cfg->keep_pages, err))) {
+        pool_destroy(p);
+        return NULL;
+    }
     p->workers = calloc((size_t)cfg->workers, sizeof *p->workers);
     if (!p->workers) {
         *err = strdup("out of memory");
@@ -550,7 +570,7 @@ scr_pool *scr_pool_new(const scr_config *cfg, char **err)
     return p;
 }
 
-int scr_pool_submit(scr_pool *pool, const scr_source *src, const isbn *book, scr_result_fn fn,
+int scr_pool_submit(scr_pool *pool, const scr_source *src, const scr_book *book, scr_result_fn fn,
                     void *ctx)
 {
     pool_job *job = calloc(1, sizeof *job);
@@ -563,7 +583,10 @@ int scr_pool_submit(scr_pool *pool, const scr_source *src, const isbn *book, scr
     char *key = NULL;
     job->url = scr_source_url(src, book);
     if (!job->url)
-        job->early_error = book->isbn10[0] == '\0' ? "no ISBN-10 for 979 prefix" : "out of memory";
+        job->early_error = scr_source_can_address(src, book)
+                               ? "out of memory"
+                               : "the source cannot address this book: its URL template needs an "
+                                 "ASIN (or an ISBN-10, which a 979 ISBN lacks)";
     else if (!(key = host_key(job->url)))
         job->early_error = "invalid URL";
 

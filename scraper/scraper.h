@@ -55,7 +55,8 @@ extern const char *const scr_preset_names[];
 /*
  * A preset by name, optionally fetched from url_template instead of its own (NULL = the
  * preset's). Returns NULL with a malloc'd message in *err (caller frees) when the name is
- * unknown or the template is invalid (it must be http(s) and contain {isbn10} or {isbn13}).
+ * unknown or the template is invalid (it must be http(s) and use {asin}, {id}, {isbn10} or
+ * {isbn13}; presets use https://www.amazon.TLD/dp/{asin}).
  */
 BR_MUST_CHECK scr_source *scr_source_new_preset(const char *name, const char *url_template,
                                                char **err);
@@ -100,11 +101,27 @@ const char *scr_source_template(const scr_source *src); /* borrowed */
  * base's); NULL when none. Borrowed. */
 const char *scr_source_accept_language(const scr_source *src);
 
-/*
- * The URL for a book, malloc'd (caller frees). NULL when the template needs {isbn10} and the
- * book has none (979-prefixed) - the caller records that as an error observation.
- */
-BR_MUST_CHECK char *scr_source_url(const scr_source *src, const isbn *book);
+/* What a source needs to know of a book to fetch it: its id and the values a URL template can
+ * use. Empty strings for what the book does not have. */
+typedef struct scr_book {
+    char id[14];             /* ISBN-13 or ASIN: the observation's book_id */
+    char isbn13[14];
+    char isbn10[11];
+    char asin[11];           /* the ASIN for this source: the book's per-store one, the one
+                                attached to it, or its ISBN-10 */
+} scr_book;
+
+/* A book known only by its ISBN (tests, simple callers): its ASIN is its ISBN-10. */
+void scr_book_from_isbn(const isbn *in, scr_book *out);
+
+/* Whether src's template can be filled for book: a placeholder the book has no value for
+ * ({asin} of a 979 book without an attached ASIN) means the source cannot address it, which is
+ * a skip, not a failure (SPEC §1). */
+int scr_source_can_address(const scr_source *src, const scr_book *book);
+
+/* The URL for a book ({asin}, {id}, {isbn10}, {isbn13} filled in), malloc'd (caller frees).
+ * NULL when the source cannot address the book, or out of memory. */
+BR_MUST_CHECK char *scr_source_url(const scr_source *src, const scr_book *book);
 
 /* ---- extraction ----------------------------------------------------------------------- */
 
@@ -160,7 +177,16 @@ typedef struct scr_config {
     const char *user_agent; /* copied by scr_pool_new; NULL = "bookrank/VERSION" */
     const char *proxy;      /* copied by scr_pool_new; NULL = none (env proxies are ignored) */
     size_t queue_size;      /* bounded queue capacity, default 1024 */
+    double rate_all;        /* requests per second across every host of the pool (all of one
+                               company's storefronts are one bot detector); 0 = no such cap
+                               (the library default; the CLI's is SCR_RATE_ALL_DEFAULT) */
+    int keep_pages;         /* keep the last N pages that were not `ok` (0 = none) ... */
+    const char *pages_dir;  /* ... in this directory (created; copied by scr_pool_new) */
 } scr_config;
+
+/* The command line's default for rate_all: a few storefronts at their --rate of 1/s each, not
+ * 21 requests a second from one address. */
+#define SCR_RATE_ALL_DEFAULT 4.0
 
 void scr_config_defaults(scr_config *cfg);
 
@@ -186,10 +212,10 @@ BR_MUST_CHECK scr_pool *scr_pool_new(const scr_config *cfg, char **err);
 /*
  * Queues one fetch of book from src (borrowed: it must outlive the pool). Blocks while the queue
  * is full. 0, or -1 once the pool is stopping or out of memory (then the callback is not called).
- * A book the source cannot address (979 prefix with an {isbn10} template) is still accepted and
- * reported as an `error` observation ("no ISBN-10 for 979 prefix", attempts 0).
+ * A book the source cannot address (scr_source_can_address: the caller should skip it) is still
+ * accepted and reported as an `error` observation (attempts 0) saying which id is missing.
  */
-int scr_pool_submit(scr_pool *pool, const scr_source *src, const isbn *book, scr_result_fn fn,
+int scr_pool_submit(scr_pool *pool, const scr_source *src, const scr_book *book, scr_result_fn fn,
                     void *ctx);
 
 /*

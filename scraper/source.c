@@ -178,10 +178,32 @@ static char *unknown_preset_message(const char *name)
     return buf_steal(&b, NULL);
 }
 
+/* The placeholders a URL template may use, and what a book fills them with. */
+static const char *const placeholder_names[] = {"{asin}", "{id}", "{isbn10}", "{isbn13}", NULL};
+
+/* The length of the placeholder at s, or 0 when s does not start one. */
+static size_t placeholder_len(const char *s)
+{
+    for (size_t k = 0; placeholder_names[k]; k++)
+        if (strncmp(s, placeholder_names[k], strlen(placeholder_names[k])) == 0)
+            return strlen(placeholder_names[k]);
+    return 0;
+}
+
+/* What book puts in for the placeholder at s ("" when it has no such value). */
+static const char *placeholder_value(const char *s, const scr_book *book)
+{
+    switch (s[1]) {
+    case 'a': return book->asin;
+    case 'i': return s[2] == 'd' ? book->id : s[5] == '1' && s[6] == '0' ? book->isbn10 : book->isbn13;
+    }
+    return "";
+}
+
 /*
  * Checks a URL template: http(s) with a host, printable ASCII only (no spaces), at least one
- * placeholder, and no braces other than {isbn10} and {isbn13}. Returns NULL when valid, else a
- * malloc'd reason.
+ * placeholder, and no braces other than {asin}, {id}, {isbn10} and {isbn13}. Returns NULL when
+ * valid, else a malloc'd reason.
  */
 static char *template_problem(const char *tpl)
 {
@@ -205,19 +227,20 @@ static char *template_problem(const char *tpl)
         if (c <= 0x20 || c >= 0x7f)
             return buf_strdup_printf("URL template has a space, control or non-ASCII byte at offset %zu", i);
         if (c == '{') {
-            if (strncmp(tpl + i, "{isbn10}", 8) == 0 || strncmp(tpl + i, "{isbn13}", 8) == 0) {
+            size_t n = placeholder_len(tpl + i);
+            if (n) {
                 placeholders++;
-                i += 7;
+                i += n - 1;
                 continue;
             }
             return buf_strdup_printf("URL template has an unknown placeholder at offset %zu "
-                           "(only {isbn10} and {isbn13} exist)", i);
+                                     "(only {asin}, {id}, {isbn10} and {isbn13} exist)", i);
         }
         if (c == '}')
             return buf_strdup_printf("URL template has a stray '}' at offset %zu", i);
     }
     if (placeholders == 0)
-        return buf_strdup_printf("URL template needs {isbn10} or {isbn13}");
+        return buf_strdup_printf("URL template needs {asin}, {id}, {isbn10} or {isbn13}");
     return NULL;
 }
 
@@ -413,45 +436,41 @@ const char *scr_source_template(const scr_source *src)
     return src ? src->url_template : NULL;
 }
 
-char *scr_source_url(const scr_source *src, const isbn *book)
+int scr_source_can_address(const scr_source *src, const scr_book *book)
 {
     if (!src || !book)
-        return NULL;
-    const char *tpl = src->url_template;
-    size_t len10 = strlen(book->isbn10), len13 = strlen(book->isbn13);
-    /* First pass sizes the result and spots an {isbn10} the book cannot fill. */
-    size_t need = 0;
-    for (const char *p = tpl; *p;) {
-        if (strncmp(p, "{isbn10}", 8) == 0) {
-            if (len10 == 0)
-                return NULL;
-            need += len10;
-            p += 8;
-        } else if (strncmp(p, "{isbn13}", 8) == 0) {
-            need += len13;
-            p += 8;
-        } else {
-            need++;
-            p++;
-        }
+        return 0;
+    for (const char *p = src->url_template; *p; p++) {
+        size_t n = *p == '{' ? placeholder_len(p) : 0;
+        if (n && !placeholder_value(p, book)[0])
+            return 0;
     }
-    char *url = malloc(need + 1);
-    if (!url)
+    return 1;
+}
+
+char *scr_source_url(const scr_source *src, const scr_book *book)
+{
+    if (!scr_source_can_address(src, book))
         return NULL;
-    size_t o = 0;
-    for (const char *p = tpl; *p;) {
-        if (strncmp(p, "{isbn10}", 8) == 0) {
-            memcpy(url + o, book->isbn10, len10);
-            o += len10;
-            p += 8;
-        } else if (strncmp(p, "{isbn13}", 8) == 0) {
-            memcpy(url + o, book->isbn13, len13);
-            o += len13;
-            p += 8;
-        } else {
-            url[o++] = *p++;
+    buf url;
+    buf_init(&url, MAX_TEMPLATE_LEN + 64);
+    for (const char *p = src->url_template; *p;) {
+        size_t n = *p == '{' ? placeholder_len(p) : 0;
+        int rc = n ? buf_append_str(&url, placeholder_value(p, book)) : buf_append(&url, p, 1);
+        if (rc != BUF_OK) {
+            buf_free(&url);
+            return NULL;
         }
+        p += n ? n : 1;
     }
-    url[o] = '\0';
-    return url;
+    return buf_steal(&url, NULL);
+}
+
+void scr_book_from_isbn(const isbn *in, scr_book *out)
+{
+    memset(out, 0, sizeof *out);
+    memcpy(out->id, in->isbn13, sizeof in->isbn13);
+    memcpy(out->isbn13, in->isbn13, sizeof in->isbn13);
+    memcpy(out->isbn10, in->isbn10, sizeof in->isbn10);
+    memcpy(out->asin, in->isbn10, sizeof in->isbn10);   /* a print book's ASIN is its ISBN-10 */
 }

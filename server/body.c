@@ -10,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/buf.h"
 #include "../common/grow.h"
+#include "../common/utf8.h"
 
 #define BODY_MEDIA_TYPE_MAX 64
 #define BODY_REASON_MAX 160
@@ -109,13 +111,13 @@ static void add_detail(parse_state *st, size_t index, const char *input, size_t 
 static void push(parse_state *st, size_t index, const char *text, size_t len)
 {
     char why[BODY_REASON_MAX];
-    isbn parsed;
-    if (isbn_parse_explain(text, len, &parsed, why, sizeof why) != ISBN_OK) {
+    book_id parsed;
+    if (id_parse(text, len, &parsed, why, sizeof why) != ID_OK) {
         add_detail(st, index, text, len, why);
         return;
     }
     body_list *l = st->l;
-    isbn *grown = grow_to(l->items, &st->items_cap, l->n + 1, sizeof *l->items);
+    book_id *grown = grow_to(l->items, &st->items_cap, l->n + 1, sizeof *l->items);
     if (!grown) {
         st->nomem = 1;
         return;
@@ -138,12 +140,17 @@ static body_err parse_json(parse_state *st, const char *body, size_t len, size_t
     json_t *doc = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!doc)
         return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+    /* "isbns" for any id form, as the contract names it; "ids" reads better and works too. */
     json_t *list = json_object_get(doc, "isbns");
+    if (!list)
+        list = json_object_get(doc, "ids");
     json_t *refresh = json_object_get(doc, "refresh");
     body_err rc = BODY_OK;
     if (!json_is_object(doc))
         rc = fail(BODY_INVALID, "the body must be a JSON object like {\"isbns\": [...]}", why,
                   whylen);
+    else if (json_object_get(doc, "isbns") && json_object_get(doc, "ids"))
+        rc = fail(BODY_INVALID, "give \"isbns\" or \"ids\", not both", why, whylen);
     else if (!json_is_array(list))
         rc = fail(BODY_INVALID, "\"isbns\" must be an array of strings", why, whylen);
     else if (refresh && !json_is_boolean(refresh))
@@ -165,29 +172,33 @@ static body_err parse_json(parse_state *st, const char *body, size_t len, size_t
     return rc;
 }
 
+typedef struct text_state {
+    parse_state *st;
+    size_t cap;
+    int too_many;
+} text_state;
+
+static int text_entry(void *ctx, size_t index, const char *entry, size_t len)
+{
+    text_state *t = ctx;
+    if (index >= t->cap) {
+        t->too_many = 1;
+        return 1;
+    }
+    push(t->st, index, entry, len);
+    return 0;
+}
+
+/* text/plain: the one list rule of SPEC §1 (common/ids.h). */
 static body_err parse_text(parse_state *st, const char *body, size_t len, size_t cap, char *why,
                            size_t whylen)
 {
-    const char *p = body, *end = body + len;
-    size_t index = 0;
-    while (p < end) {
-        const char *q = p;
-        while (q < end && *q != '\n' && *q != ',')
-            q++;
-        const char *a = p, *b = q;
-        while (a < b && isspace((unsigned char)*a))
-            a++;
-        while (b > a && isspace((unsigned char)b[-1]))
-            b--;
-        if (b > a) {
-            if (index >= cap) {
-                /* As for JSON: too many is the error, not the invalid entries seen so far. */
-                forget_details(st);
-                return fail(BODY_TOO_MANY, "too many ISBNs in one request", why, whylen);
-            }
-            push(st, index++, a, (size_t)(b - a));
-        }
-        p = q + 1;
+    text_state t = {.st = st, .cap = cap};
+    (void)id_list_split(body, len, text_entry, &t);
+    if (t.too_many) {
+        /* As for JSON: too many is the error, not the invalid entries seen so far. */
+        forget_details(st);
+        return fail(BODY_TOO_MANY, "too many ISBNs in one request", why, whylen);
     }
     return BODY_OK;
 }
@@ -244,9 +255,258 @@ body_err body_parse(const char *content_type, const char *body, size_t len, size
             return fail(BODY_NOMEM, "out of memory", why, whylen);
         }
         char msg[96];
-        snprintf(msg, sizeof msg, "%zu invalid ISBN%s; nothing was changed", st.ntext,
-                 st.ntext == 1 ? "" : "s");
+        snprintf(msg, sizeof msg, "%zu invalid entr%s; nothing was changed", st.ntext,
+                 st.ntext == 1 ? "y" : "ies");
         return fail(BODY_INVALID_ISBN, msg, why, whylen);
     }
     return BODY_OK;
+}
+
+/* ---- PATCH ------------------------------------------------------------------------------- */
+
+void body_patch_free(body_patch *p)
+{
+    if (!p)
+        return;
+    free(p->strings);
+    memset(p, 0, sizeof *p);
+}
+
+/* Whether s[0..n) is text a user may set: valid UTF-8, no control characters. */
+/* Valid UTF-8 without control characters; with lines, newlines and tabs are allowed (a note). */
+static int plain_text(const char *s, size_t n, int lines)
+{
+    if (!utf8_valid(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}
+
+typedef struct patch_state {
+    buf *strings;                /* every text, each NUL-terminated; offsets until the end */
+    size_t offsets[2 + BODY_MAX_TAGS + 64];
+    size_t noffsets;
+    char *why;
+    size_t whylen;
+} patch_state;
+
+/* Keeps a copy of s[0..n) in the strings buffer; its offset, or (size_t)-1 out of memory. */
+static size_t keep(patch_state *ps, const char *s, size_t n)
+{
+    size_t at = ps->strings->len;
+    if (buf_append(ps->strings, s, n) != BUF_OK || buf_append(ps->strings, "", 1) != BUF_OK)
+        return (size_t)-1;
+    return at;
+}
+
+/* A text field: null (clears), or a string of 1..max bytes of plain text. 0, 1 (null) or -1. */
+static int text_field(patch_state *ps, json_t *v, const char *key, size_t max, int lines,
+                      size_t *off)
+{
+    if (json_is_null(v))
+        return 1;
+    size_t n = json_string_length(v);
+    if (!json_is_string(v) || n == 0 || n > max || !plain_text(json_string_value(v), n, lines)) {
+        snprintf(ps->why, ps->whylen, "\"%s\" must be null or text of 1 to %zu bytes without control "
+                 "characters%s", key, max, lines ? " (newlines and tabs are fine)" : "");
+        return -1;
+    }
+    *off = keep(ps, json_string_value(v), n);
+    if (*off == (size_t)-1) {
+        snprintf(ps->why, ps->whylen, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+/* A source name as configurations may name one: 1-63 printable ASCII bytes, no comma. */
+static int source_name_ok(const char *s, size_t n)
+{
+    if (n == 0 || n > 63)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] <= 0x20 || s[i] >= 0x7f || s[i] == ',')
+            return 0;
+    return 1;
+}
+
+body_err body_parse_patch(const char *content_type, const char *body, size_t len, body_patch *out,
+                          char *why, size_t whylen)
+{
+    char scratch[8];
+    if (!why || !whylen) {
+        why = scratch;
+        whylen = sizeof scratch;
+    }
+    memset(out, 0, sizeof *out);
+    why[0] = '\0';
+    char type[BODY_MEDIA_TYPE_MAX];
+    body_media_type(content_type, type, sizeof type);
+    if (strcmp(type, "application/json") != 0)
+        return fail(BODY_UNSUPPORTED_TYPE, "send application/json", why, whylen);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc)
+        return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+    buf strings;
+    buf_init(&strings, (size_t)1 << 20);
+    patch_state ps = {.strings = &strings, .why = why, .whylen = whylen};
+    db_book_patch *p = &out->patch;
+    size_t work_at = 0, note_at = 0, tag_at[BODY_MAX_TAGS], source_at[64];
+    body_err rc = BODY_OK;
+    if (!json_is_object(doc)) {
+        rc = fail(BODY_INVALID, "the body must be a JSON object like {\"work\": \"...\"}", why, whylen);
+        goto done;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        int r;
+        if (strcmp(key, "asin") == 0) {
+            p->set |= DB_SET_ASIN;
+            if (json_is_null(v))
+                continue;
+            if (!json_is_string(v) ||
+                !asin_normalize(json_string_value(v), json_string_length(v), out->asin)) {
+                rc = fail(BODY_INVALID, "\"asin\" must be null or an ASIN like B004VHAZH6", why, whylen);
+                goto done;
+            }
+        } else if (strcmp(key, "asins") == 0) {
+            p->set |= DB_SET_ASINS;
+            if (json_is_null(v))
+                continue;
+            const char *store;
+            json_t *a;
+            if (!json_is_object(v) || json_object_size(v) > BODY_MAX_ASINS) {
+                rc = fail(BODY_INVALID, "\"asins\" must be an object like {\"amazon.de\": \"B0...\"}",
+                          why, whylen);
+                goto done;
+            }
+            json_object_foreach(v, store, a) {
+                db_asin *slot = &out->asins[p->nasins];
+                if (!source_name_ok(store, strlen(store)) || !json_is_string(a) ||
+                    !asin_normalize(json_string_value(a), json_string_length(a), slot->asin)) {
+                    rc = fail(BODY_INVALID, "\"asins\" maps source names to ASINs like B004VHAZH6",
+                              why, whylen);
+                    goto done;
+                }
+                snprintf(slot->source, sizeof slot->source, "%s", store);
+                p->nasins++;
+            }
+        } else if (strcmp(key, "sources") == 0) {
+            p->set |= DB_SET_SOURCES;
+            if (json_is_null(v))
+                continue;
+            size_t i;
+            json_t *name;
+            if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
+                rc = fail(BODY_INVALID, "\"sources\" must be null (every source) or a list of "
+                                        "source names", why, whylen);
+                goto done;
+            }
+            json_array_foreach(v, i, name) {
+                if (!json_is_string(name) ||
+                    !source_name_ok(json_string_value(name), json_string_length(name))) {
+                    rc = fail(BODY_INVALID, "\"sources\" must be null or a list of source names",
+                              why, whylen);
+                    goto done;
+                }
+                if ((source_at[i] = keep(&ps, json_string_value(name), json_string_length(name))) ==
+                    (size_t)-1) {
+                    rc = fail(BODY_NOMEM, "out of memory", why, whylen);
+                    goto done;
+                }
+            }
+            p->nsources = json_array_size(v);
+            p->sources = out->sources;       /* pointed at the strings at the end */
+        } else if (strcmp(key, "work") == 0) {
+            p->set |= DB_SET_WORK;
+            if ((r = text_field(&ps, v, key, BODY_WORK_MAX, 0, &work_at)) < 0) {
+                rc = BODY_INVALID;
+                goto done;
+            }
+            p->work = r ? NULL : "";
+        } else if (strcmp(key, "note") == 0) {
+            p->set |= DB_SET_NOTE;
+            if ((r = text_field(&ps, v, key, BODY_NOTE_MAX, 1, &note_at)) < 0) {
+                rc = BODY_INVALID;
+                goto done;
+            }
+            p->note = r ? NULL : "";
+        } else if (strcmp(key, "format") == 0) {
+            p->set |= DB_SET_FORMAT;
+            if (json_is_null(v))
+                continue;
+            int f = json_is_string(v) ? obs_format_parse(json_string_value(v)) : -1;
+            if (f < 0) {
+                rc = fail(BODY_INVALID, "\"format\" must be null, paperback, hardcover, kindle, "
+                                        "audiobook or other", why, whylen);
+                goto done;
+            }
+            p->format = (obs_format)f;
+        } else if (strcmp(key, "tags") == 0) {
+            p->set |= DB_SET_TAGS;
+            if (json_is_null(v))
+                continue;
+            size_t i;
+            json_t *tag;
+            if (!json_is_array(v) || json_array_size(v) > BODY_MAX_TAGS) {
+                rc = fail(BODY_INVALID, "\"tags\" must be null or a list of at most 64 tags", why, whylen);
+                goto done;
+            }
+            json_array_foreach(v, i, tag) {
+                size_t n = json_string_length(tag);
+                if (!json_is_string(tag) || n == 0 || n > BODY_TAG_MAX ||
+                    !plain_text(json_string_value(tag), n, 0)) {
+                    rc = fail(BODY_INVALID, "a tag is text of 1 to 64 bytes without control characters",
+                              why, whylen);
+                    goto done;
+                }
+                if ((tag_at[i] = keep(&ps, json_string_value(tag), n)) == (size_t)-1) {
+                    rc = fail(BODY_NOMEM, "out of memory", why, whylen);
+                    goto done;
+                }
+            }
+            p->ntags = json_array_size(v);
+            p->tags = out->tags;
+        } else {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown field \"%.40s\" (asin, asins, sources, work, format, "
+                     "tags, note)", key);
+            rc = fail(BODY_INVALID, msg, why, whylen);
+            goto done;
+        }
+    }
+    if (!p->set) {
+        rc = fail(BODY_INVALID, "nothing to change", why, whylen);
+        goto done;
+    }
+    /* The strings no longer move: point the patch at them. */
+    out->strings = buf_steal(&strings, NULL);
+    if (!out->strings) {
+        rc = fail(BODY_NOMEM, "out of memory", why, whylen);
+        goto done;
+    }
+    if (p->set & DB_SET_ASIN)
+        p->asin = out->asin[0] ? out->asin : NULL;
+    if (p->set & DB_SET_ASINS)
+        p->asins = out->asins;
+    if (p->work)
+        p->work = out->strings + work_at;
+    if (p->note)
+        p->note = out->strings + note_at;
+    for (size_t i = 0; i < p->ntags; i++)
+        out->tags[i] = out->strings + tag_at[i];
+    for (size_t i = 0; i < p->nsources; i++)
+        out->sources[i] = out->strings + source_at[i];
+done:
+    buf_free(&strings);
+    json_decref(doc);
+    if (rc != BODY_OK)
+        body_patch_free(out);
+    return rc;
 }

@@ -1,14 +1,16 @@
 /*
- * body.h - the ISBN lists of POST /api/books and POST /api/refresh, read from a request body.
+ * body.h - the id lists of POST /api/books and POST /api/refresh, and the changes of PATCH
+ * /api/books/{id}, read from a request body.
  * Private to server/ (tests and the body fuzzer use it too; no library header: jansson stays in
  * body.c). No HTTP here: the handlers decide what status each error gets.
  *
  * Media types (parameters such as "; charset=utf-8" are ignored, case and blanks too):
- *  - application/json: an object {"isbns": ["...", ...], "refresh": true|false}; duplicate keys
- *    are an error; "refresh" is optional;
- *  - text/plain: entries separated by newlines and commas, blank space around them trimmed,
- *    empty entries skipped.
- * Every entry must be an ISBN; one bad entry fails the whole list (nothing is changed), and
+ *  - application/json: an object {"isbns": ["...", ...], "refresh": true|false} ("ids" for
+ *    "isbns" works too); duplicate keys are an error; "refresh" is optional;
+ *  - text/plain: the list rule of SPEC §1 (common/ids.h: newlines, commas and semicolons
+ *    separate; a line that is not one id is split at blank space).
+ * Every entry must be an id in one of its forms (ISBN, ASIN, product URL); one bad entry fails
+ * the whole list (nothing is changed), and
  * each bad entry is named in the details. More than cap entries is BODY_TOO_MANY, whatever the
  * entries are.
  *
@@ -20,7 +22,8 @@
 #include <stddef.h>
 
 #include "../common/compiler.h"
-#include "../common/isbn.h"
+#include "../common/ids.h"
+#include "../db/db.h"
 #include "../render/render.h"
 
 typedef enum body_err {
@@ -39,7 +42,7 @@ const char *body_strerror(body_err err);
 typedef struct body_detail_text body_detail_text;
 
 typedef struct body_list {
-    isbn *items;                 /* owned: the entries in order (on BODY_OK) */
+    book_id *items;              /* owned: the entries in order (on BODY_OK) */
     size_t n;
     int refresh;                 /* JSON "refresh": true */
     /* On BODY_INVALID_ISBN: one entry per bad input, ready for render_error. An input that was
@@ -59,6 +62,33 @@ BR_MUST_CHECK body_err body_parse(const char *content_type, const char *body, si
                                   size_t cap, body_list *out, char *why, size_t whylen);
 /* Frees and empties the list; NULL and an empty list are no-ops. */
 void body_list_free(body_list *l);
+
+/* ---- PATCH /api/books/{id} -------------------------------------------------------------------
+ * A JSON object with any of: "asin" (string or null), "asins" ({"amazon.de": "B0..."} or null),
+ * "sources" (array of names or null = every source), "work", "note" (string or null), "format"
+ * (paperback, hardcover, kindle, audiobook, other, or null), "tags" (array of strings or null).
+ * Any other key is an error. ASINs are checked and stored upper-case; texts must be valid UTF-8
+ * without control characters and are cut nowhere: too long is an error. */
+#define BODY_MAX_TAGS DB_MAX_TAGS
+#define BODY_TAG_MAX DB_TAG_MAX
+#define BODY_WORK_MAX DB_WORK_MAX
+#define BODY_NOTE_MAX DB_NOTE_MAX
+#define BODY_MAX_ASINS DB_MAX_ASINS
+
+typedef struct body_patch {
+    db_book_patch patch;         /* points into the storage below */
+    char asin[11];
+    db_asin asins[BODY_MAX_ASINS];
+    char *strings;               /* owned: the texts patch points at */
+    const char *tags[BODY_MAX_TAGS];
+    const char *sources[64];
+} body_patch;
+
+/* Parses a PATCH body. BODY_OK with *out filled (free with body_patch_free), or BODY_INVALID_JSON,
+ * BODY_INVALID, BODY_UNSUPPORTED_TYPE or BODY_NOMEM with the reason in why. */
+BR_MUST_CHECK body_err body_parse_patch(const char *content_type, const char *body, size_t len,
+                                        body_patch *out, char *why, size_t whylen);
+void body_patch_free(body_patch *p);
 
 /* The media type of a Content-Type value: parameters dropped, blanks removed, lower case, into
  * out[0..outlen) (cut to fit); "" for NULL. */

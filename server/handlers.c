@@ -45,12 +45,18 @@ static handler_fn handler_of(router_handler id)
         return h_book_get;
     case ROUTE_BOOK_DELETE:
         return h_book_delete;
+    case ROUTE_BOOK_PATCH:
+        return h_book_patch;
     case ROUTE_BOOK_HISTORY:
         return h_book_history;
     case ROUTE_REFRESH:
         return h_refresh;
     case ROUTE_JOB_GET:
         return h_job_get;
+    case ROUTE_JOBS_LIST:
+        return h_jobs_list;
+    case ROUTE_JOB_CANCEL:
+        return h_job_cancel;
     case ROUTE_EXPORT:
         return h_export;
     case ROUTE_CONFIG:

@@ -1,10 +1,12 @@
 /*
  * handlers_books.c - /api/books: list, add, one book (answered from the cache while the store
- * has not changed), delete, history. Threads: see handlers.h.
+ * has not changed), change its fields, delete, history. Threads: see handlers.h.
  */
 #include "handlers_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "../common/observation.h"
 #include "../common/timeutil.h"
@@ -13,9 +15,12 @@
 void h_books_list(hctx *h, const char *arg)
 {
     (void)arg;
-    const char *status = srv_request_arg(h->req, "status");
-    const char *source = srv_request_arg(h->req, "source");
-    if (status && obs_status_parse(status) < 0) {
+    db_book_filter f = {.status = srv_request_arg(h->req, "status"),
+                        .source = srv_request_arg(h->req, "source"),
+                        .tag = srv_request_arg(h->req, "tag"),
+                        .work = srv_request_arg(h->req, "work"),
+                        .q = srv_request_arg(h->req, "q")};
+    if (f.status && obs_status_parse(f.status) < 0) {
         h_error(h, HTTP_BAD_REQUEST, "invalid_query",
                 "status must be ok, no_rank, not_found, blocked or error");
         return;
@@ -23,14 +28,14 @@ void h_books_list(hctx *h, const char *arg)
     db *d = h_db(h);
     db_book *books = NULL;
     size_t n = 0;
-    db_book_filter f = {.status = status, .source = source};
-    if (!d || db_books_list(d, &f, &books, &n) != DB_OK) {
-        h_store_error(h);
+    db_err rc = d ? db_books_list(d, &f, &books, &n) : DB_ERROR;
+    if (rc != DB_OK) {
+        h_store_error(h, rc);
         return;
     }
-    int rc = render_books(&h->resp->body, books, n, RENDER_COMPACT);
+    int brc = render_books(&h->resp->body, books, n, RENDER_COMPACT);
     db_books_free(books, n);
-    h_json(h, rc, HTTP_OK);
+    h_json(h, brc, HTTP_OK);
 }
 
 void h_books_add(hctx *h, const char *arg)
@@ -40,52 +45,67 @@ void h_books_add(hctx *h, const char *arg)
     if (h_read_isbns(h, &l, 0))
         return;
     int *added = calloc(l.n, sizeof *added);
+    char (*stored)[14] = calloc(l.n, sizeof *stored);
     const char **ids = calloc(l.n, sizeof *ids);
     db *d = h_db(h);
     db_job job;
     int joined;
-    if (!added || !ids)
+    db_err rc;
+    if (!added || !ids || !stored) {
         h_oom(h);
-    else if (!d || db_books_add(d, l.items, l.n, added) != DB_OK)
-        h_store_error(h);
-    else if (!l.refresh || h_start_job(h, l.items, l.n, &job, &joined) == 0) {
-        for (size_t i = 0; i < l.n; i++)
-            ids[i] = l.items[i].isbn13;
-        int rc = render_books_added(&h->resp->body, ids, added, l.n, l.refresh ? &job : NULL);
-        h_json(h, rc, HTTP_CREATED);
+        goto done;
     }
+    if (!d || (rc = db_books_add(d, l.items, l.n, added, stored)) != DB_OK) {
+        h_store_error(h, d ? rc : DB_ERROR);
+        goto done;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        ids[i] = stored[i];
+    if (l.refresh && h_start_job(h, ids, l.n, &job, &joined) != 0) {
+        /* Refused: take back the books this request added (SPEC §3: a refusal adds nothing). */
+        for (size_t i = 0; i < l.n; i++)
+            if (added[i] && db_book_remove(d, stored[i]) != DB_OK)
+                break;
+        goto done;
+    }
+    size_t nadded = 0;
+    for (size_t i = 0; i < l.n; i++)
+        nadded += added[i] != 0;
+    int brc = render_books_added(&h->resp->body, ids, added, l.n, l.refresh ? &job : NULL);
+    h_json(h, brc, nadded ? HTTP_CREATED : HTTP_OK);
+done:
     free(ids);
+    free(stored);
     free(added);
     body_list_free(&l);
 }
 
 void h_book_get(hctx *h, const char *arg)
 {
-    isbn b;
-    if (h_path_isbn(h, arg, &b))
+    book_id b;
+    if (h_path_id(h, arg, &b))
         return;
     resp_cache *cache = h->env->cache;
     buf *out = &h->resp->body;
     h_body_cap(h, SRV_BOOK_MAX);
-    /* The most frequent read: answered from the cache while the store has not changed. */
+    /* The most frequent read: answered from the cache while the store has not changed. The key
+     * is the id as asked (an ASIN may name a book tracked under its ISBN). */
     uint64_t version = cache_version(cache);
-    if (cache_get(cache, b.isbn13, version, out)) {
+    if (cache_get(cache, b.id, version, out)) {
         h_finish(h, BUF_OK, HTTP_OK, CONTENT_TYPE_JSON, NULL);
         return;
     }
-    db *d = h_db(h);
-    if (!d) {
-        h_store_error(h);
+    char id[14];
+    if (h_path_book(h, arg, id))
         return;
-    }
     db_book book;
-    int found = db_book_get(d, b.isbn13, &book);
+    db_err found = db_book_get(h_db(h), id, &book);
     if (found == DB_NOTFOUND) {
         h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
         return;
     }
     if (found != DB_OK) {
-        h_store_error(h);
+        h_store_error(h, found);
         return;
     }
     int rc = render_book_doc(out, &book, RENDER_COMPACT);
@@ -93,43 +113,121 @@ void h_book_get(hctx *h, const char *arg)
     if (rc == BUF_OK)
         rc = buf_append(out, "\n", 1);
     if (rc == BUF_OK)
-        cache_put(cache, b.isbn13, version, out->data, out->len);
+        cache_put(cache, b.id, version, out->data, out->len);
     h_finish(h, rc, HTTP_OK, CONTENT_TYPE_JSON, "cannot encode the book");
+}
+
+/* Whether every source a patch names is one this server reads. */
+static const char *unknown_source(const handlers_env *env, const db_book_patch *p)
+{
+    for (size_t i = 0; (p->set & DB_SET_SOURCES) && p->sources && i < p->nsources; i++) {
+        size_t k = 0;
+        while (k < env->cfg->nsources && strcmp(env->cfg->source_names[k], p->sources[i]) != 0)
+            k++;
+        if (k == env->cfg->nsources)
+            return p->sources[i];
+    }
+    for (size_t i = 0; (p->set & DB_SET_ASINS) && i < p->nasins; i++) {
+        size_t k = 0;
+        while (k < env->cfg->nsources && strcmp(env->cfg->source_names[k], p->asins[i].source) != 0)
+            k++;
+        if (k == env->cfg->nsources)
+            return p->asins[i].source;
+    }
+    return NULL;
+}
+
+void h_book_patch(hctx *h, const char *arg)
+{
+    char id[14];
+    if (h_path_book(h, arg, id))
+        return;
+    body_patch p;
+    char why[200];
+    body_err e = body_parse_patch(h->req->content_type, h->req->body, h->req->body_len, &p, why,
+                                  sizeof why);
+    if (e != BODY_OK) {
+        if (e == BODY_NOMEM)
+            h_oom(h);
+        else
+            h_error(h, e == BODY_UNSUPPORTED_TYPE ? HTTP_UNSUPPORTED_MEDIA_TYPE : HTTP_BAD_REQUEST,
+                    e == BODY_INVALID_JSON       ? "invalid_json"
+                    : e == BODY_UNSUPPORTED_TYPE ? "unsupported_media_type"
+                                                 : "invalid_body",
+                    why);
+        return;
+    }
+    const char *unknown = unknown_source(h->env, &p.patch);
+    if (unknown) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%.64s is not a source this server reads", unknown);
+        h_error(h, HTTP_BAD_REQUEST, "invalid_body", msg);
+        body_patch_free(&p);
+        return;
+    }
+    db *d = h_db(h);
+    db_err rc = db_book_update(d, id, &p.patch);
+    body_patch_free(&p);
+    if (rc == DB_CONFLICT) {
+        h_error(h, HTTP_CONFLICT, "conflict", db_errmsg(d));
+        return;
+    }
+    if (rc == DB_NOTFOUND) {
+        h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
+        return;
+    }
+    if (rc != DB_OK) {
+        h_store_error(h, rc);
+        return;
+    }
+    db_book book;
+    if ((rc = db_book_get(d, id, &book)) != DB_OK) {
+        h_store_error(h, rc);
+        return;
+    }
+    int brc = render_book_doc(&h->resp->body, &book, RENDER_COMPACT);
+    db_book_clear(&book);
+    h_json(h, brc, HTTP_OK);
 }
 
 void h_book_delete(hctx *h, const char *arg)
 {
-    isbn b;
-    if (h_path_isbn(h, arg, &b))
+    char id[14];
+    if (h_path_book(h, arg, id))
         return;
-    db *d = h_db(h);
-    if (!d) {
-        h_store_error(h);
-        return;
-    }
-    int rc = db_book_remove(d, b.isbn13);
+    db_err rc = db_book_remove(h_db(h), id);
     if (rc == DB_NOTFOUND)
         h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
     else if (rc != DB_OK)
-        h_store_error(h);
+        h_store_error(h, rc);
     else
         h_finish(h, BUF_OK, HTTP_NO_CONTENT, NULL, NULL);
 }
 
+/* An ISBN 8601 time query argument into *ms; -1 after answering 400. */
+static int time_arg(hctx *h, const char *name, int64_t *ms)
+{
+    const char *v = srv_request_arg(h->req, name);
+    if (!v)
+        return 0;
+    if (time_parse_iso(v, ms) == 0)
+        return 0;
+    char msg[120];
+    snprintf(msg, sizeof msg, "%s must be an ISO 8601 time like 2026-11-24T12:00:00Z", name);
+    h_error(h, HTTP_BAD_REQUEST, "invalid_query", msg);
+    return -1;
+}
+
 void h_book_history(hctx *h, const char *arg)
 {
-    isbn b;
-    if (h_path_isbn(h, arg, &b))
+    char id[14];
+    if (h_path_book(h, arg, id))
         return;
     db_history_query q = {.source = srv_request_arg(h->req, "source"),
                           .limit = SRV_HISTORY_LIMIT_DEFAULT};
-    const char *since = srv_request_arg(h->req, "since");
     const char *limit = srv_request_arg(h->req, "limit");
-    if (since && time_parse_iso(since, &q.since_ms)) {
-        h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                "since must be an ISO 8601 time like 2026-11-24T12:00:00Z");
+    if (time_arg(h, "since", &q.since_ms) || time_arg(h, "before", &q.before_ms))
         return;
-    }
     if (limit) {
         char *end;
         long v = strtol(limit, &end, 10);
@@ -142,22 +240,19 @@ void h_book_history(hctx *h, const char *arg)
         q.limit = (int)v;
     }
     db *d = h_db(h);
-    if (!d) {
-        h_store_error(h);
-        return;
-    }
     observation *obs = NULL;
     size_t n = 0;
-    int found = db_history(d, b.isbn13, &q, &obs, &n);
+    db_err found = db_history(d, id, &q, &obs, &n);
     if (found == DB_NOTFOUND) {
         h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
         return;
     }
     if (found != DB_OK) {
-        h_store_error(h);
+        h_store_error(h, found);
         return;
     }
-    int rc = render_history(&h->resp->body, b.isbn13, obs, n, RENDER_COMPACT);
+    int rc = render_history(&h->resp->body, id, strlen(id) == 13 ? id : NULL, obs, n,
+                            RENDER_COMPACT);
     db_observations_free(obs, n);
     h_json(h, rc, HTTP_OK);
 }

@@ -66,10 +66,24 @@ void h_oom(hctx *h)
     h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 }
 
-void h_store_error(hctx *h)
+void h_store_error(hctx *h, db_err code)
 {
-    log_error("store: %s", h->store ? db_errmsg(h->store) : "no connection");
-    h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", "the database is not available");
+    const char *detail = h->store ? db_errmsg(h->store) : "no connection";
+    if (code == DB_NOMEM) {
+        h_oom(h);
+        return;
+    }
+    log_error("store: %s", detail);
+    /* Say what is wrong in words a user can act on; a busy store is worth retrying soon. */
+    const char *message = code == DB_BUSY       ? "the database is busy (another process holds its "
+                                                  "write lock); try again in a few seconds"
+                          : code == DB_FULL     ? "the disk (or the database) is full"
+                          : code == DB_READONLY ? "the database is read-only"
+                          : code == DB_CORRUPT  ? "the database file is damaged"
+                                                : "the database is not available";
+    h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", message);
+    if (h_header(h, "Retry-After", code == DB_BUSY ? "2" : "30") != 0)
+        return;
 }
 
 void h_finish(hctx *h, int rc, unsigned status, const char *content_type,
@@ -115,7 +129,7 @@ int h_read_isbns(hctx *h, body_list *l, int allow_blank)
     case BODY_OK:
         if (l->n)
             return 0;
-        h_error(h, HTTP_BAD_REQUEST, "invalid_body", "no ISBNs given");
+        h_error(h, HTTP_BAD_REQUEST, "invalid_body", "no ids given");
         break;
     case BODY_INVALID_JSON:
         h_error(h, HTTP_BAD_REQUEST, "invalid_json", why);
@@ -140,12 +154,28 @@ int h_read_isbns(hctx *h, body_list *l, int allow_blank)
     return -1;
 }
 
-int h_path_isbn(hctx *h, const char *arg, isbn *out)
+int h_path_id(hctx *h, const char *arg, book_id *out)
 {
     char why[160];
-    if (isbn_parse_explain(arg, strlen(arg), out, why, sizeof why) == ISBN_OK)
+    if (id_parse(arg, strlen(arg), out, why, sizeof why) == ID_OK)
         return 0;
     render_detail d = {.index = 0, .input = arg, .input_len = strlen(arg), .reason = why};
     h_error_details(h, HTTP_BAD_REQUEST, "invalid_isbn", why, &d, 1);
+    return -1;
+}
+
+int h_path_book(hctx *h, const char *arg, char id[14])
+{
+    book_id b;
+    if (h_path_id(h, arg, &b))
+        return -1;
+    db *d = h_db(h);
+    db_err rc = d ? db_book_resolve(d, &b, id) : DB_ERROR;
+    if (rc == DB_OK)
+        return 0;
+    if (rc == DB_NOTFOUND)
+        h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
+    else
+        h_store_error(h, rc);
     return -1;
 }

@@ -29,6 +29,7 @@ enum {
     HTTP_MISDIRECTED = 421,
     HTTP_NOT_FOUND = 404,
     HTTP_METHOD_NOT_ALLOWED = 405,
+    HTTP_CONFLICT = 409,
     HTTP_CONTENT_TOO_LARGE = 413,
     HTTP_URI_TOO_LONG = 414,
     HTTP_UNSUPPORTED_MEDIA_TYPE = 415,
@@ -59,8 +60,9 @@ void h_error_details(hctx *h, unsigned status, const char *code, const char *mes
                      const render_detail *details, size_t ndetails);
 /* 500 internal "out of memory". */
 void h_oom(hctx *h);
-/* 503 unavailable, with the store's message logged. */
-void h_store_error(hctx *h);
+/* The answer to a failed store call: 503 unavailable saying what is wrong (busy, disk full,
+ * read-only) with Retry-After, or 500 out of memory; the store's message is logged. */
+void h_store_error(hctx *h, db_err code);
 /* Finishes an answer a render_* call (result rc) wrote into the body: on BUF_OK sets status and
  * type; otherwise answers 500 (too_big_message when the answer outgrew its cap). */
 void h_finish(hctx *h, int rc, unsigned status, const char *content_type,
@@ -74,22 +76,28 @@ void h_body_cap(hctx *h, size_t max);
 /* Reads the ISBN list of the body. 0 with the list (l->n == 0 only when allow_blank and the
  * body is blank), or -1 after answering the error. Free the list after 0. */
 BR_MUST_CHECK int h_read_isbns(hctx *h, body_list *l, int allow_blank);
-/* Reads the {isbn} path segment; -1 after answering 400. */
-BR_MUST_CHECK int h_path_isbn(hctx *h, const char *arg, isbn *out);
+/* Reads the {id} path segment in any id form; -1 after answering 400. */
+BR_MUST_CHECK int h_path_id(hctx *h, const char *arg, book_id *out);
+/* Reads the {id} path segment and finds the book it names (an ASIN may be attached to a book
+ * tracked under its ISBN): 0 with the stored id, or -1 after answering 400, 404 or 503. */
+BR_MUST_CHECK int h_path_book(hctx *h, const char *arg, char id[14]);
 
 /* ---- handlers_books.c ------------------------------------------------------------------------ */
 void h_books_list(hctx *h, const char *arg);
 void h_books_add(hctx *h, const char *arg);
 void h_book_get(hctx *h, const char *arg);
 void h_book_delete(hctx *h, const char *arg);
+void h_book_patch(hctx *h, const char *arg);
 void h_book_history(hctx *h, const char *arg);
 
 /* ---- handlers_jobs.c ------------------------------------------------------------------------- */
 void h_refresh(hctx *h, const char *arg);
 void h_job_get(hctx *h, const char *arg);
-/* Starts a refresh of books[0..n) (NULL: every book). 0 with *job and *joined, or -1 after
- * answering the error. */
-BR_MUST_CHECK int h_start_job(hctx *h, const isbn *books, size_t n, db_job *job, int *joined);
+/* Starts a refresh of the books ids[0..n) as stored (NULL: every book). 0 with *job and
+ * *joined, or -1 after answering the error. */
+BR_MUST_CHECK int h_start_job(hctx *h, const char *const *ids, size_t n, db_job *job, int *joined);
+void h_jobs_list(hctx *h, const char *arg);
+void h_job_cancel(hctx *h, const char *arg);
 
 /* ---- handlers_service.c ---------------------------------------------------------------------- */
 void h_export(hctx *h, const char *arg);

@@ -12,10 +12,10 @@
 #include "../common/log.h"
 #include "limits.h"
 
-int h_start_job(hctx *h, const isbn *books, size_t n, db_job *job, int *joined)
+int h_start_job(hctx *h, const char *const *ids, size_t n, db_job *job, int *joined)
 {
     char why[256] = "";
-    jobs_err rc = jobs_refresh(h->env->runner, books, n, job, joined, why, sizeof why);
+    jobs_err rc = jobs_refresh(h->env->runner, ids, n, JOB_BY_API, job, joined, why, sizeof why);
     const char *message = why[0] ? why : jobs_strerror(rc);
     switch (rc) {
     case JOBS_OK:
@@ -27,6 +27,7 @@ int h_start_job(hctx *h, const isbn *books, size_t n, db_job *job, int *joined)
         h_oom(h);
         break;
     case JOBS_NOT_FOUND:
+    case JOBS_FINISHED:
     case JOBS_STOPPING:
     case JOBS_STORE:
     case JOBS_SYSTEM:
@@ -42,18 +43,32 @@ void h_refresh(hctx *h, const char *arg)
     body_list l;
     if (h_read_isbns(h, &l, 1))
         return;
-    /* Books named in a refresh become tracked, as with `bookrank refresh ISBN...`. */
+    /* Books named in a refresh become tracked, as with `bookrank refresh ID...`; when the
+     * refresh is refused (429, 503), the ones added here are taken back. */
+    int *added = l.n ? calloc(l.n, sizeof *added) : NULL;
+    char (*stored)[14] = l.n ? calloc(l.n, sizeof *stored) : NULL;
+    const char **ids = l.n ? calloc(l.n, sizeof *ids) : NULL;
+    if (l.n && (!added || !stored || !ids)) {
+        h_oom(h);
+        goto done;
+    }
     if (l.n) {
         db *d = h_db(h);
-        if (!d || db_books_add(d, l.items, l.n, NULL) != DB_OK) {
-            h_store_error(h);
-            body_list_free(&l);
-            return;
+        db_err rc = d ? db_books_add(d, l.items, l.n, added, stored) : DB_ERROR;
+        if (rc != DB_OK) {
+            h_store_error(h, rc);
+            goto done;
         }
+        for (size_t i = 0; i < l.n; i++)
+            ids[i] = stored[i];
     }
     db_job job;
     int joined;
-    if (h_start_job(h, l.n ? l.items : NULL, l.n, &job, &joined) == 0) {
+    if (h_start_job(h, ids, l.n, &job, &joined) != 0) {
+        for (size_t i = 0; i < l.n; i++)
+            if (added[i] && db_book_remove(h_db(h), stored[i]) != DB_OK)
+                break;
+    } else {
         char location[64];
         int n = snprintf(location, sizeof location, "/api/jobs/%lld", (long long)job.id);
         if (n < 0 || (size_t)n >= sizeof location)
@@ -61,17 +76,30 @@ void h_refresh(hctx *h, const char *arg)
         else if (h_header(h, "Location", location) == 0)
             h_json(h, render_job_doc(&h->resp->body, &job, joined), HTTP_ACCEPTED);
     }
+done:
+    free(ids);
+    free(stored);
+    free(added);
     body_list_free(&l);
+}
+
+/* The {id} of a job path; -1 after answering 400. */
+static int job_id_arg(hctx *h, const char *arg, long long *id)
+{
+    char *end;
+    *id = strtoll(arg, &end, 10);
+    if (end == arg || *end || *id <= 0 || strlen(arg) > SRV_JOB_ID_MAX_DIGITS) {
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query", "a job id is a positive number");
+        return -1;
+    }
+    return 0;
 }
 
 void h_job_get(hctx *h, const char *arg)
 {
-    char *end;
-    long long id = strtoll(arg, &end, 10);
-    if (end == arg || *end || id <= 0 || strlen(arg) > SRV_JOB_ID_MAX_DIGITS) {
-        h_error(h, HTTP_BAD_REQUEST, "invalid_query", "a job id is a positive number");
+    long long id;
+    if (job_id_arg(h, arg, &id))
         return;
-    }
     db_job job;
     jobs_err rc = jobs_get(h->env->runner, id, &job);
     if (rc == JOBS_NOT_FOUND) {
@@ -83,5 +111,82 @@ void h_job_get(hctx *h, const char *arg)
         h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", "the database is not available");
         return;
     }
-    h_json(h, render_job_doc(&h->resp->body, &job, -1), HTTP_OK);
+    /* A job lists the fetches that failed (as far as they are stored). */
+    observation *failed = NULL;
+    size_t nfailed = 0;
+    db *d = h_db(h);
+    db_err frc = d ? db_job_failures(d, job.id, SRV_JOB_FAILURES_MAX, &failed, &nfailed) : DB_ERROR;
+    if (frc != DB_OK) {
+        h_store_error(h, frc);
+        return;
+    }
+    h_json(h, render_job_detail(&h->resp->body, &job, failed, nfailed), HTTP_OK);
+    db_observations_free(failed, nfailed);
+}
+
+void h_jobs_list(hctx *h, const char *arg)
+{
+    (void)arg;
+    const char *state = srv_request_arg(h->req, "state");
+    const char *limit = srv_request_arg(h->req, "limit");
+    int st = -1, lim = SRV_JOBS_LIST_DEFAULT;
+    if (state && (st = db_job_state_parse_name(state)) < 0) {
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query",
+                "state must be queued, running, done or cancelled");
+        return;
+    }
+    if (limit) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (end == limit || *end || v < 1 || v > SRV_JOBS_LIST_MAX) {
+            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
+                    "limit must be a whole number from 1 to " SRV_STR(SRV_JOBS_LIST_MAX));
+            return;
+        }
+        lim = (int)v;
+    }
+    db *d = h_db(h);
+    db_job *list = NULL;
+    size_t n = 0;
+    db_err rc = d ? db_jobs_list(d, st, lim, &list, &n) : DB_ERROR;
+    if (rc != DB_OK) {
+        h_store_error(h, rc);
+        return;
+    }
+    /* Jobs this process runs answer with their live progress (the stored row lags a commit). */
+    for (size_t i = 0; i < n; i++) {
+        db_job live;
+        if (list[i].state == JOB_RUNNING && jobs_get(h->env->runner, list[i].id, &live) == JOBS_OK)
+            list[i] = live;
+    }
+    int64_t next = h->env->cfg->next_scheduled ? h->env->cfg->next_scheduled(h->env->cfg->schedule_ctx) : 0;
+    h_json(h, render_jobs(&h->resp->body, list, n, next), HTTP_OK);
+    free(list);
+}
+
+void h_job_cancel(hctx *h, const char *arg)
+{
+    long long id;
+    if (job_id_arg(h, arg, &id))
+        return;
+    db_job job;
+    char why[200] = "";
+    jobs_err rc = jobs_cancel(h->env->runner, id, &job, why, sizeof why);
+    switch (rc) {
+    case JOBS_OK:
+        h_json(h, render_job_doc(&h->resp->body, &job, -1), HTTP_ACCEPTED);
+        return;
+    case JOBS_NOT_FOUND:
+        h_error(h, HTTP_NOT_FOUND, "job_not_found", "no such job");
+        return;
+    case JOBS_FINISHED:
+        h_error(h, HTTP_CONFLICT, "conflict", "that job has already ended");
+        return;
+    case JOBS_NOMEM:
+        h_oom(h);
+        return;
+    default:
+        h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", why[0] ? why : jobs_strerror(rc));
+        return;
+    }
 }

@@ -25,13 +25,14 @@ void h_export(hctx *h, const char *arg)
     (void)arg;
     db *d = h_db(h);
     if (!d) {
-        h_store_error(h);
+        h_store_error(h, DB_ERROR);
         return;
     }
     h_body_cap(h, SRV_EXPORT_MAX);
     export_ctx e = {.out = &h->resp->body, .rc = render_csv_header(&h->resp->body)};
-    if (e.rc == BUF_OK && db_export(d, export_row, &e) != DB_OK && e.rc == BUF_OK) {
-        h_store_error(h);
+    db_err erc = e.rc == BUF_OK ? db_export(d, export_row, &e) : DB_OK;
+    if (erc != DB_OK && e.rc == BUF_OK) {
+        h_store_error(h, erc);
         return;
     }
     if (e.rc == BUF_OK &&

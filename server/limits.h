@@ -35,6 +35,9 @@
 #define SRV_HISTORY_LIMIT_DEFAULT 500
 #define SRV_HISTORY_LIMIT_MIN 1
 #define SRV_HISTORY_LIMIT_MAX 100000
+#define SRV_JOBS_LIST_DEFAULT 20                     /* GET /api/jobs */
+#define SRV_JOBS_LIST_MAX 1000
+#define SRV_JOB_FAILURES_MAX 1000                    /* failed fetches shown by GET /api/jobs/{id} */
 
 /* ---- responses ------------------------------------------------------------------------------- */
 #define SRV_RESPONSE_MAX ((size_t)1 << 30)           /* any JSON answer */

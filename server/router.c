@@ -15,9 +15,12 @@ const router_route router_routes[] = {
     {"POST", "/api/books", ROUTE_BOOKS_ADD, 1, 0, 0},
     {"GET", "/api/books/*", ROUTE_BOOK_GET, 0, 0, 0},
     {"DELETE", "/api/books/*", ROUTE_BOOK_DELETE, 1, 0, 0},
+    {"PATCH", "/api/books/*", ROUTE_BOOK_PATCH, 1, 0, 0},
     {"GET", "/api/books/*/history", ROUTE_BOOK_HISTORY, 0, 0, 0},
     {"POST", "/api/refresh", ROUTE_REFRESH, 1, 0, 0},
+    {"GET", "/api/jobs", ROUTE_JOBS_LIST, 0, 0, 0},
     {"GET", "/api/jobs/*", ROUTE_JOB_GET, 0, 0, 0},
+    {"DELETE", "/api/jobs/*", ROUTE_JOB_CANCEL, 1, 0, 0},
     {"GET", "/api/export.csv", ROUTE_EXPORT, 0, 0, 0},
     /* The dashboard asks it whether a token is needed before it has one. */
     {"GET", "/api/config", ROUTE_CONFIG, 0, 0, 1},
@@ -93,6 +96,22 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
     if (strlen(path) > SRV_PATH_MAX)
         return m->verdict = ROUTER_PATH_TOO_LONG;
 
+    /* A book may be named by its product URL (SPEC §3: every input form of §1), whose slashes
+     * libmicrohttpd has decoded from %2F: a /api/books/ path whose rest looks like a URL is the
+     * book routes with that rest (less a final /history) as their argument. */
+    char url_arg[ROUTER_ARG_MAX] = "";
+    const char *rest = strncmp(path, "/api/books/", 11) == 0 ? path + 11 : NULL;
+    if (rest && strchr(rest, '/') &&
+        (strncmp(rest, "http:", 5) == 0 || strncmp(rest, "https:", 6) == 0 ||
+         strstr(rest, "/dp/") || strstr(rest, "/gp/"))) {
+        size_t n = strlen(rest);
+        int history = n > 8 && strcmp(rest + n - 8, "/history") == 0;
+        n -= history ? 8 : 0;
+        memcpy(url_arg, rest, n);    /* n <= SRV_PATH_MAX: checked above */
+        url_arg[n] = '\0';
+        path = history ? "/api/books/_/history" : "/api/books/_";
+    }
+
     char seg[ROUTER_ARG_MAX];
     for (size_t i = 0; i < router_nroutes; i++) {
         if (!router_segment_match(router_routes[i].pattern, path, seg, sizeof seg))
@@ -103,6 +122,8 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
             memcpy(m->arg, seg, sizeof seg);
         }
     }
+    if (m->route && url_arg[0])
+        memcpy(m->arg, url_arg, sizeof url_arg);
     if (m->route)
         return m->verdict = ROUTER_OK;
 

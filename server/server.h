@@ -19,6 +19,7 @@
 #define BOOKRANK_SERVER_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "../jobs/jobs.h"
 
@@ -37,6 +38,10 @@ typedef struct srv_config {
     const char *const *public_urls; /* --public-url: where users reach it through a proxy */
     size_t npublic_urls;
     int private_reads;           /* --private: reads need the token too */
+    /* When the next scheduled refresh starts (Unix ms; 0 = none), for GET /api/jobs. Called
+     * from request threads; NULL when nothing is scheduled. */
+    int64_t (*next_scheduled)(void *ctx);
+    void *schedule_ctx;
 } srv_config;
 
 typedef struct srv srv;

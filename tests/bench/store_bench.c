@@ -20,6 +20,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/ids.h"
 #include "common/isbn.h"
 #include "common/observation.h"
 #include "common/timeutil.h"
@@ -42,7 +43,7 @@ static int make_isbn(long i, isbn *out)
 static int fill_obs(observation *o, const isbn *b, int64_t at_ms, long serial)
 {
     obs_init(o);
-    memcpy(o->isbn13, b->isbn13, sizeof o->isbn13);
+    memcpy(o->book_id, b->isbn13, sizeof o->book_id);   /* an ISBN book's id is its ISBN-13 */
     o->fetched_at_ms = at_ms;
     o->status = OBS_OK;
     o->rank = 1000 + serial % 1999000;
@@ -81,13 +82,24 @@ static db *open_fresh(const char *dir, const char *name, char *path, size_t path
 static int add_books(db *d, long n, isbn **out)
 {
     isbn *books = calloc((size_t)n, sizeof *books);
-    if (!books)
+    book_id *ids = calloc((size_t)n, sizeof *ids);
+    if (!books || !ids) {
+        free(books);
+        free(ids);
         return -1;
+    }
     for (long i = 0; i < n; i++)
-        if (make_isbn(i, &books[i]))
+        if (make_isbn(i, &books[i]) ||
+            id_parse(books[i].isbn13, strlen(books[i].isbn13), &ids[i], NULL, 0) != ID_OK) {
+            free(books);
+            free(ids);
             return -1;
-    if (db_books_add(d, books, (size_t)n, NULL) != DB_OK) {
+        }
+    db_err rc = db_books_add(d, ids, (size_t)n, NULL, NULL);
+    free(ids);
+    if (rc != DB_OK) {
         fprintf(stderr, "add books: %s\n", db_errmsg(d));
+        free(books);
         return -1;
     }
     *out = books;
@@ -124,7 +136,7 @@ static int bench_append(const char *dir, int argc, char **argv)
             if (fill_obs(&obs[k], &books[(done + k) % nbooks], base_ms + (done + k) * 10, done + k))
                 return 1;
         double t0 = time_mono_s();
-        if (db_observations_add(d, obs, (size_t)n) != DB_OK) {
+        if (db_observations_add(d, obs, (size_t)n, 0) != DB_OK) {
             fprintf(stderr, "append: %s\n", db_errmsg(d));
             return 1;
         }
@@ -158,7 +170,7 @@ static int bench_history(const char *dir, int argc, char **argv)
         for (long j = 0; j < n; j++)
             if (fill_obs(&obs[j], &books[0], base_ms + (done + j) * 3600000LL, done + j))
                 return 1;
-        if (db_observations_add(d, obs, (size_t)n) != DB_OK)
+        if (db_observations_add(d, obs, (size_t)n, 0) != DB_OK)
             return 1;
         for (long j = 0; j < n; j++)
             obs_clear(&obs[j]);
@@ -167,7 +179,7 @@ static int bench_history(const char *dir, int argc, char **argv)
         for (int j = 0; j < 100; j++)
             if (fill_obs(&obs[j], &books[b], base_ms + j * 3600000LL, j))
                 return 1;
-        if (db_observations_add(d, obs, 100) != DB_OK)
+        if (db_observations_add(d, obs, 100, 0) != DB_OK)
             return 1;
         for (int j = 0; j < 100; j++)
             obs_clear(&obs[j]);
@@ -183,7 +195,7 @@ static int bench_history(const char *dir, int argc, char **argv)
     for (int q = 0; q < queries; q++) {
         observation *rows;
         size_t n;
-        db_history_query hq = {NULL, 0, 500};
+        db_history_query hq = {.source = NULL, .since_ms = 0, .before_ms = 0, .limit = 500};
         double t0 = time_mono_s();
         if (db_history(d, books[0].isbn13, &hq, &rows, &n) != DB_OK)
             return 1;
@@ -233,7 +245,7 @@ static int seed(const char *path, long n, long per_book)
             for (long j = 0; j < m; j++, serial++)
                 if (fill_obs(&obs[j], &books[done + j], base_ms + round * 3600000LL, serial))
                     return 1;
-            if (db_observations_add(d, obs, (size_t)m) != DB_OK) {
+            if (db_observations_add(d, obs, (size_t)m, 0) != DB_OK) {
                 fprintf(stderr, "seed: %s\n", db_errmsg(d));
                 return 1;
             }

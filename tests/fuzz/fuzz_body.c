@@ -6,8 +6,9 @@
  * or an unsupported type) and the cap (bits 2-4, from 0 up to 1000, mostly small); the rest is
  * the body, passed without a terminating NUL so that ASan sees any read past it.
  *
- * Invariants: success => n <= cap, no details, every item a well-formed ISBN that re-parses to
- * itself, and the items written back as a body of the same type parse to the same list;
+ * Invariants: success => n <= cap, no details, every item a well-formed book id (an ISBN or an
+ * ASIN, fuzz_check_id) that re-parses to itself, and the items written back as a body of the
+ * same type parse to the same list;
  * failure => a known error with a terminated message, details (a non-empty array of entries
  * with strictly increasing indexes, an echo of at most RENDER_ECHO_MAX + 1 bytes, taken from
  * the body for text/plain, and a reason) exactly for BODY_INVALID_ISBN, BODY_UNSUPPORTED_TYPE
@@ -45,7 +46,7 @@ static void fuzz_check_list(const body_list *l, body_err rc, const char *why, co
         FUZZ_CHECK(l->details == NULL && l->ndetails == 0, "%s: success with details", type);
         FUZZ_CHECK(l->refresh == 0 || l->refresh == 1, "%s: refresh is %d", type, l->refresh);
         for (size_t i = 0; i < l->n; i++)
-            fuzz_check_isbn(&l->items[i], type);
+            fuzz_check_id(&l->items[i], type);
         return;
     }
     FUZZ_CHECK((rc == BODY_UNSUPPORTED_TYPE) == !supported, "%s: %s", type, body_strerror(rc));
@@ -84,7 +85,7 @@ static void fuzz_round_trip(const body_list *l, const char *type, size_t cap)
         len += (size_t)snprintf(body + len, room - len, "{\"refresh\": %s, \"isbns\": [",
                                 l->refresh ? "true" : "false");
     for (size_t i = 0; i < l->n; i++) {
-        const char *s = (i % 2 && l->items[i].isbn10[0]) ? l->items[i].isbn10 : l->items[i].isbn13;
+        const char *s = (i % 2 && l->items[i].isbn10[0]) ? l->items[i].isbn10 : l->items[i].id;
         len += (size_t)snprintf(body + len, room - len, json ? "%s\"%s\"" : "%s%s",
                                 i ? (json ? ", " : "\n") : "", s);
     }
@@ -98,6 +99,36 @@ static void fuzz_round_trip(const body_list *l, const char *type, size_t cap)
                "%s: the parsed list written back does not parse to itself", type);
     body_list_free(&again);
     free(body);
+}
+
+/* A PATCH body: what body_parse_patch accepts fits the store's caps (db_book_patch_check's
+ * rules, restated here: the fuzz build has no store). */
+static void fuzz_patch(const char *type, const char *body, size_t len)
+{
+    body_patch bp;
+    char why[200];
+    body_err rc = body_parse_patch(type, body, len, &bp, why, sizeof why);
+    FUZZ_CHECK(rc >= BODY_OK && rc <= BODY_NOMEM, "patch: returned %d", (int)rc);
+    if (rc != BODY_OK) {
+        FUZZ_CHECK(memchr(why, '\0', sizeof why) && why[0], "patch: %s without a message",
+                   body_strerror(rc));
+        return;
+    }
+    const db_book_patch *p = &bp.patch;
+    if ((p->set & DB_SET_ASIN) && p->asin)
+        FUZZ_CHECK(asin_valid(p->asin, strlen(p->asin)), "patch: ASIN '%s' accepted", p->asin);
+    if ((p->set & DB_SET_WORK) && p->work)
+        FUZZ_CHECK(strlen(p->work) >= 1 && strlen(p->work) <= DB_WORK_MAX, "patch: work length");
+    if ((p->set & DB_SET_NOTE) && p->note)
+        FUZZ_CHECK(strlen(p->note) >= 1 && strlen(p->note) <= DB_NOTE_MAX, "patch: note length");
+    FUZZ_CHECK(!(p->set & DB_SET_TAGS) || p->ntags <= DB_MAX_TAGS, "patch: %zu tags", p->ntags);
+    for (size_t i = 0; (p->set & DB_SET_TAGS) && i < p->ntags; i++)
+        FUZZ_CHECK(p->tags[i] && strlen(p->tags[i]) >= 1 && strlen(p->tags[i]) <= DB_TAG_MAX,
+                   "patch: tag %zu", i);
+    for (size_t i = 0; (p->set & DB_SET_ASINS) && i < p->nasins; i++)
+        FUZZ_CHECK(p->asins[i].source[0] && asin_valid(p->asins[i].asin, strlen(p->asins[i].asin)),
+                   "patch: per-storefront ASIN %zu", i);
+    body_patch_free(&bp);
 }
 
 static void fuzz_body(const uint8_t *data, size_t size)
@@ -119,6 +150,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
     FUZZ_CHECK(l.items == NULL && l.details == NULL && l.n == 0 && l.ndetails == 0,
                "body_list_free left data");
     body_list_free(&l);      /* twice is harmless */
+    fuzz_patch(type, body, len);
 }
 
 #ifndef FUZZ_REPLAY

@@ -1,6 +1,6 @@
 /*
  * fuzz_common.h - what the fuzz targets (tests/fuzz/fuzz_*.c) share: reporting a broken
- * invariant, and checks used by more than one target.
+ * invariant, and checks used by more than one target (ISBNs, book ids).
  *
  * Each target is one static function `fuzz_NAME(data, size)`. Built by tests/fuzz/run.sh with
  * clang and libFuzzer, the target file also defines LLVMFuzzerTestOneInput and a broken invariant
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/ids.h"
 #include "common/isbn.h"
 
 #ifndef FUZZ_REPLAY
@@ -165,6 +166,62 @@ static inline void fuzz_check_isbn(const isbn *b, const char *what)
         e = isbn_parse(d10, strlen(d10), &again);
         FUZZ_CHECK(e == ISBN_OK && memcmp(&again, b, sizeof again) == 0,
                    "%s: ISBN-10 %s does not parse to %s", what, d10, d13);
+    }
+}
+
+/* 1 when s is an ASIN as stored, checked independently of common/ids.c: "B" and nine upper-case
+ * letters or digits. */
+static inline int fuzz_asin_form(const char *s)
+{
+    if (strlen(s) != 10 || s[0] != 'B')
+        return 0;
+    for (size_t i = 1; i < 10; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'A' && s[i] <= 'Z')))
+            return 0;
+    return 1;
+}
+
+/*
+ * The invariants of a parsed book id (common/ids.h): an ISBN's id is its ISBN-13 and its ISBN
+ * forms hold fuzz_check_isbn; an ASIN's id is an ASIN as stored, with no ISBN-13 or ISBN-10;
+ * any other kind is wrong. Either way the id (and an ISBN's ISBN-10) parses back to the same
+ * book_id. `what` names the caller in the message.
+ */
+static inline void fuzz_check_id(const book_id *b, const char *what)
+{
+    int terminated = memchr(b->id, '\0', sizeof b->id) &&
+                     memchr(b->isbn13, '\0', sizeof b->isbn13) &&
+                     memchr(b->isbn10, '\0', sizeof b->isbn10);
+    FUZZ_CHECK(terminated, "%s: a field of the id is not terminated", what);
+    if (!terminated)
+        return;
+    if (b->kind == ID_KIND_ISBN) {
+        FUZZ_CHECK(strcmp(b->id, b->isbn13) == 0, "%s: the id %s of an ISBN is not its ISBN-13 %s",
+                   what, b->id, b->isbn13);
+        isbn forms;
+        memset(&forms, 0, sizeof forms);
+        memcpy(forms.isbn13, b->isbn13, sizeof forms.isbn13);
+        memcpy(forms.isbn10, b->isbn10, sizeof forms.isbn10);
+        fuzz_check_isbn(&forms, what);
+    } else if (b->kind == ID_KIND_ASIN) {
+        FUZZ_CHECK(fuzz_asin_form(b->id), "%s: ASIN id '%s' is not B and nine letters or digits",
+                   what, b->id);
+        FUZZ_CHECK(asin_valid(b->id, strlen(b->id)), "%s: asin_valid refuses the ASIN id %s",
+                   what, b->id);
+        FUZZ_CHECK(b->isbn13[0] == '\0' && b->isbn10[0] == '\0', "%s: ASIN %s has an ISBN", what,
+                   b->id);
+    } else {
+        FUZZ_CHECK(0, "%s: id %s of unknown kind %d", what, b->id, (int)b->kind);
+        return;
+    }
+    book_id again;
+    id_err e = id_parse(b->id, strlen(b->id), &again, NULL, 0);
+    FUZZ_CHECK(e == ID_OK && memcmp(&again, b, sizeof again) == 0,
+               "%s: the id %s does not re-parse to itself", what, b->id);
+    if (b->isbn10[0]) {
+        e = id_parse(b->isbn10, strlen(b->isbn10), &again, NULL, 0);
+        FUZZ_CHECK(e == ID_OK && memcmp(&again, b, sizeof again) == 0,
+                   "%s: ISBN-10 %s does not parse to the id %s", what, b->isbn10, b->id);
     }
 }
 

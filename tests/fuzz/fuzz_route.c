@@ -1,6 +1,6 @@
 /*
  * fuzz_route.c - fuzz target: what the server reads from a request line and its headers. The
- * router (server/router.c) over its own exported route table, the {isbn} path segment, the
+ * router (server/router.c) over its own exported route table, the book-id path segment, the
  * bearer-token comparison, and the query values parsed by time_parse_iso() (?since=) and
  * time_parse_duration() (the --refresh-every / config form).
  *
@@ -15,10 +15,11 @@
  * non-slash segment that fits the buffer, suffix) and leaves a terminated argument; the route
  * verdict is the one the reference matches imply (too long, the route of the method, 405 with
  * exactly the methods that match plus HEAD beside GET, a dashboard file outside /api/, not
- * found); a segment that parses as an ISBN is well formed and re-parses to itself; the token
- * comparison agrees with a plain one; a parsed time written back by time_format_iso parses to
- * the same second (years 1970-9999); a parsed duration is > 0 and at most 100 years, and parses
- * back from its plain-seconds form.
+ * found), a /api/books/ path holding a product URL being read as the book routes with the URL
+ * as their argument; a segment that parses as a book id is well formed and re-parses to
+ * itself; the token comparison agrees with a plain one; a parsed time written back by
+ * time_format_iso parses to the same second (years 1970-9999); a parsed duration is > 0 and at
+ * most 100 years, and parses back from its plain-seconds form.
  */
 #include "fuzz_common.h"
 
@@ -62,12 +63,12 @@ static void fuzz_route_one(const char *pattern, const char *path, size_t arglen)
         FUZZ_CHECK(memchr(arg, '\0', arglen) && strcmp(arg, want) == 0,
                    "route %s, path '%.80s': argument '%.80s', expected '%.80s'", pattern, path,
                    memchr(arg, '\0', arglen) ? arg : "(unterminated)", want);
-        /* The handlers of /api/books/... read the segment as an ISBN (h_path_isbn). */
+        /* The handlers of /api/books/... read the segment as a book id (h_path_id). */
         if (strncmp(pattern, "/api/books/*", 12) == 0) {
-            isbn b;
+            book_id b;
             char why[160];
-            if (isbn_parse_explain(arg, strlen(arg), &b, why, sizeof why) == ISBN_OK)
-                fuzz_check_isbn(&b, "path segment");
+            if (id_parse(arg, strlen(arg), &b, why, sizeof why) == ID_OK)
+                fuzz_check_id(&b, "path segment");
             else
                 FUZZ_CHECK(why[0] != '\0', "path segment: an error without a reason");
         }
@@ -94,18 +95,48 @@ static int fuzz_allow_has(const char *allow, const char *method)
     return 0;
 }
 
-static void fuzz_route_verdict(const char *path, const char *method, router_asset_fn asset)
+/* A book named by its product URL (SPEC §3: a path's {id} takes every input form; libmicrohttpd
+ * has decoded the URL's %2F into slashes): a /api/books/ path whose rest holds a slash and starts
+ * with http: or https:, or holds /dp/ or /gp/, is read as the book routes with that rest (less a
+ * final /history) as their argument. Returns the path the route table is matched against and
+ * leaves the argument in url_arg ("" when path names no book by URL). */
+static const char *fuzz_route_book_url(const char *path, char *url_arg, size_t arglen)
+{
+    url_arg[0] = '\0';
+    if (strncmp(path, "/api/books/", 11) != 0)
+        return path;
+    const char *rest = path + 11;
+    if (!strchr(rest, '/'))
+        return path;
+    if (strncmp(rest, "http:", 5) != 0 && strncmp(rest, "https:", 6) != 0 &&
+        !strstr(rest, "/dp/") && !strstr(rest, "/gp/"))
+        return path;
+    size_t n = strlen(rest);
+    int history = n > 8 && strcmp(rest + n - 8, "/history") == 0;
+    if (history)
+        n -= 8;
+    if (n + 1 > arglen)
+        abort();   /* the caller passes room for any path of at most SRV_PATH_MAX bytes */
+    memcpy(url_arg, rest, n);
+    url_arg[n] = '\0';
+    return history ? "/api/books/_/history" : "/api/books/_";
+}
+
+static void fuzz_route_verdict(const char *request_path, const char *method,
+                               router_asset_fn asset)
 {
     router_config cfg = {.token = NULL, .asset = asset};
     static router_match m;
-    router_verdict v = router_route_path(&cfg, method, path, &m);
-    FUZZ_CHECK(v == m.verdict, "%s '%.80s': returned %d, recorded %d", method, path, (int)v,
-               (int)m.verdict);
-    if (strlen(path) > SRV_PATH_MAX) {
+    router_verdict v = router_route_path(&cfg, method, request_path, &m);
+    FUZZ_CHECK(v == m.verdict, "%s '%.80s': returned %d, recorded %d", method, request_path,
+               (int)v, (int)m.verdict);
+    if (strlen(request_path) > SRV_PATH_MAX) {
         FUZZ_CHECK(v == ROUTER_PATH_TOO_LONG, "%s of a %zu-byte path: verdict %d", method,
-                   strlen(path), (int)v);
+                   strlen(request_path), (int)v);
         return;
     }
+    static char url_arg[ROUTER_ARG_MAX];
+    const char *path = fuzz_route_book_url(request_path, url_arg, sizeof url_arg);
     const char *as = strcmp(method, "HEAD") == 0 ? "GET" : method;
     static char want[ROUTER_ARG_MAX];
     const router_route *expect = NULL;
@@ -116,36 +147,39 @@ static void fuzz_route_verdict(const char *path, const char *method, router_asse
         any = 1;
         get |= strcmp(router_routes[i].method, "GET") == 0;
         if (strcmp(router_routes[i].method, as) == 0) {
-            FUZZ_CHECK(!expect, "'%.80s': two %s routes match", path, as);
+            FUZZ_CHECK(!expect, "'%.80s': two %s routes match", request_path, as);
             expect = &router_routes[i];
         }
         FUZZ_CHECK(v == ROUTER_OK || fuzz_allow_has(m.allow, router_routes[i].method),
-                   "%s '%.80s': Allow '%s' lacks %s", method, path, m.allow,
+                   "%s '%.80s': Allow '%s' lacks %s", method, request_path, m.allow,
                    router_routes[i].method);
     }
     if (expect) {
         FUZZ_CHECK(v == ROUTER_OK && m.route == expect, "%s '%.80s': verdict %d, expected %s %s",
-                   method, path, (int)v, expect->method, expect->pattern);
+                   method, request_path, (int)v, expect->method, expect->pattern);
+        FUZZ_CHECK(!url_arg[0] || strcmp(m.arg, url_arg) == 0,
+                   "%s '%.80s': argument '%.80s', expected the product URL '%.80s'", method,
+                   request_path, m.arg, url_arg);
         return;
     }
     int api = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0;
     int file = !any && !api && asset && asset(path);
     if (file && strcmp(as, "GET") == 0) {
         FUZZ_CHECK(v == ROUTER_ASSET && m.asset != NULL, "%s '%.80s': a file, verdict %d",
-                   method, path, (int)v);
+                   method, request_path, (int)v);
         return;
     }
     if (any || file) {
-        FUZZ_CHECK(v == ROUTER_WRONG_METHOD, "%s '%.80s': verdict %d, expected 405", method, path,
-                   (int)v);
+        FUZZ_CHECK(v == ROUTER_WRONG_METHOD, "%s '%.80s': verdict %d, expected 405", method,
+                   request_path, (int)v);
         FUZZ_CHECK(fuzz_allow_has(m.allow, "HEAD") == (get || file),
-                   "%s '%.80s': Allow '%s' and HEAD", method, path, m.allow);
+                   "%s '%.80s': Allow '%s' and HEAD", method, request_path, m.allow);
         FUZZ_CHECK(!file || strcmp(m.allow, "GET, HEAD") == 0, "%s '%.80s': a file allows '%s'",
-                   method, path, m.allow);
+                   method, request_path, m.allow);
         return;
     }
-    FUZZ_CHECK(v == ROUTER_NOT_FOUND, "%s '%.80s': verdict %d, expected not found", method, path,
-               (int)v);
+    FUZZ_CHECK(v == ROUTER_NOT_FOUND, "%s '%.80s': verdict %d, expected not found", method,
+               request_path, (int)v);
 }
 
 static void fuzz_route_token(const char *header)
@@ -185,7 +219,7 @@ static void fuzz_time_value(const char *v)
 
 static void fuzz_route(const uint8_t *data, size_t size)
 {
-    static const char *const methods[] = {"GET", "HEAD", "POST", "DELETE", "PUT", "get"};
+    static const char *const methods[] = {"GET", "HEAD", "POST", "DELETE", "PATCH", "PUT", "get"};
     char *s = fuzz_cstr(data, size);
     char *query = strchr(s, '?');
     char *path = s;

@@ -1,7 +1,8 @@
 #!/bin/sh
-# tests/fuzz/run.sh [SECONDS] - build the libFuzzer targets and fuzz each for SECONDS (default 60).
+# tests/fuzz/run.sh [SECONDS] - build the libFuzzer targets and fuzz them for SECONDS in all
+# (default 240), split evenly between the targets: one budget, however many targets there are.
 #
-#   make fuzz FUZZ_SECONDS=60        (the Makefile calls this script)
+#   make fuzz FUZZ_SECONDS=240       (the Makefile calls this script)
 #   FUZZ_TARGETS="isbn body" sh tests/fuzz/run.sh 10      only some targets
 #
 # Targets (tests/fuzz/fuzz_NAME.c): isbn, extract, body, route. Each is built with clang
@@ -16,15 +17,18 @@
 #
 # Prints one line per target and "N passed, N failed"; exits non-zero when any target failed.
 set -u
-SECS=${1:-60}
-case "$SECS" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
+TOTAL=${1:-240}
+case "$TOTAL" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
 OUT=${FUZZ_BUILD:-build-fuzz}
 TARGETS=${FUZZ_TARGETS:-isbn extract body route}
+ntargets=$(echo $TARGETS | wc -w)
+SECS=$((TOTAL / ntargets))
+[ "$SECS" -ge 1 ] || SECS=1
 FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 CLANG=${FUZZ_CC:-clang}
-PKGS="libmicrohttpd libpcre2-8 jansson"
+PKGS="libmicrohttpd libpcre2-8 jansson libcurl"
 
 # ---- tools and libraries ------------------------------------------------------------------
 sh .ci/deps build || { echo "fuzz: could not install the build packages" >&2; exit 2; }
@@ -47,11 +51,11 @@ fi
 
 # ---- build ----------------------------------------------------------------------------------
 # All of common/ (small, no outside libraries) and what the targets call in scraper/ and server/.
-SRC="$(echo common/*.c) scraper/source.c scraper/extract.c server/parse.c"
+SRC="$(echo common/*.c) scraper/source.c scraper/extract.c scraper/text.c scraper/fetch.c server/body.c server/router.c"
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
 FLAGS="-std=c11 -D_GNU_SOURCE -DBOOKRANK_VERSION=\"fuzz\" -I. $(pkg-config --cflags $PKGS) -g -O1 -pthread"
 WARN="-Wall -Wextra -Wno-unused-parameter"
-LIBS="$(pkg-config --libs libpcre2-8 jansson) -pthread -lm"
+LIBS="$(pkg-config --libs libpcre2-8 jansson libcurl) -pthread -lm"
 echo "fuzz: building into $OUT/ with $("$CLANG" --version | head -1)"
 mkdir -p "$OUT/obj" "$OUT/bin"
 OBJS=""
@@ -125,6 +129,6 @@ for t in $TARGETS; do
   summary="$summary
 $line"
 done
-echo "fuzz: results (${SECS}s per target)$summary"
+echo "fuzz: results (${TOTAL}s in all, ${SECS}s per target)$summary"
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -74,7 +74,7 @@ with FixtureStore() as store:
         st, h, body = svc.request("GET", "/api/export.csv")
         rows = list(csv.reader(io.StringIO(body.decode())))
         t.check(st == 200 and h["content-type"].startswith("text/csv"), "export is CSV")
-        t.eq(rows[0], ["isbn13", "source", "fetched_at", "status", "rank", "rank_category", "http_status", "error"],
+        t.eq(rows[0], ["isbn13", "source", "fetched_at", "status", "rank", "rank_category", "http_status", "error", "id"],
              "export header")
         t.eq(len(rows), 5, "export has every observation")
 

@@ -88,7 +88,7 @@ static const err_case err_cases[] = {
     {"json-seq is not json", "application/json-seq", "{}", BODY_UNSUPPORTED_TYPE, NULL},
     {"a type cut by a NUL", "text/pl", "0132269937", BODY_UNSUPPORTED_TYPE, NULL},
     {"one bad text entry", TEXT, "0132269938", BODY_INVALID_ISBN,
-     "1 invalid ISBN; nothing was changed"},
+     "1 invalid entry; nothing was changed"},
 };
 
 static void test_errors(void)
@@ -202,7 +202,7 @@ static void test_details(void)
           "\"0131103628\", \"\"]}",
           100);
     CHECK(p.rc == BODY_INVALID_ISBN, "JSON with bad entries -> invalid ISBN");
-    CHECK_STR(p.why, "6 invalid ISBNs; nothing was changed", "the message counts them");
+    CHECK_STR(p.why, "6 invalid entries; nothing was changed", "the message counts them");
     CHECK_INT(p.l.ndetails, 6, "one detail per bad entry");
     static const size_t want_index[] = {1, 2, 3, 4, 5, 7};
     for (size_t i = 0; i < 6 && i < p.l.ndetails; i++)

@@ -11,7 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../common/isbn.h"
+#include "../../common/ids.h"
 #include "../../common/observation.h"
 #include "../../db/db.h"
 #include "../lib/check.h"
@@ -42,8 +42,19 @@ static void remove_tmpdir(void)
     rmdir(tmpdir);
 }
 
-/* The n-th valid 978 ISBN. */
-static isbn make_isbn(int n)
+/* The id of a book from its ISBN or ASIN text. */
+static book_id parse_id(const char *text)
+{
+    book_id out;
+    char why[128] = "";
+    memset(&out, 0, sizeof out);
+    if (id_parse(text, strlen(text), &out, why, sizeof why) != ID_OK)
+        fprintf(stderr, "parse_id(%s): %s\n", text, why);
+    return out;
+}
+
+/* The id of the n-th valid 978 ISBN. */
+static book_id make_id(int n)
 {
     char digits[16];
     snprintf(digits, sizeof digits, "978%09d", n);
@@ -52,18 +63,14 @@ static isbn make_isbn(int n)
         sum += (digits[i] - '0') * (i % 2 ? 3 : 1);
     digits[12] = (char)('0' + (10 - sum % 10) % 10);
     digits[13] = '\0';
-    isbn out;
-    memset(&out, 0, sizeof out);
-    if (isbn_parse(digits, 13, &out) != ISBN_OK)
-        fprintf(stderr, "make_isbn(%d) made an invalid ISBN %s\n", n, digits);
-    return out;
+    return parse_id(digits);
 }
 
-static void make_obs(observation *o, const char *isbn13, const char *source, int64_t at,
+static void make_obs(observation *o, const char *id, const char *source, int64_t at,
                      obs_status status, int64_t rank)
 {
     obs_init(o);
-    snprintf(o->isbn13, sizeof o->isbn13, "%s", isbn13);
+    snprintf(o->book_id, sizeof o->book_id, "%s", id);
     obs_set_str(&o->source, source);
     o->fetched_at_ms = at;
     o->status = status;
@@ -74,12 +81,12 @@ static void make_obs(observation *o, const char *isbn13, const char *source, int
 }
 
 /* Adds one observation; returns the db result. */
-static int add_one(db *d, const char *isbn13, const char *source, int64_t at, obs_status status,
+static int add_one(db *d, const char *id, const char *source, int64_t at, obs_status status,
                    int64_t rank)
 {
     observation o;
-    make_obs(&o, isbn13, source, at, status, rank);
-    int rc = db_observations_add(d, &o, 1);
+    make_obs(&o, id, source, at, status, rank);
+    int rc = db_observations_add(d, &o, 1, 0);
     obs_clear(&o);
     return rc;
 }
@@ -141,9 +148,10 @@ static void test_open_and_migrate(void)
     CHECK(d != NULL && err == NULL, "open creates a new database");
     CHECK(raw_user_version(path) >= 1, "migrations set user_version");
     int64_t version = raw_user_version(path);
+    CHECK_INT(version, db_schema_latest(), "a new database has the latest schema");
 
-    isbn b = make_isbn(1);
-    CHECK_INT(db_books_add(d, &b, 1, NULL), DB_OK, "add a book");
+    book_id b = make_id(1);
+    CHECK_INT(db_books_add(d, &b, 1, NULL, NULL), DB_OK, "add a book");
     db_close(d);
 
     d = db_open(path, &err);
@@ -221,20 +229,21 @@ static void test_readonly(void)
     const char *path = tmp_path("ro.db");
     char *err = NULL;
     db *w = db_open(path, &err);
-    isbn b = make_isbn(7);
-    CHECK_INT(db_books_add(w, &b, 1, NULL), DB_OK, "setup: track the books");
-    add_one(w, b.isbn13, "amazon.com", 1000, OBS_OK, 5);
+    book_id b = make_id(7);
+    CHECK_INT(db_books_add(w, &b, 1, NULL, NULL), DB_OK, "setup: track the books");
+    add_one(w, b.id, "amazon.com", 1000, OBS_OK, 5);
     db *r = db_open_readonly(path, &err);
     CHECK(r != NULL, "read-only open of a bookrank database");
     db_book book;
-    CHECK(r && db_book_get(r, b.isbn13, &book) == DB_OK && book.nlatest == 1,
+    CHECK(r && db_book_get(r, b.id, &book) == DB_OK && book.nlatest == 1,
           "read-only handle reads books");
     db_book_clear(&book);
-    isbn c = make_isbn(8);
-    CHECK(r && db_books_add(r, &c, 1, NULL) == DB_READONLY, "read-only handle refuses writes");
+    book_id c = make_id(8);
+    CHECK(r && db_books_add(r, &c, 1, NULL, NULL) == DB_READONLY,
+          "read-only handle refuses writes");
     if (r)
         printf("#   %s\n", db_errmsg(r));
-    add_one(w, b.isbn13, "amazon.com", 2000, OBS_OK, 4);
+    add_one(w, b.id, "amazon.com", 2000, OBS_OK, 4);
     CHECK(r && count_observations(r) == 2, "read-only handle sees later commits");
     db_close(r);
     db_close(w);
@@ -283,8 +292,8 @@ static void test_concurrent_create(void)
     int status = -1;
     waitpid(child, &status, 0);
     CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "concurrent create: so did the other");
-    isbn b = make_isbn(1);
-    CHECK(d && db_books_add(d, &b, 1, NULL) == DB_OK, "concurrent create: schema usable");
+    book_id b = make_id(1);
+    CHECK(d && db_books_add(d, &b, 1, NULL, NULL) == DB_OK, "concurrent create: schema usable");
     db_close(d);
     close(go[0]);
     close(go[1]);
@@ -296,81 +305,198 @@ static void test_books(void)
 {
     char *err = NULL;
     db *d = db_open(tmp_path("books.db"), &err);
-    isbn a = make_isbn(1), b = make_isbn(2), c = make_isbn(3);
-    isbn batch1[] = {a, b, a};
+    book_id a = make_id(1), b = make_id(2), c = make_id(3);
+    book_id batch1[] = {a, b, a};
     int added[3] = {-1, -1, -1};
-    CHECK_INT(db_books_add(d, batch1, 3, added), DB_OK, "add a batch with a duplicate");
+    CHECK_INT(db_books_add(d, batch1, 3, added, NULL), DB_OK, "add a batch with a duplicate");
     CHECK(added[0] == 1 && added[1] == 1 && added[2] == 0, "added flags: new, new, repeat");
-    isbn batch2[] = {b, c};
-    CHECK_INT(db_books_add(d, batch2, 2, added), DB_OK, "add a batch with a tracked book");
+    book_id batch2[] = {b, c};
+    CHECK_INT(db_books_add(d, batch2, 2, added, NULL), DB_OK, "add a batch with a tracked book");
     CHECK(added[0] == 0 && added[1] == 1, "added flags: tracked, new");
-    CHECK_INT(db_books_add(d, batch2, 2, NULL), DB_OK, "added may be NULL");
+    CHECK_INT(db_books_add(d, batch2, 2, NULL, NULL), DB_OK, "added may be NULL");
 
-    isbn *list = NULL;
+    db_target *list = NULL;
     size_t n = 0;
-    CHECK(db_books_isbns(d, &list, &n) == DB_OK && n == 3, "three ISBNs tracked");
-    int has_isbn10 = n == 3 && strcmp(list[0].isbn10, a.isbn10) == 0 && strlen(list[0].isbn10) == 10;
-    CHECK(has_isbn10, "ISBN-10 stored");
-    free(list);
+    CHECK(db_targets(d, NULL, 0, &list, &n) == DB_OK && n == 3, "three books tracked");
+    int has_isbn10 = n == 3 && strcmp(list[0].id, a.id) == 0 &&
+                     strcmp(list[0].isbn13, a.isbn13) == 0 &&
+                     strcmp(list[0].isbn10, a.isbn10) == 0 && strlen(list[0].isbn10) == 10;
+    CHECK(has_isbn10, "ISBN-13 and ISBN-10 stored");
+    db_targets_free(list, n);
 
     /* A failing batch (a row violating a CHECK constraint in the middle) leaves nothing. */
-    isbn d1 = make_isbn(4), bad, d2 = make_isbn(5);
+    book_id d1 = make_id(4), bad, d2 = make_id(5);
     memset(&bad, 0, sizeof bad);
+    memcpy(bad.id, "12345", 6);
     memcpy(bad.isbn13, "12345", 6);
-    isbn batch3[] = {d1, bad, d2};
-    CHECK_INT(db_books_add(d, batch3, 3, NULL), DB_ERROR, "a batch with a bad row fails");
+    bad.kind = ID_KIND_ISBN;
+    book_id batch3[] = {d1, bad, d2};
+    CHECK_INT(db_books_add(d, batch3, 3, NULL, NULL), DB_ERROR, "a batch with a bad row fails");
     printf("#   %s\n", db_errmsg(d));
     int64_t count = -1;
     CHECK(db_books_count(d, &count) == DB_OK && count == 3, "failed batch added nothing");
     db_book book;
-    CHECK_INT(db_book_get(d, d1.isbn13, &book), DB_NOTFOUND, "row before the bad one undone");
+    CHECK_INT(db_book_get(d, d1.id, &book), DB_NOTFOUND, "row before the bad one undone");
 
     /* Inside db_begin: a failed batch is undone, the transaction goes on. */
     CHECK_INT(db_begin(d), DB_OK, "begin");
-    CHECK_INT(db_books_add(d, &d1, 1, NULL), DB_OK, "add inside a transaction");
-    isbn batch4[] = {d2, bad};
-    CHECK_INT(db_books_add(d, batch4, 2, NULL), DB_ERROR, "failing batch inside a transaction");
+    CHECK_INT(db_books_add(d, &d1, 1, NULL, NULL), DB_OK, "add inside a transaction");
+    book_id batch4[] = {d2, bad};
+    CHECK_INT(db_books_add(d, batch4, 2, NULL, NULL), DB_ERROR,
+              "failing batch inside a transaction");
     CHECK_INT(db_commit(d), DB_OK, "commit after a failed batch");
-    CHECK(db_book_get(d, d1.isbn13, &book) == DB_OK, "the good batch was committed");
+    CHECK(db_book_get(d, d1.id, &book) == DB_OK, "the good batch was committed");
     db_book_clear(&book);
-    CHECK_INT(db_book_get(d, d2.isbn13, &book), DB_NOTFOUND, "the failed batch was not");
+    CHECK_INT(db_book_get(d, d2.id, &book), DB_NOTFOUND, "the failed batch was not");
 
     /* A batch in a rolled-back transaction leaves nothing. */
     CHECK_INT(db_begin(d), DB_OK, "begin again");
-    CHECK_INT(db_books_add(d, &d2, 1, NULL), DB_OK, "add inside");
-    CHECK_INT(add_one(d, d2.isbn13, "amazon.com", 1, OBS_OK, 1), DB_OK, "observe inside");
+    CHECK_INT(db_books_add(d, &d2, 1, NULL, NULL), DB_OK, "add inside");
+    CHECK_INT(add_one(d, d2.id, "amazon.com", 1, OBS_OK, 1), DB_OK, "observe inside");
     CHECK_INT(db_rollback(d), DB_OK, "rollback");
-    CHECK_INT(db_book_get(d, d2.isbn13, &book), DB_NOTFOUND, "rolled back batch left nothing");
+    CHECK_INT(db_book_get(d, d2.id, &book), DB_NOTFOUND, "rolled back batch left nothing");
     CHECK_INT(count_observations(d), 0, "rolled back observation left nothing");
     CHECK_INT(db_rollback(d), DB_OK, "rollback outside a transaction is harmless");
 
-    /* Ordered by added_at, then isbn13. */
+    /* Ordered by added_at, then id. */
     db_book *books = NULL;
     CHECK(db_books_list(d, NULL, &books, &n) == DB_OK && n == 4, "list four books");
-    int ordered = n == 4 && strcmp(books[0].isbn13, a.isbn13) == 0 &&
-                  strcmp(books[1].isbn13, b.isbn13) == 0 && strcmp(books[3].isbn13, d1.isbn13) == 0;
-    CHECK(ordered, "list ordered by added_at then isbn13");
+    int ordered = n == 4 && strcmp(books[0].id, a.id) == 0 &&
+                  strcmp(books[1].id, b.id) == 0 && strcmp(books[3].id, d1.id) == 0;
+    CHECK(ordered, "list ordered by added_at then id");
+    CHECK(n == 4 && strcmp(books[0].isbn13, a.isbn13) == 0 && books[0].asin[0] == '\0',
+          "a listed ISBN book: isbn13 set, no ASIN attached");
     CHECK(n == 4 && books[0].nlatest == 0 && books[0].title == NULL && books[0].added_at_ms > 0,
           "never fetched: no latest, no title, added_at set");
     db_books_free(books, n);
 
     /* Remove drops history; the second time it is not found. */
-    CHECK_INT(add_one(d, a.isbn13, "amazon.com", 1000, OBS_OK, 10), DB_OK, "observe a");
-    CHECK_INT(add_one(d, b.isbn13, "amazon.com", 1000, OBS_OK, 20), DB_OK, "observe b");
-    CHECK_INT(db_book_remove(d, a.isbn13), DB_OK, "remove a");
+    CHECK_INT(add_one(d, a.id, "amazon.com", 1000, OBS_OK, 10), DB_OK, "observe a");
+    CHECK_INT(add_one(d, b.id, "amazon.com", 1000, OBS_OK, 20), DB_OK, "observe b");
+    CHECK_INT(db_book_remove(d, a.id), DB_OK, "remove a");
     CHECK_INT(count_observations(d), 1, "a's observations are gone");
-    CHECK_INT(db_book_remove(d, a.isbn13), DB_NOTFOUND, "remove a again: not found");
+    CHECK_INT(db_book_remove(d, a.id), DB_NOTFOUND, "remove a again: not found");
     observation *hist = NULL;
-    CHECK_INT(db_history(d, a.isbn13, NULL, &hist, &n), DB_NOTFOUND, "history of removed book");
-    CHECK_INT(db_books_add(d, &a, 1, NULL), DB_OK, "track a again");
-    CHECK(db_history(d, a.isbn13, NULL, &hist, &n) == DB_OK && n == 0,
+    CHECK_INT(db_history(d, a.id, NULL, &hist, &n), DB_NOTFOUND, "history of removed book");
+    CHECK_INT(db_books_add(d, &a, 1, NULL, NULL), DB_OK, "track a again");
+    CHECK(db_history(d, a.id, NULL, &hist, &n) == DB_OK && n == 0,
           "re-added book starts without history");
     db_observations_free(hist, n);
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK && book.nlatest == 0,
+    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 0,
           "re-added book has no latest");
     db_book_clear(&book);
     db_book_clear(NULL);
     db_books_free(NULL, 0);
+    db_close(d);
+}
+
+/* Books known by an ASIN only, ASINs attached to ISBN books, and the fields users set. */
+static void test_asins_and_fields(void)
+{
+    char *err = NULL;
+    db *d = db_open(tmp_path("asins.db"), &err);
+    book_id print = make_id(41), kindle = parse_id("B01LW7X0JJ");
+    CHECK(kindle.kind == ID_KIND_ASIN && strcmp(kindle.id, "B01LW7X0JJ") == 0 &&
+              kindle.isbn13[0] == '\0' && kindle.isbn10[0] == '\0',
+          "setup: an ASIN is an id of its own");
+    book_id both[] = {print, kindle};
+    int added[2] = {-1, -1};
+    char ids[2][14] = {"", ""};
+    CHECK_INT(db_books_add(d, both, 2, added, ids), DB_OK, "add an ISBN book and an ASIN-only one");
+    CHECK(added[0] == 1 && added[1] == 1, "both are new");
+    CHECK_STR(ids[0], print.id, "the ISBN book is tracked under its ISBN-13");
+    CHECK_STR(ids[1], "B01LW7X0JJ", "the ASIN-only book is tracked under its ASIN");
+
+    db_book *books = NULL;
+    size_t n = 0;
+    CHECK(db_books_list(d, NULL, &books, &n) == DB_OK && n == 2, "list both");
+    const db_book *asin_only = NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(books[i].id, "B01LW7X0JJ") == 0)
+            asin_only = &books[i];
+    CHECK(asin_only && asin_only->isbn13[0] == '\0' && asin_only->isbn10[0] == '\0',
+          "listed with id == ASIN and no ISBN-13 or ISBN-10");
+    db_books_free(books, n);
+
+    char out[14] = "";
+    book_id lower = parse_id("b01lw7x0jj");
+    CHECK_INT(db_book_resolve(d, &lower, out), DB_OK, "resolve the ASIN typed in lower case");
+    CHECK_STR(out, "B01LW7X0JJ", "it names the ASIN-only book");
+    book_id other = parse_id("B000000001");
+    CHECK_INT(db_book_resolve(d, &other, out), DB_NOTFOUND, "an untracked ASIN is not found");
+
+    /* Observations of an ASIN-only book are keyed by its ASIN. */
+    CHECK_INT(add_one(d, kindle.id, "amazon.com", 1000, OBS_OK, 25654), DB_OK,
+              "observe the ASIN-only book");
+    observation *h = NULL;
+    CHECK(db_history(d, "B01LW7X0JJ", NULL, &h, &n) == DB_OK && n == 1 &&
+              strcmp(h[0].book_id, "B01LW7X0JJ") == 0 && h[0].rank == 25654,
+          "its history, under its ASIN");
+    db_observations_free(h, n);
+
+    /* An ASIN attached to an ISBN book names that book from then on. */
+    db_book_patch attach = {.set = DB_SET_ASIN, .asin = "B000000001"};
+    CHECK_INT(db_book_update(d, print.id, &attach), DB_OK, "attach an ASIN to the ISBN book");
+    CHECK(db_book_resolve(d, &other, out) == DB_OK && strcmp(out, print.id) == 0,
+          "the attached ASIN resolves to the ISBN book");
+    added[0] = -1;
+    CHECK(db_books_add(d, &other, 1, added, ids) == DB_OK && added[0] == 0 &&
+              strcmp(ids[0], print.id) == 0,
+          "adding the attached ASIN names the ISBN book, adds nothing");
+    attach.asin = "B01LW7X0JJ";
+    CHECK_INT(db_book_update(d, print.id, &attach), DB_CONFLICT,
+              "another book's id cannot be attached as an ASIN");
+
+    /* work, tags and note. */
+    const char *tags[] = {"zeta", "alpha"};
+    db_book_patch fields = {.set = DB_SET_WORK | DB_SET_TAGS | DB_SET_NOTE,
+                            .work = "The Work", .note = "a note\non two lines",
+                            .tags = tags, .ntags = 2};
+    char why[128] = "";
+    CHECK_INT(db_book_patch_check(&fields, why, sizeof why), 0, "a valid patch passes the check");
+    CHECK_INT(db_book_update(d, kindle.id, &fields), DB_OK, "set work, tags and note");
+    db_book book;
+    CHECK_INT(db_book_get(d, kindle.id, &book), DB_OK, "get the book back");
+    CHECK_STR(book.work, "The Work", "work round trip");
+    CHECK_STR(book.note, "a note\non two lines", "note round trip");
+    CHECK(book.ntags == 2 && strcmp(book.tags[0], "alpha") == 0 &&
+              strcmp(book.tags[1], "zeta") == 0,
+          "tags round trip, sorted");
+    CHECK(book.nlatest == 1 && book.latest[0].rank == 25654, "latest of the ASIN-only book");
+    db_book_clear(&book);
+    db_book_filter f = {.tag = "alpha"};
+    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1 &&
+              strcmp(books[0].id, kindle.id) == 0,
+          "tag filter");
+    db_books_free(books, n);
+    f = (db_book_filter){.work = "The Work"};
+    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1, "work filter");
+    db_books_free(books, n);
+    CHECK_INT(db_book_update(d, "9780000000000", &fields), DB_NOTFOUND, "update an untracked book");
+
+    /* Caps: a 64-byte tag is fine, a 65-byte one is refused (and changes nothing). */
+    char tag64[65], tag65[66];
+    memset(tag64, 't', 64);
+    tag64[64] = '\0';
+    memset(tag65, 't', 65);
+    tag65[65] = '\0';
+    const char *ok_tags[] = {tag64}, *long_tags[] = {tag65};
+    db_book_patch ok_patch = {.set = DB_SET_TAGS, .tags = ok_tags, .ntags = 1};
+    db_book_patch long_patch = {.set = DB_SET_TAGS, .tags = long_tags, .ntags = 1};
+    CHECK_INT(db_book_patch_check(&ok_patch, why, sizeof why), 0, "a 64-byte tag fits");
+    why[0] = '\0';
+    CHECK(db_book_patch_check(&long_patch, why, sizeof why) == -1 && why[0] != '\0',
+          "a 65-byte tag is refused, with a reason");
+    printf("#   %s\n", why);
+    CHECK(db_book_update(d, kindle.id, &long_patch) < 0, "db_book_update refuses it too");
+    CHECK(db_book_get(d, kindle.id, &book) == DB_OK && book.ntags == 2,
+          "the refused patch changed nothing");
+    db_book_clear(&book);
+
+    /* Removing by the ASIN id. */
+    CHECK_INT(db_book_remove(d, kindle.id), DB_OK, "remove the ASIN-only book");
+    CHECK_INT(db_book_get(d, kindle.id, &book), DB_NOTFOUND, "it is gone");
+    CHECK_INT(count_observations(d), 0, "with its observations");
     db_close(d);
 }
 
@@ -380,19 +506,19 @@ static void test_latest_and_filters(void)
 {
     char *err = NULL;
     db *d = db_open(tmp_path("latest.db"), &err);
-    isbn a = make_isbn(11), b = make_isbn(12), c = make_isbn(13);
-    isbn all[] = {a, b, c};
-    CHECK_INT(db_books_add(d, all, 3, NULL), DB_OK, "setup: track the books");
+    book_id a = make_id(11), b = make_id(12), c = make_id(13);
+    book_id all[] = {a, b, c};
+    CHECK_INT(db_books_add(d, all, 3, NULL, NULL), DB_OK, "setup: track the books");
 
     /* a on s1: ok 100, blocked, ok 90 -> latest 90, previous 100 (the blocked one has no rank). */
-    CHECK_INT(add_one(d, a.isbn13, "s1", 1000, OBS_OK, 100), DB_OK, "a s1 t1000");
-    CHECK_INT(add_one(d, a.isbn13, "s1", 2000, OBS_BLOCKED, -1), DB_OK, "a s1 t2000 blocked");
-    CHECK_INT(add_one(d, a.isbn13, "s1", 3000, OBS_OK, 90), DB_OK, "a s1 t3000");
-    CHECK_INT(add_one(d, a.isbn13, "s2", 1500, OBS_OK, 500), DB_OK, "a s2 t1500");
-    CHECK_INT(add_one(d, b.isbn13, "s1", 1000, OBS_NO_RANK, -1), DB_OK, "b s1 no_rank");
+    CHECK_INT(add_one(d, a.id, "s1", 1000, OBS_OK, 100), DB_OK, "a s1 t1000");
+    CHECK_INT(add_one(d, a.id, "s1", 2000, OBS_BLOCKED, -1), DB_OK, "a s1 t2000 blocked");
+    CHECK_INT(add_one(d, a.id, "s1", 3000, OBS_OK, 90), DB_OK, "a s1 t3000");
+    CHECK_INT(add_one(d, a.id, "s2", 1500, OBS_OK, 500), DB_OK, "a s2 t1500");
+    CHECK_INT(add_one(d, b.id, "s1", 1000, OBS_NO_RANK, -1), DB_OK, "b s1 no_rank");
 
     db_book book;
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK && book.nlatest == 2, "a has two latest");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 2, "a has two latest");
     if (book.nlatest == 2) {
         CHECK_STR(book.latest[0].source, "s1", "latest ordered by source");
         CHECK_INT(book.latest[0].rank, 90, "s1 latest rank");
@@ -407,24 +533,24 @@ static void test_latest_and_filters(void)
     db_book_clear(&book);
 
     /* Out of order: an older observation arriving late changes previous_rank, not latest. */
-    CHECK_INT(add_one(d, a.isbn13, "s1", 2500, OBS_OK, 95), DB_OK, "late arrival t2500");
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK && book.nlatest == 2, "a still two latest");
+    CHECK_INT(add_one(d, a.id, "s1", 2500, OBS_OK, 95), DB_OK, "late arrival t2500");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 2, "a still two latest");
     const observation *s1 = book.nlatest ? latest_of(&book, "s1") : NULL;
     CHECK(s1 && s1->rank == 90 && s1->previous_rank == 95, "late arrival: latest kept, previous 95");
     db_book_clear(&book);
 
     /* A latest blocked observation: no rank, previous_rank is the last real one. */
-    CHECK_INT(add_one(d, a.isbn13, "s1", 4000, OBS_BLOCKED, -1), DB_OK, "a s1 t4000 blocked");
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get a");
+    CHECK_INT(add_one(d, a.id, "s1", 4000, OBS_BLOCKED, -1), DB_OK, "a s1 t4000 blocked");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK, "get a");
     s1 = latest_of(&book, "s1");
     CHECK(s1 && s1->status == OBS_BLOCKED && s1->rank == -1 && s1->previous_rank == 90,
           "latest blocked: rank -1, previous 90");
     db_book_clear(&book);
 
     /* Same fetched_at: the later insert is the latest. */
-    CHECK_INT(add_one(d, c.isbn13, "s1", 7000, OBS_OK, 1), DB_OK, "c t7000 rank 1");
-    CHECK_INT(add_one(d, c.isbn13, "s1", 7000, OBS_OK, 2), DB_OK, "c t7000 rank 2");
-    CHECK(db_book_get(d, c.isbn13, &book) == DB_OK && book.nlatest == 1 &&
+    CHECK_INT(add_one(d, c.id, "s1", 7000, OBS_OK, 1), DB_OK, "c t7000 rank 1");
+    CHECK_INT(add_one(d, c.id, "s1", 7000, OBS_OK, 2), DB_OK, "c t7000 rank 2");
+    CHECK(db_book_get(d, c.id, &book) == DB_OK && book.nlatest == 1 &&
               book.latest[0].rank == 2 && book.latest[0].previous_rank == 1,
           "ties on fetched_at: later insert wins");
     db_book_clear(&book);
@@ -433,7 +559,7 @@ static void test_latest_and_filters(void)
     size_t n = 0;
     db_book_filter f = {.status = "blocked"};
     CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1 &&
-              strcmp(books[0].isbn13, a.isbn13) == 0 && books[0].nlatest == 2,
+              strcmp(books[0].id, a.id) == 0 && books[0].nlatest == 2,
           "status filter: the book with a blocked latest, all its latest");
     db_books_free(books, n);
 
@@ -453,30 +579,30 @@ static void test_latest_and_filters(void)
           "status + source: a's blocked latest is on s1, not s2");
     db_books_free(books, n);
 
-    f = (db_book_filter){.status = "no_rank", .isbn13 = b.isbn13};
+    f = (db_book_filter){.status = "no_rank", .id = b.id};
     CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1 && books[0].nlatest == 1,
-          "isbn13 + status filter");
+          "id + status filter");
     db_books_free(books, n);
-    f = (db_book_filter){.status = "ok", .isbn13 = b.isbn13};
-    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 0, "isbn13 + other status: none");
+    f = (db_book_filter){.status = "ok", .id = b.id};
+    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 0, "id + other status: none");
     db_books_free(books, n);
     CHECK_INT(db_book_get(d, "9780000000000", &book), DB_NOTFOUND, "get untracked book");
 
     /* Observations of untracked books are skipped; the rest of the batch is stored. */
     observation batch[2];
     make_obs(&batch[0], "9781111111113", "s1", 9000, OBS_OK, 3);
-    make_obs(&batch[1], b.isbn13, "s1", 9000, OBS_OK, 4);
+    make_obs(&batch[1], b.id, "s1", 9000, OBS_OK, 4);
     int64_t before = count_observations(d);
-    CHECK_INT(db_observations_add(d, batch, 2), DB_OK, "batch with an untracked book");
+    CHECK_INT(db_observations_add(d, batch, 2, 0), DB_OK, "batch with an untracked book");
     CHECK_INT(count_observations(d), before + 1, "only the tracked book's observation stored");
     obs_clear(&batch[0]);
     obs_clear(&batch[1]);
 
     observation nosource;
     obs_init(&nosource);
-    memcpy(nosource.isbn13, b.isbn13, 14);
-    CHECK_INT(db_observations_add(d, &nosource, 1), DB_ERROR, "observation without a source");
-    CHECK_INT(db_observations_add(d, NULL, 0), DB_OK, "empty batch");
+    memcpy(nosource.book_id, b.id, 14);
+    CHECK_INT(db_observations_add(d, &nosource, 1, 0), DB_ERROR, "observation without a source");
+    CHECK_INT(db_observations_add(d, NULL, 0, 0), DB_OK, "empty batch");
     db_close(d);
 }
 
@@ -486,11 +612,11 @@ static void test_title_and_categories(void)
 {
     char *err = NULL;
     db *d = db_open(tmp_path("cats.db"), &err);
-    isbn a = make_isbn(21);
-    CHECK_INT(db_books_add(d, &a, 1, NULL), DB_OK, "setup: track the books");
+    book_id a = make_id(21);
+    CHECK_INT(db_books_add(d, &a, 1, NULL, NULL), DB_OK, "setup: track the books");
 
     observation o;
-    make_obs(&o, a.isbn13, "amazon.com", 5000, OBS_OK, 1234);
+    make_obs(&o, a.id, "amazon.com", 5000, OBS_OK, 1234);
     obs_set_str(&o.title, "First \"Title\" <b>");
     obs_set_str(&o.rank_category, "Books");
     const char *names[] = {
@@ -502,11 +628,11 @@ static void test_title_and_categories(void)
     };
     for (int i = 0; i < 5; i++)
         obs_add_category(&o, 10 + i, names[i], strlen(names[i]));
-    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "add an observation with categories");
+    CHECK_INT(db_observations_add(d, &o, 1, 0), DB_OK, "add an observation with categories");
     obs_clear(&o);
 
     db_book book;
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK && book.nlatest == 1, "get it back");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 1, "get it back");
     CHECK_STR(book.title, "First \"Title\" <b>", "book title from the observation");
     if (book.nlatest == 1) {
         const observation *l = &book.latest[0];
@@ -525,29 +651,29 @@ static void test_title_and_categories(void)
     db_book_clear(&book);
 
     /* An older observation arriving late does not replace the title; a newer one does. */
-    make_obs(&o, a.isbn13, "amazon.com", 1000, OBS_OK, 1);
+    make_obs(&o, a.id, "amazon.com", 1000, OBS_OK, 1);
     obs_set_str(&o.title, "Old title");
-    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
+    CHECK_INT(db_observations_add(d, &o, 1, 0), DB_OK, "setup: add the observation");
     obs_clear(&o);
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK, "get");
     CHECK_STR(book.title, "First \"Title\" <b>", "older observation keeps the title");
     db_book_clear(&book);
-    make_obs(&o, a.isbn13, "amazon.com", 9000, OBS_ERROR, -1);
+    make_obs(&o, a.id, "amazon.com", 9000, OBS_ERROR, -1);
     obs_set_str(&o.error, "timeout after 30 s");
-    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
+    CHECK_INT(db_observations_add(d, &o, 1, 0), DB_OK, "setup: add the observation");
     obs_clear(&o);
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK, "get");
     CHECK_STR(book.title, "First \"Title\" <b>", "an observation without a title keeps it");
     CHECK(book.nlatest == 1 && book.latest[0].error &&
               strcmp(book.latest[0].error, "timeout after 30 s") == 0 &&
               book.latest[0].ncategories == 0 && book.latest[0].rank_category == NULL,
           "error observation round trip");
     db_book_clear(&book);
-    make_obs(&o, a.isbn13, "amazon.de", 10000, OBS_OK, 7);
+    make_obs(&o, a.id, "amazon.de", 10000, OBS_OK, 7);
     obs_set_str(&o.title, "Neuer Titel");
-    CHECK_INT(db_observations_add(d, &o, 1), DB_OK, "setup: add the observation");
+    CHECK_INT(db_observations_add(d, &o, 1, 0), DB_OK, "setup: add the observation");
     obs_clear(&o);
-    CHECK(db_book_get(d, a.isbn13, &book) == DB_OK, "get");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK, "get");
     CHECK_STR(book.title, "Neuer Titel", "a newer observation's title replaces it");
     db_book_clear(&book);
     db_close(d);
@@ -569,23 +695,23 @@ static void test_history_and_export(void)
 {
     char *err = NULL;
     db *d = db_open(tmp_path("history.db"), &err);
-    isbn a = make_isbn(31), b = make_isbn(32);
-    isbn both[] = {a, b};
-    CHECK_INT(db_books_add(d, both, 2, NULL), DB_OK, "setup: track the books");
+    book_id a = make_id(31), b = make_id(32);
+    book_id both[] = {a, b};
+    CHECK_INT(db_books_add(d, both, 2, NULL, NULL), DB_OK, "setup: track the books");
 
     /* 600 observations on two sources, inserted in a shuffled time order. */
     observation *batch = calloc(600, sizeof *batch);
     for (int i = 0; i < 600; i++) {
         int t = (i * 7) % 600;   /* 7 is coprime with 600: a permutation */
-        make_obs(&batch[i], a.isbn13, t % 2 ? "s2" : "s1", 10000 + t * 10, OBS_OK, 1000 + t);
+        make_obs(&batch[i], a.id, t % 2 ? "s2" : "s1", 10000 + t * 10, OBS_OK, 1000 + t);
     }
-    CHECK_INT(db_observations_add(d, batch, 600), DB_OK, "add 600 observations");
+    CHECK_INT(db_observations_add(d, batch, 600, 0), DB_OK, "add 600 observations");
     db_observations_free(batch, 600);
-    add_one(d, b.isbn13, "s1", 5, OBS_OK, 1);
+    add_one(d, b.id, "s1", 5, OBS_OK, 1);
 
     observation *h = NULL;
     size_t n = 0;
-    CHECK(db_history(d, a.isbn13, NULL, &h, &n) == DB_OK && n == 500, "default limit 500");
+    CHECK(db_history(d, a.id, NULL, &h, &n) == DB_OK && n == 500, "default limit 500");
     int newest_first = 1;
     for (size_t i = 1; i < n; i++)
         if (h[i].fetched_at_ms > h[i - 1].fetched_at_ms)
@@ -602,7 +728,7 @@ static void test_history_and_export(void)
     db_observations_free(h, n);
 
     db_history_query q = {.source = "s2", .since_ms = 10000 + 500 * 10, .limit = 0};
-    CHECK(db_history(d, a.isbn13, &q, &h, &n) == DB_OK && n == 50, "source + since");
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 50, "source + since");
     int only_s2 = 1;
     for (size_t i = 0; i < n; i++)
         if (strcmp(h[i].source, "s2") || h[i].fetched_at_ms < q.since_ms)
@@ -611,20 +737,31 @@ static void test_history_and_export(void)
     db_observations_free(h, n);
 
     q = (db_history_query){.limit = 3};
-    CHECK(db_history(d, a.isbn13, &q, &h, &n) == DB_OK && n == 3, "explicit limit");
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 3, "explicit limit");
     db_observations_free(h, n);
     q = (db_history_query){.since_ms = 10000 + 599 * 10};
-    CHECK(db_history(d, a.isbn13, &q, &h, &n) == DB_OK && n == 1, "since is inclusive");
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 1, "since is inclusive");
+    db_observations_free(h, n);
+    q = (db_history_query){.before_ms = 10000 + 10 * 10};
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 10 &&
+              h[0].fetched_at_ms == 10000 + 9 * 10 && h[9].fetched_at_ms == 10000,
+          "before is exclusive");
+    db_observations_free(h, n);
+    q = (db_history_query){.source = "s1", .since_ms = 10000 + 100 * 10,
+                           .before_ms = 10000 + 110 * 10};
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 5 &&
+              h[0].fetched_at_ms == 10000 + 108 * 10 && h[4].fetched_at_ms == 10000 + 100 * 10,
+          "source + since + before");
     db_observations_free(h, n);
     q = (db_history_query){.source = "nope"};
-    CHECK(db_history(d, a.isbn13, &q, &h, &n) == DB_OK && n == 0 && h == NULL,
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 0 && h == NULL,
           "unknown source: empty");
     db_observations_free(h, n);
 
     /* Ties on fetched_at: the later insert first. */
-    add_one(d, b.isbn13, "s1", 100, OBS_OK, 11);
-    add_one(d, b.isbn13, "s1", 100, OBS_OK, 12);
-    CHECK(db_history(d, b.isbn13, NULL, &h, &n) == DB_OK && n == 3 && h[0].rank == 12 &&
+    add_one(d, b.id, "s1", 100, OBS_OK, 11);
+    add_one(d, b.id, "s1", 100, OBS_OK, 12);
+    CHECK(db_history(d, b.id, NULL, &h, &n) == DB_OK && n == 3 && h[0].rank == 12 &&
               h[1].rank == 11 && h[2].rank == 1,
           "ties broken by insert order, newest first");
     CHECK(n == 3 && h[0].previous_rank == 11 && h[1].previous_rank == 1 && h[2].previous_rank == -1,
@@ -795,10 +932,10 @@ static void test_reader_thread(void)
     const char *path = tmp_path("threads.db");
     char *err = NULL;
     db *w = db_open(path, &err);
-    isbn books[10];
+    book_id books[10];
     for (int i = 0; i < 10; i++)
-        books[i] = make_isbn(100 + i);
-    CHECK_INT(db_books_add(w, books, 10, NULL), DB_OK, "setup: track the books");
+        books[i] = make_id(100 + i);
+    CHECK_INT(db_books_add(w, books, 10, NULL, NULL), DB_OK, "setup: track the books");
 
     struct reader_state rs = {.path = path};
     atomic_init(&rs.writer_done, 0);
@@ -808,8 +945,8 @@ static void test_reader_thread(void)
     int write_errors = 0;
     for (int k = 0; k < BATCHES; k++) {
         for (int i = 0; i < BATCH; i++)
-            make_obs(&batch[i], books[i % 10].isbn13, "amazon.com", k * 1000 + i, OBS_OK, i + 1);
-        if (db_observations_add(w, batch, BATCH) != DB_OK)
+            make_obs(&batch[i], books[i % 10].id, "amazon.com", k * 1000 + i, OBS_OK, i + 1);
+        if (db_observations_add(w, batch, BATCH, 0) != DB_OK)
             write_errors++;
         for (int i = 0; i < BATCH; i++)
             obs_clear(&batch[i]);
@@ -830,7 +967,7 @@ static void test_reader_thread(void)
 #define PROC_BATCH 100
 
 /* Appends PROC_BATCHES batches for one book; 0 on success. */
-static int write_batches(const char *path, const char *isbn13, int tag)
+static int write_batches(const char *path, const char *id, int tag)
 {
     char *err = NULL;
     db *d = db_open(path, &err);
@@ -843,9 +980,9 @@ static int write_batches(const char *path, const char *isbn13, int tag)
     observation batch[PROC_BATCH];
     for (int k = 0; k < PROC_BATCHES; k++) {
         for (int i = 0; i < PROC_BATCH; i++)
-            make_obs(&batch[i], isbn13, tag ? "amazon.de" : "amazon.com", k * 1000 + i, OBS_OK,
+            make_obs(&batch[i], id, tag ? "amazon.de" : "amazon.com", k * 1000 + i, OBS_OK,
                      i + 1);
-        if (db_observations_add(d, batch, PROC_BATCH) != DB_OK) {
+        if (db_observations_add(d, batch, PROC_BATCH, 0) != DB_OK) {
             fprintf(stderr, "writer %d: %s\n", tag, db_errmsg(d));
             failures++;
         }
@@ -861,16 +998,16 @@ static void test_two_processes(void)
     const char *path = tmp_path("procs.db");
     char *err = NULL;
     db *d = db_open(path, &err);
-    isbn a = make_isbn(201), b = make_isbn(202);
-    isbn both[] = {a, b};
-    CHECK_INT(db_books_add(d, both, 2, NULL), DB_OK, "setup: track the books");
+    book_id a = make_id(201), b = make_id(202);
+    book_id both[] = {a, b};
+    CHECK_INT(db_books_add(d, both, 2, NULL, NULL), DB_OK, "setup: track the books");
     db_close(d);   /* no handle may cross fork() */
 
     fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
     pid_t child = fork();
     if (child == 0)
-        _exit(write_batches(path, b.isbn13, 1));
-    int mine = write_batches(path, a.isbn13, 0);
+        _exit(write_batches(path, b.id, 1));
+    int mine = write_batches(path, a.id, 0);
     int status = -1;
     waitpid(child, &status, 0);
     CHECK_INT(mine, 0, "two processes: this one's batches all stored");
@@ -880,10 +1017,10 @@ static void test_two_processes(void)
     observation *h = NULL;
     size_t n = 0;
     db_history_query q = {.limit = 100000};
-    CHECK(db_history(d, a.isbn13, &q, &h, &n) == DB_OK && n == PROC_BATCHES * PROC_BATCH,
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == PROC_BATCHES * PROC_BATCH,
           "two processes: nothing lost (parent)");
     db_observations_free(h, n);
-    CHECK(db_history(d, b.isbn13, &q, &h, &n) == DB_OK && n == PROC_BATCHES * PROC_BATCH,
+    CHECK(db_history(d, b.id, &q, &h, &n) == DB_OK && n == PROC_BATCHES * PROC_BATCH,
           "two processes: nothing lost (child)");
     db_observations_free(h, n);
     db_close(d);
@@ -895,16 +1032,16 @@ static void test_busy_is_error(void)
     const char *path = tmp_path("busy.db");
     char *err = NULL;
     db *a = db_open(path, &err), *b = db_open(path, &err);
-    isbn x = make_isbn(301);
+    book_id x = make_id(301);
     CHECK_INT(db_begin(a), DB_OK, "first handle takes the write lock");
-    CHECK_INT(db_books_add(a, &x, 1, NULL), DB_OK, "setup: track the books");
-    int rc = db_books_add(b, &x, 1, NULL);
+    CHECK_INT(db_books_add(a, &x, 1, NULL, NULL), DB_OK, "setup: track the books");
+    int rc = db_books_add(b, &x, 1, NULL, NULL);
     CHECK_INT(rc, DB_BUSY, "second writer gives up after busy_timeout");
     CHECK(strstr(db_errmsg(b), "locked") != NULL, "with a message that says why");
     printf("#   %s\n", db_errmsg(b));
     CHECK_INT(db_commit(a), DB_OK, "first handle commits");
     int added = -1;
-    CHECK(db_books_add(b, &x, 1, &added) == DB_OK && added == 0, "second writer works after");
+    CHECK(db_books_add(b, &x, 1, &added, NULL) == DB_OK && added == 0, "second writer works after");
     db_close(a);
     db_close(b);
 }
@@ -921,6 +1058,7 @@ int main(void)
     test_readonly();
     test_concurrent_create();
     test_books();
+    test_asins_and_fields();
     test_latest_and_filters();
     test_title_and_categories();
     test_history_and_export();

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../common/isbn.h"
+#include "../../common/ids.h"
 #include "../../common/observation.h"
 #include "../../common/timeutil.h"
 #include "../../db/db.h"
@@ -52,7 +52,8 @@ static int exists(const char *path)
     return access(path, F_OK) == 0;
 }
 
-static isbn make_isbn(int n)
+/* The id of the n-th valid 978 ISBN. */
+static book_id make_id(int n)
 {
     char digits[16];
     snprintf(digits, sizeof digits, "978%09d", n);
@@ -61,29 +62,30 @@ static isbn make_isbn(int n)
         sum += (digits[i] - '0') * (i % 2 ? 3 : 1);
     digits[12] = (char)('0' + (10 - sum % 10) % 10);
     digits[13] = '\0';
-    isbn out;
+    book_id out;
+    char why[128] = "";
     memset(&out, 0, sizeof out);
-    if (isbn_parse(digits, 13, &out) != ISBN_OK)
-        fprintf(stderr, "make_isbn(%d) made an invalid ISBN %s\n", n, digits);
+    if (id_parse(digits, 13, &out, why, sizeof why) != ID_OK)
+        fprintf(stderr, "make_id(%d) made an invalid ISBN %s: %s\n", n, digits, why);
     return out;
 }
 
 /* One batch of BATCH observations of book, starting at time t. */
-static db_err add_batch(db *d, const char *isbn13, int64_t t)
+static db_err add_batch(db *d, const char *id, int64_t t)
 {
     observation obs[BATCH];
     static const char filler[] = "a long error text, so that the rows fill many pages of the "
                                  "file and the copy needs many steps: 0123456789abcdef";
     for (int i = 0; i < BATCH; i++) {
         obs_init(&obs[i]);
-        snprintf(obs[i].isbn13, sizeof obs[i].isbn13, "%s", isbn13);
+        snprintf(obs[i].book_id, sizeof obs[i].book_id, "%s", id);
         obs_set_str(&obs[i].source, i % 2 ? "amazon.com" : "amazon.de");
         obs_set_str(&obs[i].error, filler);
         obs[i].fetched_at_ms = t + i;
         obs[i].status = OBS_OK;
         obs[i].rank = 1000 + i;
     }
-    db_err rc = db_observations_add(d, obs, BATCH);
+    db_err rc = db_observations_add(d, obs, BATCH, 0);
     for (int i = 0; i < BATCH; i++)
         obs_clear(&obs[i]);
     return rc;
@@ -91,7 +93,7 @@ static db_err add_batch(db *d, const char *isbn13, int64_t t)
 
 struct writer {
     const char *path;
-    const char *isbn13;
+    const char *id;
     atomic_int stop;
     atomic_long batches;   /* committed so far */
     int errors;
@@ -109,7 +111,7 @@ static void *writer_main(void *arg)
     }
     int64_t t = 10 * 1000 * 1000;
     while (!atomic_load(&w->stop)) {
-        if (add_batch(d, w->isbn13, t) != DB_OK) {
+        if (add_batch(d, w->id, t) != DB_OK) {
             w->errors++;
             break;
         }
@@ -158,20 +160,20 @@ static void test_backup_while_writing(void)
     const char *path = tmp_path("live.db"), *dest = tmp_path("live-copy.db");
     char *err = NULL;
     db *d = db_open(path, &err);
-    isbn a = make_isbn(1), b = make_isbn(2);
-    isbn both[] = {a, b};
-    CHECK(d && db_books_add(d, both, 2, NULL) == DB_OK, "setup: two books");
+    book_id a = make_id(1), b = make_id(2);
+    book_id both[] = {a, b};
+    CHECK(d && db_books_add(d, both, 2, NULL, NULL) == DB_OK, "setup: two books");
     int prefill_ok = 1;
     CHECK_INT(d ? db_begin(d) : DB_ERROR, DB_OK, "setup: one transaction for the prefill");
     for (int i = 0; d && i < PREFILL_BATCHES && prefill_ok; i++)
-        prefill_ok = add_batch(d, a.isbn13, (int64_t)i * BATCH) == DB_OK;
+        prefill_ok = add_batch(d, a.id, (int64_t)i * BATCH) == DB_OK;
     CHECK(prefill_ok && d && db_commit(d) == DB_OK, "setup: prefill the history");
     int64_t pages = raw_int(path, "PRAGMA page_count");
     printf("#   %lld pages before the copy\n", (long long)pages);
     CHECK(pages > 3 * 1024, "setup: the store is several backup steps (1024 pages) long");
     db_close(d);
 
-    struct writer w = {.path = path, .isbn13 = b.isbn13};
+    struct writer w = {.path = path, .id = b.id};
     atomic_init(&w.stop, 0);
     atomic_init(&w.batches, 0);
     pthread_t th;
@@ -208,7 +210,7 @@ static void test_backup_while_writing(void)
     CHECK(n >= lo && n <= hi, "the copy holds what was committed when it ran");
     CHECK_INT(raw_int(dest, "SELECT count(*) FROM latest l WHERE l.observation_id <>"
                             " (SELECT max(id) FROM observations o"
-                            "  WHERE o.isbn13 = l.isbn13 AND o.source = l.source)"),
+                            "  WHERE o.book_id = l.book_id AND o.source = l.source)"),
               0, "the copy's latest rows match its observations");
 
     db *c = db_open_readonly(dest, &err);
@@ -233,8 +235,8 @@ static void test_backup_refusals(void)
     const char *path = tmp_path("small.db");
     char *err = NULL;
     db *d = db_open(path, &err);
-    isbn a = make_isbn(3);
-    CHECK(d && db_books_add(d, &a, 1, NULL) == DB_OK, "setup: a book");
+    book_id a = make_id(3);
+    CHECK(d && db_books_add(d, &a, 1, NULL, NULL) == DB_OK, "setup: a book");
     if (!d)
         return;
 

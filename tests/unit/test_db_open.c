@@ -1,6 +1,7 @@
 /* test_db_open.c - opening the store (db_connect and its flags): missing files, older and newer
- * schemas, migration with its backup copy, the busy timeout, read-only files, error codes and
- * messages, and the PostgreSQL locations that are not built in yet. */
+ * schemas, migration with its backup copy, a database written by release 0.1.0, the busy
+ * timeout, read-only files, error codes and messages, and the PostgreSQL locations that are not
+ * built in yet. The release database comes from $FIXTURES/db (default tests/fixtures/db). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../common/isbn.h"
+#include "../../common/ids.h"
 #include "../../common/observation.h"
 #include "../../common/timeutil.h"
 #include "../../db/db.h"
@@ -65,8 +66,8 @@ static const char *with_suffix(const char *path, const char *suffix)
     return p;
 }
 
-/* The n-th valid 978 ISBN. */
-static isbn make_isbn(int n)
+/* The id of the n-th valid 978 ISBN. */
+static book_id make_id(int n)
 {
     char digits[16];
     snprintf(digits, sizeof digits, "978%09d", n);
@@ -75,10 +76,11 @@ static isbn make_isbn(int n)
         sum += (digits[i] - '0') * (i % 2 ? 3 : 1);
     digits[12] = (char)('0' + (10 - sum % 10) % 10);
     digits[13] = '\0';
-    isbn out;
+    book_id out;
+    char why[128] = "";
     memset(&out, 0, sizeof out);
-    if (isbn_parse(digits, 13, &out) != ISBN_OK)
-        fprintf(stderr, "make_isbn(%d) made an invalid ISBN %s\n", n, digits);
+    if (id_parse(digits, 13, &out, why, sizeof why) != ID_OK)
+        fprintf(stderr, "make_id(%d) made an invalid ISBN %s: %s\n", n, digits, why);
     return out;
 }
 
@@ -115,6 +117,16 @@ static char *slurp(const char *path, size_t *len)
 static int same_bytes(const char *a, size_t alen, const char *b, size_t blen)
 {
     return a && b && alen == blen && memcmp(a, b, alen) == 0;
+}
+
+/* Writes data[0..len) to a new file at path; 0 or -1. */
+static int write_file(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(data, 1, len, f) == len;
+    return fclose(f) == 0 && ok ? 0 : -1;
 }
 
 static int64_t raw_int(const char *path, const char *sql)
@@ -250,7 +262,7 @@ static const char *const schema_v1 =
  * rows and a job. SQLITE_OK or the failing code. */
 static int make_v1(const char *path)
 {
-    isbn a = make_isbn(1), b = make_isbn(2);
+    book_id a = make_id(1), b = make_id(2);
     char sql[2048];
     int n = snprintf(
         sql, sizeof sql,
@@ -282,6 +294,13 @@ static int make_v1(const char *path)
 static int contains(const char *s, const char *part)
 {
     return s && strstr(s, part) != NULL;
+}
+
+static int count_obs_cb(void *ctx, const observation *obs)
+{
+    (void)obs;
+    (*(int64_t *)ctx)++;
+    return 0;
 }
 
 /* db_connect that frees the message (printed for the log) and returns the code. */
@@ -430,7 +449,10 @@ static void test_newer_schema(void)
     CHECK(contains(msg, "upgrade bookrank"), "and the message says to upgrade bookrank");
     CHECK_INT(raw_int(path, "PRAGMA user_version"), db_schema_latest() + 1,
               "a newer schema is never migrated");
-    CHECK(!exists(with_suffix(path, ".bak-3")) && !exists(with_suffix(path, ".bak-2")),
+    char newer_bak[32], latest_bak[32];
+    snprintf(newer_bak, sizeof newer_bak, ".bak-%d", db_schema_latest() + 1);
+    snprintf(latest_bak, sizeof latest_bak, ".bak-%d", db_schema_latest());
+    CHECK(!exists(with_suffix(path, newer_bak)) && !exists(with_suffix(path, latest_bak)),
           "a newer schema is never copied");
     free(before);
 }
@@ -441,6 +463,8 @@ static void test_migrate_with_backup(void)
 {
     const char *path = tmp_path("v1.db");
     const char *bak = with_suffix(path, ".bak-1");
+    char latest_bak[32];
+    snprintf(latest_bak, sizeof latest_bak, ".bak-%d", db_schema_latest());
     CHECK_INT(make_v1(path), SQLITE_OK, "raw: a version-1 database");
     char *original = dump_db(path);
     CHECK(original && contains(original, "Compilers"), "raw: dump the version-1 database");
@@ -456,13 +480,27 @@ static void test_migrate_with_backup(void)
     CHECK(d && db_schema_version(d, &version) == DB_OK && version == db_schema_latest(),
           "after migrating, the schema is the latest");
     db_book book;
-    CHECK(d && db_book_get(d, make_isbn(1).isbn13, &book) == DB_OK && book.nlatest == 1 &&
+    memset(&book, 0, sizeof book);
+    book_id a = make_id(1), b = make_id(2);
+    CHECK(d && db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 1 &&
               book.latest[0].status == OBS_BLOCKED && book.latest[0].previous_rank == 120,
           "the migrated database keeps its data");
+    CHECK(book.nlatest == 1 && book.latest[0].last_ok_rank == 120 &&
+              book.latest[0].last_ok_at_ms == 2000 &&
+              contains(book.latest[0].last_ok_category, "Books"),
+          "migrating fills the last good observation of a latest that is not ok");
+    CHECK(strcmp(book.id, a.id) == 0 && strcmp(book.isbn13, a.isbn13) == 0 &&
+              strcmp(book.isbn10, a.isbn10) == 0 && book.asin[0] == '\0' &&
+              contains(book.title, "A title") && book.added_at_ms == 1000,
+          "a migrated book: id and isbn13 are its ISBN-13, isbn10, title and added_at kept");
+    db_book_clear(&book);
+    CHECK(d && db_book_get(d, b.id, &book) == DB_OK && book.isbn10[0] == '\0' &&
+              book.title == NULL && book.nlatest == 1 && book.latest[0].rank == 9,
+          "a migrated book without ISBN-10 or title");
     db_book_clear(&book);
     observation *h = NULL;
     size_t n = 0;
-    CHECK(d && db_history(d, make_isbn(1).isbn13, NULL, &h, &n) == DB_OK && n == 2 &&
+    CHECK(d && db_history(d, a.id, NULL, &h, &n) == DB_OK && n == 2 &&
               h[1].ncategories == 1 && strcmp(h[1].categories[0].category, "Compilers") == 0,
           "history and categories read back after migrating");
     db_observations_free(h, n);
@@ -488,7 +526,8 @@ static void test_migrate_with_backup(void)
     d = db_connect(path, DB_OPEN_MIGRATE, &code, NULL);
     CHECK(d != NULL, "reopen the migrated database");
     db_close(d);
-    CHECK(!exists(with_suffix(path, ".bak-2")), "an up-to-date schema is not copied");
+    CHECK(!exists(with_suffix(path, ".bak-2")) && !exists(with_suffix(path, latest_bak)),
+          "an up-to-date schema is not copied (nor each step of the migration)");
 
     /* db_open migrates too (serve, refresh, add), with the same copy. */
     const char *path2 = tmp_path("v1-open.db");
@@ -554,6 +593,209 @@ static void test_migrate_backup_fails(void)
           "and makes its copy again");
 }
 
+/* ---- a database written by release 0.1.0 ------------------------------------------------- */
+
+/* What tests/fixtures/db/bookrank-0.1.0.db holds (see its README; counted with sqlite3 on a
+ * pristine copy). */
+#define RELEASE_SCHEMA 2
+#define RELEASE_BOOKS 5
+#define RELEASE_OBSERVATIONS 6
+#define RELEASE_JOBS 2
+
+static const struct {
+    const char *id, *isbn10, *title;
+    int observations;
+    obs_status latest;
+} release_books[RELEASE_BOOKS] = {
+    {"9780131103627", "0131103628", "C Programming Language, 2nd Edition", 1, OBS_OK},
+    {"9780132269933", "0132269937", "Core Python Programming", 2, OBS_OK},
+    {"9780306406157", "0306406152", NULL, 1, OBS_NOT_FOUND},
+    {"9780804429573", "080442957X", NULL, 1, OBS_BLOCKED},
+    {"9791090636071", "", NULL, 1, OBS_ERROR},
+};
+
+static const char *release_fixture(void)
+{
+    static char path[512];
+    const char *dir = getenv("FIXTURES");
+    snprintf(path, sizeof path, "%s/db/bookrank-0.1.0.db", dir && *dir ? dir : "tests/fixtures");
+    return path;
+}
+
+/* The migrated books and observations, through the store's API. */
+static void release_checks(db *d)
+{
+    db_book *books = NULL;
+    size_t n = 0;
+    CHECK(db_books_list(d, NULL, &books, &n) == DB_OK && n == RELEASE_BOOKS,
+          "0.1.0: every book is still tracked");
+    for (size_t k = 0; k < RELEASE_BOOKS; k++) {
+        const db_book *b = NULL;
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(books[i].id, release_books[k].id) == 0)
+                b = &books[i];
+        char what[160];
+        snprintf(what, sizeof what, "0.1.0: book %s keeps its id, ISBN-13, ISBN-10 and title",
+                 release_books[k].id);
+        const char *title = release_books[k].title;
+        CHECK(b && strcmp(b->isbn13, release_books[k].id) == 0 &&
+                  strcmp(b->isbn10, release_books[k].isbn10) == 0 && b->asin[0] == '\0' &&
+                  (title ? b->title && strcmp(b->title, title) == 0 : b->title == NULL) &&
+                  b->added_at_ms == 1796217733222,
+              what);
+        snprintf(what, sizeof what, "0.1.0: book %s keeps its latest observation (%s)",
+                 release_books[k].id, obs_status_name(release_books[k].latest));
+        CHECK(b && b->nlatest == 1 && strcmp(b->latest[0].source, "amazon.com") == 0 &&
+                  b->latest[0].status == release_books[k].latest &&
+                  strcmp(b->latest[0].book_id, release_books[k].id) == 0,
+              what);
+        observation *h = NULL;
+        size_t nh = 0;
+        snprintf(what, sizeof what, "0.1.0: book %s keeps its %d observation%s",
+                 release_books[k].id, release_books[k].observations,
+                 release_books[k].observations == 1 ? "" : "s");
+        CHECK(db_history(d, release_books[k].id, NULL, &h, &nh) == DB_OK &&
+                  nh == (size_t)release_books[k].observations,
+              what);
+        db_observations_free(h, nh);
+    }
+    db_books_free(books, n);
+
+    /* One known row: observation 4 of the fixture. */
+    db_book book;
+    CHECK_INT(db_book_get(d, "9780131103627", &book), DB_OK, "0.1.0: get a migrated book");
+    const observation *l = book.nlatest == 1 ? &book.latest[0] : NULL;
+    CHECK(l && strcmp(l->book_id, "9780131103627") == 0 && strcmp(l->source, "amazon.com") == 0 &&
+              l->status == OBS_OK && l->rank == 5838 && l->fetched_at_ms == 1796217733239,
+          "0.1.0: a known row keeps its book id, source, rank and fetched_at");
+    CHECK(l && l->rank_category && strcmp(l->rank_category, "Books") == 0 &&
+              l->ncategories >= 2 && l->categories[0].rank == 2 &&
+              strcmp(l->categories[0].category, "C") == 0 && l->http_status == 200 &&
+              l->attempts == 1 && l->duration_ms == 3 && l->previous_rank == -1,
+          "0.1.0: and its category ranks, HTTP status, attempts and duration");
+    CHECK(l && l->rank_free == 0 && l->format == OBS_FORMAT_UNKNOWN,
+          "0.1.0: an old observation is on a paid list, of no known format");
+    db_book_clear(&book);
+    CHECK(db_book_get(d, "9780132269933", &book) == DB_OK && book.nlatest == 1 &&
+              book.latest[0].rank == 120001 && book.latest[0].previous_rank == 123456,
+          "0.1.0: the latest of a book fetched twice, with its previous rank");
+    db_book_clear(&book);
+    CHECK(db_book_get(d, "9791090636071", &book) == DB_OK && book.nlatest == 1 &&
+              book.latest[0].error &&
+              strcmp(book.latest[0].error, "no ISBN-10 for 979 prefix") == 0 &&
+              book.latest[0].last_ok_rank == -1,
+          "0.1.0: an error row keeps its message (and there is no last good rank)");
+    db_book_clear(&book);
+
+    int64_t seen = 0;
+    CHECK(db_export(d, count_obs_cb, &seen) == DB_OK && seen == RELEASE_OBSERVATIONS,
+          "0.1.0: every observation is still there");
+    int64_t count = -1;
+    CHECK(db_books_count(d, &count) == DB_OK && count == RELEASE_BOOKS, "0.1.0: the book count");
+
+    db_job *jobs = NULL;
+    size_t nj = 0;
+    CHECK(db_jobs_list(d, -1, 0, &jobs, &nj) == DB_OK && nj == RELEASE_JOBS,
+          "0.1.0: the jobs are still there");
+    const db_job *first = nj == RELEASE_JOBS ? &jobs[1] : NULL;   /* newest first */
+    CHECK(first && first->id == 1 && first->state == JOB_DONE && first->all_books == 1 &&
+              first->total == 5 && first->done == 5 && first->counts[OBS_OK] == 2 &&
+              first->counts[OBS_NOT_FOUND] == 1 && first->counts[OBS_BLOCKED] == 1 &&
+              first->counts[OBS_ERROR] == 1 && first->skipped == 0,
+          "0.1.0: a job keeps its state and counts");
+    free(jobs);
+}
+
+static void test_release_0_1_0(void)
+{
+    const char *fixture = release_fixture();
+    size_t fixture_len = 0;
+    char *pristine = slurp(fixture, &fixture_len);
+    if (!CHECK(pristine && fixture_len > 0, "0.1.0: the release database is there")) {
+        printf("#   cannot read %s\n", fixture);
+        free(pristine);
+        return;
+    }
+    const char *path = tmp_path("release-0.1.0.db");
+    char bak_suffix[32];
+    snprintf(bak_suffix, sizeof bak_suffix, ".bak-%d", RELEASE_SCHEMA);
+    const char *bak = with_suffix(path, bak_suffix);
+    CHECK_INT(write_file(path, pristine, fixture_len), 0, "0.1.0: copy it to a temporary file");
+    CHECK_INT(raw_int(path, "PRAGMA user_version"), RELEASE_SCHEMA,
+              "0.1.0: the copy has the release's schema");
+    CHECK(raw_int(path, "SELECT count(*) FROM books") == RELEASE_BOOKS &&
+              raw_int(path, "SELECT count(*) FROM observations") == RELEASE_OBSERVATIONS &&
+              raw_int(path, "SELECT count(*) FROM jobs") == RELEASE_JOBS,
+          "0.1.0: the copy holds the books, observations and jobs its README lists");
+    char *before = dump_db(path);
+    CHECK(before != NULL, "0.1.0: dump the release database");
+
+    /* Read-only: refused, and the file is left exactly as it was. */
+    const char *ro = tmp_path("release-0.1.0-ro.db");
+    CHECK_INT(write_file(ro, pristine, fixture_len), 0, "0.1.0: a second copy");
+    char msg[512];
+    CHECK_INT(connect_code(ro, DB_OPEN_READ_ONLY, msg, sizeof msg), DB_SCHEMA,
+              "0.1.0: read-only, the release database is DB_SCHEMA");
+    CHECK(contains(msg, "bookrank migrate"), "0.1.0: the message says to run bookrank migrate");
+    size_t ro_len = 0;
+    char *ro_after = slurp(ro, &ro_len);
+    CHECK(same_bytes(pristine, fixture_len, ro_after, ro_len),
+          "0.1.0: read-only leaves the file byte-identical");
+    free(ro_after);
+    CHECK(!exists(with_suffix(ro, bak_suffix)) && !exists(with_suffix(ro, "-wal")) &&
+              !exists(with_suffix(ro, "-journal")),
+          "0.1.0: read-only makes no copy and no journal");
+
+    /* Migrating. */
+    db_err code = (db_err)42;
+    char *err = NULL;
+    db *d = db_connect(path, DB_OPEN_MIGRATE, &code, &err);
+    CHECK(d != NULL && code == DB_OK, "0.1.0: DB_OPEN_MIGRATE migrates the release database");
+    if (err)
+        printf("#   %s\n", err);
+    free(err);
+    int version = -1;
+    CHECK(d && db_schema_version(d, &version) == DB_OK && version == db_schema_latest(),
+          "0.1.0: after migrating, the schema is the latest");
+    CHECK(exists(bak), "0.1.0: the file was copied to PATH.bak-2 first");
+    if (d)
+        release_checks(d);
+    db_close(d);
+
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM observations"), RELEASE_OBSERVATIONS,
+              "0.1.0: raw: every observation row is still in the file");
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM books WHERE id = isbn13"), RELEASE_BOOKS,
+              "0.1.0: raw: every book is keyed by its ISBN-13");
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM observations o JOIN books b ON b.id = o.book_id"),
+              RELEASE_OBSERVATIONS, "0.1.0: raw: every observation belongs to its book");
+    CHECK_INT(raw_int(path, "SELECT count(*) FROM pragma_foreign_key_check"), 0,
+              "0.1.0: raw: no dangling references");
+
+    /* The copy is the release database as it was. */
+    CHECK_INT(raw_int(bak, "PRAGMA user_version"), RELEASE_SCHEMA,
+              "0.1.0: the copy has the schema before migrating");
+    char *copy = dump_db(bak);
+    CHECK(before && copy && strcmp(before, copy) == 0,
+          "0.1.0: the copy holds exactly what the release database held");
+    free(copy);
+    free(before);
+
+    /* Opening it again migrates and copies nothing more. */
+    char latest_bak[32];
+    snprintf(latest_bak, sizeof latest_bak, ".bak-%d", db_schema_latest());
+    d = db_connect(path, DB_OPEN_MIGRATE, &code, NULL);
+    CHECK(d != NULL, "0.1.0: reopen the migrated database");
+    db_close(d);
+    CHECK(!exists(with_suffix(path, latest_bak)), "0.1.0: an up-to-date schema is not copied");
+
+    size_t now_len = 0;
+    char *now = slurp(fixture, &now_len);
+    CHECK(same_bytes(pristine, fixture_len, now, now_len),
+          "0.1.0: the committed release database was not touched");
+    free(now);
+    free(pristine);
+}
+
 /* ---- busy -------------------------------------------------------------------------------- */
 
 static void test_busy_timeout(void)
@@ -567,9 +809,9 @@ static void test_busy_timeout(void)
               sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL) == SQLITE_OK,
           "another connection takes the write lock");
     db_set_busy_timeout(d, 100);
-    isbn b = make_isbn(50);
+    book_id b = make_id(50);
     int64_t t0 = time_mono_ms();
-    db_err rc = d ? db_books_add(d, &b, 1, NULL) : DB_ERROR;
+    db_err rc = d ? db_books_add(d, &b, 1, NULL, NULL) : DB_ERROR;
     int64_t waited = time_mono_ms() - t0;
     CHECK_INT(rc, DB_BUSY, "a write past the busy timeout is DB_BUSY");
     printf("#   waited %lld ms: %s\n", (long long)waited, d ? db_errmsg(d) : "");
@@ -579,7 +821,8 @@ static void test_busy_timeout(void)
           "the message says the lock was held, and for how long");
     CHECK_STR(db_strerror(rc), "database is locked by another connection", "db_strerror(DB_BUSY)");
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
-    CHECK(d && db_books_add(d, &b, 1, NULL) == DB_OK, "the write works once the lock is free");
+    CHECK(d && db_books_add(d, &b, 1, NULL, NULL) == DB_OK,
+          "the write works once the lock is free");
 
     /* Transactions wait the same time. */
     sqlite3_exec(other, "BEGIN IMMEDIATE", NULL, NULL, NULL);
@@ -607,8 +850,8 @@ static void readonly_file_checks(const char *copy)
     free(err);
     if (!d)
         return;
-    isbn b = make_isbn(61);
-    db_err rc = db_books_add(d, &b, 1, NULL);
+    book_id b = make_id(61);
+    db_err rc = db_books_add(d, &b, 1, NULL, NULL);
     CHECK_INT(rc, DB_READONLY, "a write to a read-only file is DB_READONLY");
     printf("#   %s\n", db_errmsg(d));
     CHECK(contains(db_errmsg(d), "readonly") || contains(db_errmsg(d), "read-only"),
@@ -635,8 +878,8 @@ static void test_readonly_file(void)
     snprintf(copy, sizeof copy, "%s/copy.db", dir);
     char *err = NULL;
     db *d = db_open(orig, &err);
-    isbn b = make_isbn(60);
-    CHECK(d && db_books_add(d, &b, 1, NULL) == DB_OK, "setup: a database with a book");
+    book_id b = make_id(60);
+    CHECK(d && db_books_add(d, &b, 1, NULL, NULL) == DB_OK, "setup: a database with a book");
     CHECK(d && db_backup(d, copy) == DB_OK, "setup: db_backup makes the copy");
     db_close(d);
     CHECK_INT(chmod(copy, 0444), 0, "setup: chmod 0444 the copy");
@@ -738,6 +981,7 @@ int main(void)
     test_newer_schema();
     test_migrate_with_backup();
     test_migrate_backup_fails();
+    test_release_0_1_0();
     test_busy_timeout();
     test_readonly_file();
     test_strerror();

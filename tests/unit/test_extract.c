@@ -528,9 +528,21 @@ static void test_hostile(void)
 
 static void test_sources(void)
 {
-    isbn k_and_r, modern;
-    CHECK_INT(isbn_parse("0131103628", 10, &k_and_r), ISBN_OK, "parse 978 ISBN");
-    CHECK_INT(isbn_parse("9791090636071", 13, &modern), ISBN_OK, "parse 979 ISBN");
+    isbn k_and_r_isbn, modern_isbn;
+    CHECK_INT(isbn_parse("0131103628", 10, &k_and_r_isbn), ISBN_OK, "parse 978 ISBN");
+    CHECK_INT(isbn_parse("9791090636071", 13, &modern_isbn), ISBN_OK, "parse 979 ISBN");
+    scr_book k_and_r, modern;
+    scr_book_from_isbn(&k_and_r_isbn, &k_and_r);
+    scr_book_from_isbn(&modern_isbn, &modern);
+    CHECK(strcmp(k_and_r.id, "9780131103627") == 0 &&
+              strcmp(k_and_r.isbn13, "9780131103627") == 0 &&
+              strcmp(k_and_r.isbn10, "0131103628") == 0 && strcmp(k_and_r.asin, "0131103628") == 0,
+          "a book from its ISBN: id is the ISBN-13, its ASIN the ISBN-10");
+    CHECK(strcmp(modern.id, "9791090636071") == 0 && modern.isbn10[0] == '\0' &&
+              modern.asin[0] == '\0',
+          "a 979 book from its ISBN: no ISBN-10, no ASIN");
+    /* An ASIN-only book (a Kindle edition, a product without ISBN). */
+    scr_book kindle = {.id = "B01LW7X0JJ", .asin = "B01LW7X0JJ"};
 
     size_t count = 0;
     for (size_t i = 0; scr_preset_names[i]; i++) {
@@ -546,9 +558,20 @@ static void test_sources(void)
         snprintf(what, sizeof what, "preset %s default URL", scr_preset_names[i]);
         CHECK_STR(url, want, what);
         free(url);
+        snprintf(want, sizeof want, "https://www.%s/dp/{asin}", scr_preset_names[i]);
+        snprintf(what, sizeof what, "preset %s template uses the ASIN", scr_preset_names[i]);
+        CHECK_STR(scr_source_template(src), want, what);
         snprintf(what, sizeof what, "preset %s: no URL for a 979 book", scr_preset_names[i]);
         url = scr_source_url(src, &modern);
         CHECK(url == NULL, what);
+        free(url);
+        snprintf(what, sizeof what, "preset %s cannot address a 979 book without an ASIN",
+                 scr_preset_names[i]);
+        CHECK(!scr_source_can_address(src, &modern), what);
+        url = scr_source_url(src, &kindle);
+        snprintf(want, sizeof want, "https://www.%s/dp/B01LW7X0JJ", scr_preset_names[i]);
+        snprintf(what, sizeof what, "preset %s URL of an ASIN-only book", scr_preset_names[i]);
+        CHECK_STR(url, want, what);
         free(url);
         scr_source_free(src);
     }
@@ -574,6 +597,30 @@ static void test_sources(void)
     CHECK_STR(url, "https://example.test/isbn/9791090636071", "979 book with {isbn13}");
     free(url);
     CHECK(scr_source_url(src, NULL) == NULL, "no book, no URL");
+    CHECK(!scr_source_can_address(src, &kindle), "{isbn13} cannot address an ASIN-only book");
+    url = scr_source_url(src, &kindle);
+    CHECK(url == NULL, "so there is no URL for it");
+    free(url);
+    scr_source_free(src);
+
+    src = scr_source_new_preset("amazon.co.uk", "https://example.test/item/{id}?a={asin}", &err);
+    CHECK(src != NULL, "a template with {id} and {asin}");
+    url = scr_source_url(src, &k_and_r);
+    CHECK_STR(url, "https://example.test/item/9780131103627?a=0131103628",
+              "{id} is the ISBN-13, {asin} the ISBN-10 of a print book");
+    free(url);
+    url = scr_source_url(src, &kindle);
+    CHECK_STR(url, "https://example.test/item/B01LW7X0JJ?a=B01LW7X0JJ",
+              "{id} and {asin} of an ASIN-only book");
+    free(url);
+    scr_book modern_with_asin = modern;
+    memcpy(modern_with_asin.asin, "B00TEST979", 11);
+    CHECK(scr_source_can_address(src, &modern_with_asin),
+          "a 979 book with an attached ASIN can be addressed");
+    url = scr_source_url(src, &modern_with_asin);
+    CHECK_STR(url, "https://example.test/item/9791090636071?a=B00TEST979",
+              "its URL uses the attached ASIN");
+    free(url);
     scr_source_free(src);
 
     static const struct {
@@ -581,9 +628,10 @@ static void test_sources(void)
     } bad[] = {
         {"ftp://example.test/{isbn10}", "http"},
         {"example.test/{isbn10}", "http"},
-        {"https://example.test/dp/", "{isbn10} or {isbn13}"},
+        {"https://example.test/dp/", "{asin}, {id}, {isbn10} or {isbn13}"},
         {"https:///{isbn10}", "host"},
-        {"https://example.test/{asin}", "placeholder"},
+        {"https://example.test/{ean}", "placeholder"},
+        {"https://example.test/{ASIN}", "placeholder"},
         {"https://example.test/{isbn10", "placeholder"},
         {"https://example.test/}{isbn10}", "'}'"},
         {"https://exa mple.test/{isbn10}", "space"},
@@ -647,8 +695,10 @@ static void test_custom(void)
     scr_extract(src, 200, page, strlen(page), &o);
     CHECK_STR(obs_status_name(o.status), "no_rank", "custom blocked rule replaces the preset's");
     obs_clear(&o);
-    isbn b;
-    isbn_parse("9791090636071", 13, &b);
+    isbn b_isbn;
+    isbn_parse("9791090636071", 13, &b_isbn);
+    scr_book b;
+    scr_book_from_isbn(&b_isbn, &b);
     char *url = scr_source_url(src, &b);
     CHECK_STR(url, "http://127.0.0.1:9/book/9791090636071", "custom URL");
     free(url);

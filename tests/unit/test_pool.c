@@ -187,7 +187,7 @@ static long stats_hits(json_t *stats, const char *key)
 /* ---- books and sources ----------------------------------------------------------------- */
 
 /* The n-th test book: a valid 978 ISBN whose ISBN-10 is the store key. */
-static isbn make_book(int n)
+static scr_book make_book(int n)
 {
     char d[16];
     snprintf(d, sizeof d, "%09d", 100000000 + n % 100000000);
@@ -201,15 +201,20 @@ static isbn make_book(int n)
     memset(&b, 0, sizeof b);
     if (isbn_parse(d, 10, &b) != ISBN_OK)
         printf("# bad generated ISBN %s\n", d);
-    return b;
+    scr_book book;
+    scr_book_from_isbn(&b, &book);
+    return book;
 }
 
-static isbn parse_book(const char *s)
+static scr_book parse_book(const char *s)
 {
     isbn b;
     memset(&b, 0, sizeof b);
-    isbn_parse(s, strlen(s), &b);
-    return b;
+    if (isbn_parse(s, strlen(s), &b) != ISBN_OK)
+        printf("# bad ISBN %s\n", s);
+    scr_book book;
+    scr_book_from_isbn(&b, &book);
+    return book;
 }
 
 static scr_source *make_source(const char *preset, const char *host)
@@ -430,7 +435,7 @@ static const fault_case faults[] = {
      "{\"page\":\"fixture:amazon_fr_book_2956470337_2021_no_rank.html\"}", NULL, OBS_NO_RANK, 1,
      -1, NULL, 1, 0},
     {"979 book with an {isbn10} template -> error without a fetch", NULL, NULL, "9791090636071",
-     OBS_ERROR, 0, -1, "no ISBN-10 for 979 prefix", 0, 0},
+     OBS_ERROR, 0, -1, "cannot address this book", 0, 0},
     {"429 + Retry-After as an HTTP date 2 s ahead -> waited out, ok", NULL,
      "{\"fail_first\":1,\"fail_status\":429,\"retry_after\":\"%s\"}", NULL, OBS_OK, 2, -1,
      NULL, 2, 900},
@@ -439,7 +444,7 @@ static const fault_case faults[] = {
 
 static void test_faults(void)
 {
-    isbn books[NFAULTS];
+    scr_book books[NFAULTS];
     scr_source *sources[NFAULTS];
     json_t *cfg_books = json_object();
     char date[64];
@@ -482,7 +487,8 @@ static void test_faults(void)
         int ok = o && o->status == fc->want && (fc->attempts < 0 || o->attempts == fc->attempts) &&
                  (fc->rank < 0 || o->rank == fc->rank) &&
                  (!fc->error_has || (o->error && strstr(o->error, fc->error_has))) &&
-                 strcmp(o->isbn13, books[i].isbn13) == 0 && o->source &&
+                 strcmp(o->book_id, books[i].id) == 0 && strcmp(o->book_id, books[i].isbn13) == 0 &&
+                 o->source &&
                  strcmp(o->source, fc->preset ? fc->preset : "amazon.com") == 0 &&
                  o->fetched_at_ms > 1700000000000LL && o->duration_ms >= 0 &&
                  (fc->want != OBS_ERROR || (o->error && o->error[0])) &&
@@ -524,7 +530,7 @@ static void test_per_host(void)
     }
     results rs;
     results_init(&rs, 2 * N);
-    isbn books[N];
+    scr_book books[N];
     for (int i = 0; i < N; i++) {
         books[i] = make_book(2000 + i);
         scr_pool_submit(pool, a, &books[i], on_result, &rs.req[2 * i]);
@@ -566,7 +572,7 @@ static void test_rate(void)
     results_init(&rs, N);
     int64_t t0 = time_mono_ms();
     for (int i = 0; i < N; i++) {
-        isbn book = make_book(3000 + i);
+        scr_book book = make_book(3000 + i);
         scr_pool_submit(pool, src, &book, on_result, &rs.req[i]);
     }
     CHECK(results_wait(&rs, N, 30000), "rate: every request reported");
@@ -595,7 +601,7 @@ static void test_cooldown(void)
 {
     scr_source *a = make_source("amazon.com", "127.0.0.1");
     scr_source *b = make_source("amazon.com", "localhost");
-    isbn captcha = make_book(4000), next = make_book(4001), other = make_book(4002);
+    scr_book captcha = make_book(4000), next = make_book(4001), other = make_book(4002);
     json_t *books = json_object();
     json_object_set_new(books, captcha.isbn10, json_loads("{\"page\":\"captcha\"}", 0, NULL));
     json_object_set_new(books, other.isbn10, json_loads("{\"delay_ms\":100}", 0, NULL));
@@ -663,7 +669,7 @@ static void test_shutdown(void)
     results rs;
     results_init(&rs, 10);
     for (int i = 0; i < 10; i++) {
-        isbn book = make_book(5000 + i);
+        scr_book book = make_book(5000 + i);
         scr_pool_submit(pool, src, &book, on_result, &rs.req[i]);
     }
     CHECK(wait_in_flight(pool, 4), "shutdown: 4 requests in flight");
@@ -686,12 +692,12 @@ static void test_shutdown(void)
     pool = pool_or_die(&cfg);
     results_init(&rs, 6);
     for (int i = 0; i < 6; i++) {
-        isbn book = make_book(5100 + i);
+        scr_book book = make_book(5100 + i);
         scr_pool_submit(pool, src, &book, on_result, &rs.req[i]);
     }
     CHECK(wait_in_flight(pool, 2), "shutdown 2: 2 requests in flight");
     scr_pool_stop(pool);
-    isbn late = make_book(5199);
+    scr_book late = make_book(5199);
     request dummy = {&rs, NULL, 0, 0};
     CHECK_INT(scr_pool_submit(pool, src, &late, on_result, &dummy), -1,
               "shutdown 2: submit after stop is refused");
@@ -708,7 +714,7 @@ static void test_shutdown(void)
     results_free(&rs);
 
     /* A retry waiting out a long Retry-After is dropped at once, not slept through. */
-    isbn book = make_book(5200);
+    scr_book book = make_book(5200);
     json_t *books = json_object();
     json_object_set_new(books, book.isbn10,
                         json_loads("{\"fail_first\":9,\"retry_after\":\"60\"}", 0, NULL));
@@ -752,7 +758,7 @@ static double run_bulk(int n, int workers, int per_host, int delay_ms, int64_t *
     results_init(&rs, n);
     int64_t t0 = time_mono_ms();
     for (int i = 0; i < n; i++) {
-        isbn book = make_book(10000 + i);
+        scr_book book = make_book(10000 + i);
         scr_pool_submit(pool, src, &book, on_result, &rs.req[i]);
     }
     int done = results_wait(&rs, n, 60000);

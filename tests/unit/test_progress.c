@@ -14,8 +14,13 @@
 static void *stepper(void *arg)
 {
     progress *p = arg;
-    for (int i = 0; i < STEPS; i++)
+    for (int i = 0; i < STEPS - 1; i++)
         progress_step(p);
+    /* The last step waits for the total (set concurrently with the steps above), so the last
+     * line drawn is the full one whichever thread got there first. */
+    while (atomic_load(&p->total) == 0)
+        usleep(100);
+    progress_step(p);
     return NULL;
 }
 

@@ -36,9 +36,12 @@ static const route_case route_cases[] = {
     {"POST", "/api/books", ROUTER_OK, ROUTE_BOOKS_ADD, "", NULL},
     {"GET", "/api/books/9780132269933", ROUTER_OK, ROUTE_BOOK_GET, "9780132269933", NULL},
     {"DELETE", "/api/books/0-13-226993-7", ROUTER_OK, ROUTE_BOOK_DELETE, "0-13-226993-7", NULL},
+    {"PATCH", "/api/books/B00ZV9PXP2", ROUTER_OK, ROUTE_BOOK_PATCH, "B00ZV9PXP2", NULL},
     {"GET", "/api/books/x/history", ROUTER_OK, ROUTE_BOOK_HISTORY, "x", NULL},
     {"POST", "/api/refresh", ROUTER_OK, ROUTE_REFRESH, "", NULL},
+    {"GET", "/api/jobs", ROUTER_OK, ROUTE_JOBS_LIST, "", NULL},
     {"GET", "/api/jobs/42", ROUTER_OK, ROUTE_JOB_GET, "42", NULL},
+    {"DELETE", "/api/jobs/42", ROUTER_OK, ROUTE_JOB_CANCEL, "42", NULL},
     {"GET", "/api/export.csv", ROUTER_OK, ROUTE_EXPORT, "", NULL},
     {"GET", "/api/config", ROUTER_OK, ROUTE_CONFIG, "", NULL},
     {"GET", "/healthz", ROUTER_OK, ROUTE_HEALTHZ, "", NULL},
@@ -47,16 +50,20 @@ static const route_case route_cases[] = {
     {"HEAD", "/api/books", ROUTER_OK, ROUTE_BOOKS_LIST, "", NULL},
     {"HEAD", "/api/books/abc", ROUTER_OK, ROUTE_BOOK_GET, "abc", NULL},
     {"HEAD", "/metrics", ROUTER_OK, ROUTE_METRICS, "", NULL},
+    {"HEAD", "/api/jobs", ROUTER_OK, ROUTE_JOBS_LIST, "", NULL},
     {"HEAD", "/api/refresh", ROUTER_WRONG_METHOD, -1, NULL, "POST"},
     /* wrong methods: Allow lists what the path takes, HEAD beside GET */
     {"PUT", "/api/books", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
     {"DELETE", "/api/books", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
-    {"TRACE", "/api/books/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, HEAD"},
-    {"POST", "/api/books/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, HEAD"},
+    {"TRACE", "/api/books/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, PATCH, HEAD"},
+    {"POST", "/api/books/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, PATCH, HEAD"},
+    {"PATCH", "/api/books/x/history", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"OPTIONS", "/api/books/x/history", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"GET", "/api/refresh", ROUTER_WRONG_METHOD, -1, NULL, "POST"},
     {"POST", "/healthz", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
-    {"DELETE", "/api/jobs/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
+    {"PUT", "/api/jobs/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, HEAD"},
+    {"POST", "/api/jobs", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
+    {"DELETE", "/api/jobs", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"get", "/healthz", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"", "/metrics", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     /* not found */
@@ -65,7 +72,7 @@ static const route_case route_cases[] = {
     {"GET", "/nope", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {"GET", "", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {"GET", "*", ROUTER_NOT_FOUND, -1, NULL, NULL},
-    {"GET", "/api/jobs", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {"GET", "/api/jobs/", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {"GET", "/API/books", ROUTER_NOT_FOUND, -1, NULL, NULL},
     /* the dashboard: GET and HEAD only, never under /api */
     {"GET", "/", ROUTER_ASSET, -1, NULL, NULL},
@@ -145,7 +152,7 @@ static void test_routes(void)
 
 static void test_table(void)
 {
-    CHECK(router_nroutes == 11, "eleven routes");
+    CHECK(router_nroutes == 14, "fourteen routes");
     int dup = 0, mutating_ok = 1, upper = 1;
     for (size_t i = 0; i < router_nroutes; i++) {
         const router_route *r = &router_routes[i];
@@ -235,6 +242,10 @@ static const check_case check_cases[] = {
      NULL, NULL, NULL, ROUTER_OK},
     {"Origin of another host", "POST", "/api/books", "127.0.0.1:8080", "http://evil.example",
      NULL, NULL, NULL, ROUTER_CROSS_SITE},
+    {"PATCH from another host", "PATCH", "/api/books/1", "127.0.0.1:8080", "http://evil.example",
+     NULL, NULL, NULL, ROUTER_CROSS_SITE},
+    {"a job cancel from another site", "DELETE", "/api/jobs/1", "127.0.0.1", NULL, "cross-site",
+     NULL, NULL, ROUTER_CROSS_SITE},
     {"Origin of another port", "POST", "/api/books", "127.0.0.1:8080", "http://127.0.0.1:8081",
      NULL, NULL, NULL, ROUTER_CROSS_SITE},
     {"Origin with a path is not this host", "POST", "/api/books", "127.0.0.1",
@@ -267,6 +278,12 @@ static const check_case check_cases[] = {
      "s3cret", ROUTER_OK},
     {"token: scheme in upper case", "DELETE", "/api/books/1", "127.0.0.1", NULL, NULL, "BEARER s3cret",
      "s3cret", ROUTER_OK},
+    {"token: PATCH of a book needs it", "PATCH", "/api/books/1", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: cancelling a job needs it", "DELETE", "/api/jobs/1", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: listing jobs does not", "GET", "/api/jobs", "127.0.0.1", NULL, NULL, NULL, "s3cret",
+     ROUTER_OK},
     {"token: wrong", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer wrong!", "s3cret",
      ROUTER_UNAUTHORIZED},
     {"token: a prefix (shorter)", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cre", "s3cret",
