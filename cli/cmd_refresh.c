@@ -206,7 +206,10 @@ int cmd_refresh(const cli_settings *s)
         return CLI_USAGE;
     }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
-    jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000};
+    long store_wait = cli_opt_int(s, OPT_STORE_WAIT, 60);
+    jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
+                      .store_wait_ms = (int)store_wait * 1000,
+                      .busy_timeout_ms = cli_test_busy_ms(0)};
     cli_scraper_config(s, &jc.scraper);
 
     int rc = CLI_WORK;
@@ -258,6 +261,8 @@ int cmd_refresh(const cli_settings *s)
     while (!jobs_wait(runner, job.id, 200))
         if (stop_signal)
             break;
+    jobs_store_state store;
+    jobs_store_health(runner, &store);
     jobs_stop(runner, stop_signal ? (int)grace * 1000 : 0);
     runner = NULL;
     progress_clear(&out.bar);
@@ -268,6 +273,10 @@ int cmd_refresh(const cli_settings *s)
     if (out.json)
         fill_previous_ranks(d, &out);
     rc = print_summary(c, &job, &out, time_mono_s() - started);
+    if (store.lost)
+        cli_error(c, "%lld observations could not be stored: %s (the database refused them for "
+                     "--store-wait %ld s)",
+                  (long long)store.lost, store.why, store_wait);
     if (rc == CLI_OK &&
         (job.counts[OBS_BLOCKED] || job.counts[OBS_ERROR] || job.state != JOB_DONE))
         rc = CLI_WORK;

@@ -180,8 +180,10 @@ int cmd_serve(const cli_settings *s)
         return CLI_USAGE;
     }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
+    /* The jobs' control connection serves HTTP threads too: it waits as briefly as they do. */
     jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
-                      .sources = (const scr_source *const *)set.list, .nsources = set.n};
+                      .sources = (const scr_source *const *)set.list, .nsources = set.n,
+                      .busy_timeout_ms = cli_test_busy_ms(1000)};
     cli_scraper_config(s, &jc.scraper);
     srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
                      .token = token,

@@ -172,6 +172,9 @@ BR_MUST_CHECK int cli_id_args(const cli_command *c, const char *const *args, siz
 /* The id a book is tracked under (db_book_resolve); CLI_WORK after printing why when it is not
  * tracked or the store fails. */
 BR_MUST_CHECK int cli_resolve(const cli_command *c, db *d, const book_id *in, char out[14]);
+/* The busy timeout of the jobs' store connections: def, or BOOKRANK_TEST_BUSY_MS (a test knob,
+ * so that tests of a locked database need not wait seconds). */
+int cli_test_busy_ms(int def);
 /* "#1,234" into out. */
 void cli_format_rank(int64_t rank, char *out, size_t len);
 /* Writes b to stdout; CLI_OK or CLI_WORK (and a message) when rendering had failed (rc) or the

@@ -152,6 +152,14 @@ int cli_resolve(const cli_command *c, db *d, const book_id *in, char out[14])
     return CLI_WORK;
 }
 
+int cli_test_busy_ms(int def)
+{
+    const char *v = getenv("BOOKRANK_TEST_BUSY_MS");
+    char *end;
+    long ms = v && *v ? strtol(v, &end, 10) : -1;
+    return v && *v && !*end && ms >= 0 && ms <= 600000 ? (int)ms : def;
+}
+
 void cli_format_rank(int64_t rank, char *out, size_t len)
 {
     char digits[24];

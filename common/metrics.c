@@ -189,8 +189,19 @@ int metrics_render(buf *out, const metrics_gauges *g)
                      "# HELP bookrank_fetch_queue_depth Fetches waiting for a worker.\n"
                      "# TYPE bookrank_fetch_queue_depth gauge\nbookrank_fetch_queue_depth %lld\n"
                      "# HELP bookrank_fetches_in_flight Fetches being made now.\n"
-                     "# TYPE bookrank_fetches_in_flight gauge\nbookrank_fetches_in_flight %lld\n",
+                     "# TYPE bookrank_fetches_in_flight gauge\nbookrank_fetches_in_flight %lld\n"
+                     "# HELP bookrank_store_failing 1 while the database refuses writes (locked "
+                     "by another process, disk full, read-only); fetching pauses.\n"
+                     "# TYPE bookrank_store_failing gauge\nbookrank_store_failing %lld\n"
+                     "# HELP bookrank_store_held_observations Observations kept until the "
+                     "database takes them.\n"
+                     "# TYPE bookrank_store_held_observations gauge\n"
+                     "bookrank_store_held_observations %lld\n"
+                     "# HELP bookrank_store_lost_total Observations given up on.\n"
+                     "# TYPE bookrank_store_lost_total counter\nbookrank_store_lost_total %lld\n",
                      (long long)g->books_tracked, (long long)g->jobs_active,
-                     (long long)g->queue_depth, (long long)g->fetches_in_flight);
+                     (long long)g->queue_depth, (long long)g->fetches_in_flight,
+                     (long long)g->store_failing, (long long)g->store_held,
+                     (long long)g->store_lost);
     return rc ? BUF_NOMEM : 0;
 }

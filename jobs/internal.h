@@ -82,6 +82,11 @@ struct jobs {
     size_t npending;             /* lock: entries in it */
     int batch_due;               /* lock: some job has all its results: write without waiting */
     int writer_exit;             /* lock */
+    int store_failing;           /* lock: the store refuses batches now; feeders pause */
+    int64_t store_failing_since; /* lock: wall clock ms */
+    int64_t store_lost;          /* lock: observations given up on */
+    int64_t store_held;          /* lock: observations in the batch being retried */
+    char store_why[200];         /* lock */
     pthread_t writer;
     _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
     db *writer_db;               /* writer thread; jobs_stop after joining it */

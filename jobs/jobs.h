@@ -40,6 +40,13 @@ typedef struct jobs_config {
     const scr_source *const *sources;   /* borrowed, nsources >= 1 */
     size_t nsources;
     int flush_ms;                       /* commit interval, default 1000 */
+    /* A batch the store refuses for a reason that passes (its write lock held by another
+     * process past the busy timeout, a full disk, a read-only file) is kept and retried with a
+     * backoff of up to 5 s, and new fetches pause meanwhile (the ones under way finish: memory
+     * stays bounded). store_wait_ms > 0 gives up after the store has refused that long (the
+     * results are then lost and their jobs end cancelled); 0 retries until jobs_stop. */
+    int store_wait_ms;
+    int busy_timeout_ms;                /* the runner's store connections (0: db's default) */
     jobs_observer_fn observer;          /* optional */
     void *observer_ctx;
 } jobs_config;
@@ -79,6 +86,18 @@ BR_MUST_CHECK jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, d
 /* The job's live state (or as stored, for jobs of earlier runs): JOBS_OK, JOBS_NOT_FOUND or
  * JOBS_STORE. */
 BR_MUST_CHECK jobs_err jobs_get(jobs *j, int64_t id, db_job *out);
+
+/* How the store takes the writer's batches: 0 when the last commit worked; otherwise 1 with
+ * since_ms (wall clock) when the refusals began, and why (the store's message) - for /healthz
+ * and `bookrank refresh`. lost counts observations given up on (store_wait_ms) since start. */
+typedef struct jobs_store_state {
+    int failing;
+    int64_t since_ms;
+    int64_t lost;
+    int64_t held;              /* observations waiting for the store to take them */
+    char why[200];
+} jobs_store_state;
+void jobs_store_health(jobs *j, jobs_store_state *out);
 
 /* Cancels a running job of this process: no more of its fetches are submitted (a job keeps at
  * most 2 x workers fetches submitted ahead of its results; those still run and are stored), and

@@ -44,7 +44,7 @@ static int wait_for_room(job_run *run, size_t submitted)
     size_t window = feed_window(j);
     pthread_mutex_lock(&j->lock);
     while (!atomic_load(&run->cancel) && !j->stopping &&
-           submitted - (size_t)run->received >= window) {
+           (submitted - (size_t)run->received >= window || j->store_failing)) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
         until.tv_nsec += 200 * 1000000L;   /* a bound, in case a wake is missed */
@@ -249,6 +249,10 @@ jobs *jobs_start(const jobs_config *cfg, char **err)
     j->writer_db = db_open(cfg->db_path, &dberr);
     if (!j->writer_db)
         goto fail_db;
+    if (cfg->busy_timeout_ms > 0) {
+        db_set_busy_timeout(j->control, cfg->busy_timeout_ms);
+        db_set_busy_timeout(j->writer_db, cfg->busy_timeout_ms);
+    }
     int cancelled = 0;
     if (db_jobs_cancel_unfinished(j->control, time_now_ms(), &cancelled) != DB_OK)
         log_warn("store: could not mark interrupted jobs: %s", db_errmsg(j->control));

@@ -16,6 +16,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -126,10 +127,12 @@ static int valid_transition(db_job_state from, db_job_state to)
  * final row): observations plus the progress of every job, in one transaction. Progress is
  * staged on copies and published only after the commit, so whoever sees a job done (or `done`
  * grow) can read those observations; a batch that cannot be stored (disk full, read-only file,
- * the write lock held past the busy timeout) is counted as abandoned, so the job ends
- * `cancelled` and never claims observations the store does not have.
+ * the write lock held past the busy timeout) is kept for another attempt (returns 1: the
+ * batch still belongs to the caller, nothing was published) unless `final`; a final or
+ * hopeless failure is counted as abandoned, so the job ends `cancelled` and never claims
+ * observations the store does not have. Returns 0 when the batch is done with (freed).
  */
-static void write_batch(jobs *j, pending *batch)
+static int write_batch(jobs *j, pending *batch, int final)
 {
     size_t n = 0;
     for (pending *p = batch; p; p = p->next)
@@ -179,26 +182,63 @@ static void write_batch(jobs *j, pending *batch)
     }
     pthread_mutex_unlock(&j->lock);
 
-    int ok = db_begin(j->writer_db) == DB_OK;
+    db_err code = db_begin(j->writer_db);
     /* Each observation remembers its job (for the job's list of failures): one call per run of
      * the same job in the batch. */
-    for (size_t i = 0, e; ok && arr && i < n; i = e) {
+    for (size_t i = 0, e; code == DB_OK && arr && i < n; i = e) {
         for (e = i + 1; e < n && job_ids[e] == job_ids[i]; e++)
             ;
-        ok = db_observations_add(j->writer_db, arr + i, e - i, job_ids[i]) == DB_OK;
+        code = db_observations_add(j->writer_db, arr + i, e - i, job_ids[i]);
     }
-    for (size_t i = 0; ok && i < ns; i++)
-        ok = db_job_update(j->writer_db, &snap[i]) == DB_OK;
-    if (ok)
-        ok = db_commit(j->writer_db) == DB_OK;
+    for (size_t i = 0; code == DB_OK && i < ns; i++)
+        code = db_job_update(j->writer_db, &snap[i]);
+    if (code == DB_OK)
+        code = db_commit(j->writer_db);
+    int ok = code == DB_OK;
+    char why[200] = "";
     if (!ok) {
-        log_error("store: could not commit %zu observations: %s", n, db_errmsg(j->writer_db));
+        snprintf(why, sizeof why, "%s", db_errmsg(j->writer_db));
         db_rollback(j->writer_db);
     }
+    /* Passing trouble is worth waiting out: nothing of the batch is lost. */
+    int passing = code == DB_BUSY || code == DB_FULL || code == DB_READONLY;
+    if (!ok && passing && !final && (arr || !n)) {
+        pthread_mutex_lock(&j->lock);
+        for (job_run *r = j->runs; r; r = r->next)
+            r->in_batch = 0;    /* nothing staged is published */
+        if (!j->store_failing) {
+            j->store_failing = 1;
+            j->store_failing_since = now;
+        }
+        j->store_held = (int64_t)n;
+        snprintf(j->store_why, sizeof j->store_why, "%s", why);
+        pthread_mutex_unlock(&j->lock);
+        free(snap);
+        free(arr);
+        free(job_ids);
+        return 1;
+    }
+    if (!ok)
+        log_error("store: could not commit %zu observations: %s%s", n, why,
+                  passing ? " (giving up on them)" : "");
 
     if (ok)
         atomic_fetch_add(&j->commits, 1);
     pthread_mutex_lock(&j->lock);
+    if (ok && j->store_failing) {
+        log_info("store: writing again after %.1f s; %zu held observations stored",
+                 (double)(now - j->store_failing_since) / 1000.0, n);
+        j->store_failing = 0;
+        pthread_cond_broadcast(&j->fed);     /* the feeders go on */
+    } else if (!ok) {
+        j->store_lost += (int64_t)n;
+        snprintf(j->store_why, sizeof j->store_why, "%s", why);
+        if (j->store_failing) {
+            j->store_failing = 0;            /* given up: the next batch starts afresh */
+            pthread_cond_broadcast(&j->fed);
+        }
+    }
+    j->store_held = 0;
     for (job_run *r = j->runs; r; r = r->next) {
         if (!r->in_batch)
             continue;           /* published while the batch was being committed */
@@ -247,6 +287,41 @@ static void write_batch(jobs *j, pending *batch)
         free(batch);
         batch = next;
     }
+    return 0;
+}
+
+void jobs_store_health(jobs *j, jobs_store_state *out)
+{
+    pthread_mutex_lock(&j->lock);
+    out->failing = j->store_failing;
+    out->since_ms = j->store_failing_since;
+    out->lost = j->store_lost;
+    out->held = j->store_held;
+    snprintf(out->why, sizeof out->why, "%s", j->store_why);
+    pthread_mutex_unlock(&j->lock);
+}
+
+/* The deadline ms from now on the monotonic clock. */
+static struct timespec deadline_in(int64_t ms)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    int64_t ns = t.tv_nsec + (ms % 1000) * 1000000;
+    t.tv_sec += (time_t)(ms / 1000 + ns / 1000000000);
+    t.tv_nsec = (long)(ns % 1000000000);
+    return t;
+}
+
+/* Appends list b to list a (either may be NULL). */
+static pending *concat(pending *a, pending *b)
+{
+    if (!a)
+        return b;
+    pending *t = a;
+    while (t->next)
+        t = t->next;
+    t->next = b;
+    return a;
 }
 
 /* Whether the batch must be written now rather than at the end of the interval. Lock held. */
@@ -255,38 +330,72 @@ static int batch_now_locked(const jobs *j)
     return j->writer_exit || j->batch_due || j->npending >= JOBS_BATCH_MAX;
 }
 
+/* Backoff between attempts at a batch the store refused: doubles up to 5 s. */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+
 void *jobs_writer_main(void *arg)
 {
     jobs *j = arg;
     int flush_ms = j->cfg.flush_ms > 0 ? j->cfg.flush_ms : 1000;
+    pending *held = NULL;        /* a batch the store refused, retried first */
+    int held_due = 0;
+    int64_t retry_ms = RETRY_FIRST_MS, failing_since = 0, last_log = 0;
 
     pthread_mutex_lock(&j->lock);
     for (;;) {
-        while (!j->head && !batch_now_locked(j))
-            pthread_cond_wait(&j->wake_writer, &j->lock);
-        if (!batch_now_locked(j)) {
-            /* The first result is in: give the batch up to flush_ms to fill. */
-            struct timespec deadline;
-            clock_gettime(CLOCK_MONOTONIC, &deadline);
-            int64_t ns = deadline.tv_nsec + (int64_t)(flush_ms % 1000) * 1000000;
-            deadline.tv_sec += flush_ms / 1000 + ns / 1000000000;
-            deadline.tv_nsec = ns % 1000000000;
-            while (!batch_now_locked(j))
-                if (pthread_cond_timedwait(&j->wake_writer, &j->lock, &deadline) == ETIMEDOUT)
+        if (held) {
+            /* Wait out the backoff (new results join the held batch); shutdown cuts it short. */
+            struct timespec until = deadline_in(retry_ms);
+            while (!j->writer_exit)
+                if (pthread_cond_timedwait(&j->wake_writer, &j->lock, &until) == ETIMEDOUT)
                     break;
+        } else {
+            while (!j->head && !batch_now_locked(j))
+                pthread_cond_wait(&j->wake_writer, &j->lock);
+            if (!batch_now_locked(j)) {
+                /* The first result is in: give the batch up to flush_ms to fill. */
+                struct timespec deadline = deadline_in(flush_ms);
+                while (!batch_now_locked(j))
+                    if (pthread_cond_timedwait(&j->wake_writer, &j->lock, &deadline) == ETIMEDOUT)
+                        break;
+            }
         }
-        pending *batch = j->head;
-        int due = j->batch_due;
-        assert((batch != NULL) == (j->npending > 0));
+        pending *batch = concat(held, j->head);
+        int due = j->batch_due || held_due;
+        assert((j->head != NULL) == (j->npending > 0));
         j->head = j->tail = NULL;
         j->npending = 0;
         j->batch_due = 0;
         int exiting = j->writer_exit;
         pthread_mutex_unlock(&j->lock);
-        if (batch || due)
-            write_batch(j, batch);
+        held = NULL;
+        held_due = 0;
+        int64_t now = time_mono_ms();
+        int give_up = exiting || (j->cfg.store_wait_ms > 0 && failing_since &&
+                                  now - failing_since >= j->cfg.store_wait_ms);
+        if ((batch || due) && write_batch(j, batch, give_up)) {
+            held = batch;
+            held_due = due;
+            if (!failing_since)
+                failing_since = now;
+            jobs_store_state st;
+            jobs_store_health(j, &st);
+            /* Say it at once, then at most every 30 s. */
+            if (!last_log || now - last_log >= 30000) {
+                log_warn("store: could not commit %lld observations (%s); keeping them and "
+                         "retrying every %lld ms, new fetches paused",
+                         (long long)st.held, st.why, (long long)retry_ms);
+                last_log = now;
+            }
+            retry_ms = retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : retry_ms * 2;
+        } else {
+            failing_since = 0;
+            last_log = 0;
+            retry_ms = RETRY_FIRST_MS;
+        }
         pthread_mutex_lock(&j->lock);
-        if (exiting && !j->head)
+        if (exiting && !j->head && !held)
             break;
     }
     pthread_mutex_unlock(&j->lock);

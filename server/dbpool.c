@@ -2,6 +2,7 @@
  * dbpool.c - the store connection pool (see dbpool.h for the thread rules).
  */
 #include "dbpool.h"
+#include "limits.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -67,6 +68,9 @@ db *dbpool_take(dbpool *p)
         if (!d) {
             log_error("store: %s", err ? err : "cannot open");
             free(err);
+        } else {
+            /* A request never pins its thread for long behind another process's lock. */
+            db_set_busy_timeout(d, SRV_STORE_WAIT_MS);
         }
     }
     return d;

@@ -64,6 +64,11 @@ void h_metrics(hctx *h, const char *arg)
     g.jobs_active = jobs_active(h->env->runner);
     g.queue_depth = ps.queued;
     g.fetches_in_flight = ps.in_flight;
+    jobs_store_state store;
+    jobs_store_health(h->env->runner, &store);
+    g.store_failing = store.failing;
+    g.store_held = store.held;
+    g.store_lost = store.lost;
     h_body_cap(h, SRV_METRICS_MAX);
     h_finish(h, metrics_render(&h->resp->body, &g), HTTP_OK,
              "text/plain; version=0.0.4; charset=utf-8", "metrics larger than the limit");

@@ -30,6 +30,8 @@
 #define SRV_POOL_SPARE 4
 
 /* ---- requests -------------------------------------------------------------------------------- */
+/* How long a request waits for another process's write lock before 503 with Retry-After. */
+#define SRV_STORE_WAIT_MS 1000
 #define SRV_PATH_MAX 2048                            /* longer paths get 414 */
 #define SRV_JOB_ID_MAX_DIGITS 18                     /* fits an int64_t */
 #define SRV_HISTORY_LIMIT_DEFAULT 500
