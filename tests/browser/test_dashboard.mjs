@@ -295,6 +295,10 @@ async function main() {
   ok(r.json && r.json.length === 5, 'the server tracks 5 books', r.text);
   const unchecked = await page.$$eval('#books-body .badge', (b) => b.map((x) => x.textContent));
   ok(unchecked.length === 5 && unchecked.every((t) => t === 'not checked'), 'new books show as not checked yet', unchecked.join(','));
+  const keyed = await page.$$eval('#books-body tr.book', (rows) => rows.map((tr) => [tr.dataset.id, tr.dataset.isbn]));
+  ok(keyed.length === 5 && keyed.every(([id, isbn]) => id === isbn) &&
+    ALL.every((bk) => keyed.some(([id]) => id === bk.i13)), 'rows are keyed by data-id (the ISBN-13), data-isbn kept', JSON.stringify(keyed));
+  ok(await page.isHidden('#filter-tag'), 'the tag filter is hidden while no book has a tag');
 
   // ---- refresh with live progress ----
   await page.click('#refresh-btn');
@@ -365,6 +369,12 @@ async function main() {
     return { up: rgb('.change.up'), down: rgb('.change.down') };
   });
   ok(colours.up[1] > colours.up[0] && colours.down[0] > colours.down[1], 'better is green, worse is red', JSON.stringify(colours));
+  await page.waitForFunction(() => document.querySelectorAll('#jobs-body tr.job-row.state-done').length === 2);
+  const jobRows = await page.$$eval('#jobs-body tr.job-row', (rows) => rows.map((tr) => ({
+    id: Number(tr.dataset.jobId), by: tr.dataset.startedBy, state: tr.querySelector('.job-state').textContent,
+    progress: tr.querySelector('.job-progress').textContent, cancel: !!tr.querySelector('.job-cancel') })));
+  ok(jobRows.length === 2 && jobRows[0].id > jobRows[1].id && jobRows.every((j) => j.by === 'api' && j.state === 'done' &&
+    /^5 of 5/.test(j.progress) && !j.cancel), 'the recent refreshes list both finished jobs, newest first, without a cancel button', JSON.stringify(jobRows));
 
   // ---- sorting and filtering ----
   const order = () => page.$$eval('#books-body tr.book', (rows) => rows.map((tr) => tr.dataset.isbn));
@@ -490,6 +500,7 @@ async function main() {
     JSON.stringify(exit) + '\n' + server.output().split('\n').slice(-15).join('\n'));
 
   await tokenPhase(context, storeUrl);
+  await idsPhase(context, storeUrl);
 }
 
 // A server started with --token: the page asks for the token before the first change, asks again
@@ -535,6 +546,283 @@ async function tokenPhase(context, storeUrl) {
   ok(watch.consoleErrors.length === 0, 'no page or console errors with a token', watch.consoleErrors.join('\n'));
   ok(watch.problems.length === 0, 'no request failed with a token but the refused one', watch.problems.join('\n'));
   ok(watch.missed().length === 0, 'the refused token was answered 401', watch.missed().join('\n'));
+  watch.stop();
+  await page.close();
+  await stopProcess(server.child, 20000);
+}
+
+// The books of the id phase. The source there is addressed by {asin}: a print book's ASIN is its
+// ISBN-10, a book without an ISBN is its ASIN, and a 979 ISBN has none until one is attached.
+const P1 = { i10: '0131103628', i13: '9780131103627', title: 'The C Book' };
+const P2 = { i10: '0201633612', i13: '9780201633610', title: 'The C Book, second edition' };
+const K = { asin: 'B00KINDLE1', title: 'A Kindle Edition' };
+const U = { asin: 'B0TESTURL1', title: 'A Linked Book',
+  url: 'https://www.amazon.com/A-Linked-Book/dp/B0TESTURL1/ref=sr_1_1?keywords=a,b&qid=17' };
+const N = { i13: '9791032305690', typed: '979-10-323-0569-0', asin: 'B0N979ASIN', title: 'Nine Seven Nine' };
+
+function idsStore(round) {
+  const ok = (title, rank, extra) => Object.assign({ title, rank, category: 'Books' }, extra || {});
+  const books = {
+    [P1.i10]: round === 2 ? { page: 'captcha' } : ok(P1.title, round === 3 ? 1400 : 1500),
+    [P2.i10]: ok(P2.title, 4000),
+    [K.asin]: ok(K.title, round >= 3 ? 3333 : 2222, round === 3 ? { delay_ms: 2500 } : {}),
+    [U.asin]: ok(U.title, 9000),
+    [N.asin]: ok(N.title, 777),
+  };
+  // Round 4: every page is slow, so a refresh runs long enough to be cancelled.
+  if (round === 4) for (const k of Object.keys(books)) books[k].delay_ms = 1500;
+  return { default: round === 4 ? { delay_ms: 1500 } : {}, books };
+}
+
+function runToExit(bin, args) {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let out = '';
+    child.stdout.on('data', (c) => { out += c; });
+    child.stderr.on('data', (c) => { out += c; });
+    child.on('error', (e) => resolve({ code: -1, out: out + e.message }));
+    child.on('exit', (code) => resolve({ code, out }));
+  });
+}
+
+// Books known by ISBN, ASIN and product link; a 979 ISBN that needs an ASIN; editing work,
+// format, tags, note and ASIN; editions grouped by work; the tag filter; the last good rank of a
+// failing book; jobs started by the command line (cron) and cancelling a running job.
+async function idsPhase(context, storeUrl) {
+  let r = await http('POST', storeUrl + '/_config', idsStore(1));
+  ok(r.status === 200, 'the fixture store takes the id scenario', r.status + ' ' + r.text);
+  const db = path.join(tmpDir, 'ids.db');
+  const source = 'amazon.com=' + storeUrl + '/dp/{asin}';
+  // One worker: a job hands the pool only a few fetches at a time, so a cancel can stop the rest.
+  const fetchOpts = ['--source', source, '--workers', '1', '--rate', '0', '--per-host', '1', '--cooldown', '0',
+    '--retries', '0', '--timeout', '10'];
+  const server = await startProcess(BOOKRANK_BIN, ['serve', '--listen', '127.0.0.1:0', '--db', db,
+    '--refresh-every', '6h', ...fetchOpts],
+  'stderr', /listening on http:\/\/127\.0\.0\.1:(\d+)/, 'bookrank serve (ids)');
+  const base = 'http://127.0.0.1:' + server.port;
+  const page = await context.newPage();
+  const watch = watchPage(page, [
+    { method: 'POST', path: '/api/books', status: 400 },
+    { method: 'PATCH', path: '/api/books/' + N.i13, status: 409 },
+  ]);
+  const patches = [];
+  page.on('request', (req) => {
+    if (req.method() === 'PATCH') patches.push({ path: new URL(req.url()).pathname, body: req.postDataJSON() });
+  });
+  const book = async (id) => (await http('GET', base + '/api/books/' + encodeURIComponent(id))).json || {};
+  const ids = () => page.$$eval('#books-body tr.book', (rows) => rows.map((tr) => tr.dataset.id));
+  const row = (id) => 'tr.book[data-id="' + id + '"]';
+
+  await page.goto(base + '/');
+  await page.waitForSelector('#empty:not([hidden])');
+  await page.waitForSelector('#jobs-card:not([hidden]) #jobs-empty:not([hidden])');
+  ok(/^Next scheduled refresh in 6 h$/.test((await page.textContent('#jobs-next')).trim()),
+    'the recent refreshes say when the scheduled one is due', await page.textContent('#jobs-next'));
+
+  // ---- a short share link is refused with the server's reason; nothing is added ----
+  await page.fill('#add-text', K.asin.toLowerCase() + '\nhttps://a.co/d/3xAmPlE');
+  await page.click('#add-btn');
+  await page.waitForSelector('#add-errors:not([hidden]) li');
+  const refused = await page.$$eval('#add-errors li', (lis) => lis.map((li) => ({
+    input: li.querySelector('.bad-input').textContent, reason: li.querySelector('.reason').textContent })));
+  ok(refused.length === 1 && refused[0].input === 'https://a.co/d/3xAmPlE' && /product page/.test(refused[0].reason),
+    'a short a.co link is listed with the server\'s reason (paste the product page)', JSON.stringify(refused));
+  r = await http('GET', base + '/api/books');
+  ok(Array.isArray(r.json) && r.json.length === 0, 'the refused batch added nothing, not even the good ASIN', r.text);
+
+  // ---- ISBNs, an ASIN in lower case, a product link with commas in its query, a 979 ISBN ----
+  ok(await page.isChecked('#add-refresh'), 'fetching right after adding is on');
+  await page.fill('#add-text', '0-13-110362-8, 978-0-201-63361-0\n' + K.asin.toLowerCase() + '\n' + U.url + '\n' + N.typed + '\n');
+  await page.click('#add-btn');
+  await page.waitForFunction(() => document.querySelectorAll('#books-body tr.book').length === 5);
+  ok(/Added 5 books/.test(await page.textContent('#add-result')), 'ISBNs, an ASIN, a product link and a 979 ISBN are added',
+    await page.textContent('#add-result'));
+  r = await http('GET', base + '/api/books');
+  const serverIds = (r.json || []).map((bk) => bk.id).sort();
+  ok(JSON.stringify(serverIds) === JSON.stringify([P1.i13, P2.i13, N.i13, K.asin, U.asin].sort()),
+    'the server tracks them under their ids (the link under its ASIN)', serverIds.join(' '));
+  await page.waitForFunction(() => /^Done/.test(document.getElementById('job-label').textContent), null, { timeout: 30000 });
+  await page.waitForFunction((sel) => { const x = document.querySelector(sel + ' .rank'); return x && x.textContent === '#2,222'; },
+    row(K.asin), { timeout: 10000 });
+  const cell = (id) => page.$eval(row(id), (tr) => ({
+    isbn: tr.dataset.isbn === undefined ? null : tr.dataset.isbn,
+    id: tr.querySelector('.col-isbn').textContent,
+    rank: (tr.querySelector('.rank') || {}).textContent || '',
+    status: tr.querySelector('.col-status .badge').textContent,
+    asinLine: (tr.querySelector('.asin-line') || {}).textContent || '',
+  }));
+  const kc = await cell(K.asin);
+  const uc = await cell(U.asin);
+  const p1c = await cell(P1.i13);
+  ok(kc.id === 'ASIN ' + K.asin && kc.isbn === null && kc.rank === '#2,222' && uc.id === 'ASIN ' + U.asin && uc.rank === '#9,000',
+    'ASIN-only books show their ASIN, have no data-isbn, and are fetched by it', JSON.stringify([kc, uc]));
+  ok(p1c.id === P1.i13 && p1c.isbn === P1.i13 && p1c.rank === '#1,500', 'an ISBN book shows its ISBN-13 and is fetched by its ISBN-10', JSON.stringify(p1c));
+  const nc = await cell(N.i13);
+  ok(nc.status === 'needs an ASIN' && nc.rank === '', 'the 979 book that no source could address says it needs an ASIN', JSON.stringify(nc));
+  const skippedChip = await page.$eval('#job-counts', (x) => x.textContent);
+  ok(/1 skipped \(needs an ASIN\)/.test(skippedChip) && /4 ok/.test(skippedChip), 'the finished job counts the skipped book apart', skippedChip);
+  await page.waitForSelector('#jobs-body tr.job-row.state-done');
+  const firstJob = await page.$eval('#jobs-body tr.job-row', (tr) => ({ by: tr.dataset.startedBy,
+    results: tr.querySelector('.job-results').textContent, progress: tr.querySelector('.job-progress').textContent }));
+  ok(firstJob.by === 'api' && /1 skipped \(needs an ASIN\)/.test(firstJob.results) && /^4 of 4/.test(firstJob.progress),
+    'the recent refreshes list the job with its skipped book', JSON.stringify(firstJob));
+
+  // ---- attaching an ASIN: another book's is refused (409) in the dialog, a free one is saved ----
+  await page.click(row(N.i13) + ' .col-status .badge');
+  await page.waitForSelector('#edit-dialog[open]');
+  ok(await page.evaluate(() => document.activeElement && document.activeElement.id === 'edit-asin'),
+    '"needs an ASIN" opens the editor on the ASIN field');
+  await page.fill('#edit-asin', K.asin);
+  await page.click('#edit-save');
+  await page.waitForSelector('#edit-error:not([hidden])');
+  const conflict = await page.textContent('#edit-error');
+  ok(/belongs to another book/.test(conflict) && (await page.isVisible('#edit-dialog')),
+    'an ASIN another book has is refused with the server\'s message and the dialog stays open', conflict);
+  ok((await book(N.i13)).asin === null, 'the refused ASIN was not stored');
+  await page.fill('#edit-asin', N.asin.toLowerCase());
+  await page.click('#edit-save');
+  await page.waitForSelector('#edit-dialog', { state: 'hidden' });
+  const nb = await book(N.i13);
+  ok(nb.asin === N.asin, 'the ASIN is saved (upper-cased)', JSON.stringify(nb));
+  const nc2 = await cell(N.i13);
+  ok(nc2.asinLine === 'ASIN ' + N.asin && nc2.status === 'not checked', 'the row shows the attached ASIN and no longer needs one', JSON.stringify(nc2));
+  const lastPatch = patches[patches.length - 1];
+  ok(patches.length === 2 && JSON.stringify(lastPatch.body) === JSON.stringify({ asin: N.asin }),
+    'only the changed field is sent', JSON.stringify(patches));
+
+  // ---- an ASIN-only book: its ASIN is its id and cannot be edited; cancel sends nothing ----
+  await page.click(row(K.asin) + ' .edit-btn');
+  await page.waitForSelector('#edit-dialog[open]');
+  const asinField = await page.$eval('#edit-asin', (x) => ({ value: x.value, disabled: x.disabled }));
+  ok(asinField.value === K.asin && asinField.disabled, 'an ASIN-only book shows its ASIN as its id, not editable', JSON.stringify(asinField));
+  await page.fill('#edit-note', 'not saved');
+  await page.click('#edit-cancel');
+  await page.waitForSelector('#edit-dialog', { state: 'hidden' });
+  ok(patches.length === 2 && (await book(K.asin)).note === null, 'cancel changes nothing');
+
+  // ---- work, format, tags and note ----
+  const edit = async (id, fields) => {
+    await page.click(row(id) + ' .edit-btn');
+    await page.waitForSelector('#edit-dialog[open]');
+    for (const [k, v] of Object.entries(fields)) {
+      if (k === 'format') await page.selectOption('#edit-format', v);
+      else await page.fill('#edit-' + k, v);
+    }
+    await page.click('#edit-save');
+    await page.waitForSelector('#edit-dialog', { state: 'hidden' });
+  };
+  await edit(P1.i13, { work: 'The C Book', format: 'hardcover', tags: 'c, classic, c', note: 'signed copy' });
+  let p1 = await book(P1.i13);
+  ok(p1.work === 'The C Book' && p1.format === 'hardcover' && JSON.stringify(p1.tags) === '["c","classic"]' && p1.note === 'signed copy',
+    'the editor saves work, format, tags (comma-separated, repeats dropped) and note', JSON.stringify(p1));
+  ok(JSON.stringify(Object.keys(patches[patches.length - 1].body).sort()) === '["format","note","tags","work"]',
+    'the PATCH carries the four changed fields and no ASIN', JSON.stringify(patches[patches.length - 1]));
+  const meta = await page.$eval(row(P1.i13), (tr) => ({
+    format: (tr.querySelector('.book-meta .format') || {}).textContent,
+    tags: [...tr.querySelectorAll('.book-meta button.tag')].map((t) => t.textContent),
+    note: (tr.querySelector('.book-meta .note') || {}).textContent }));
+  ok(meta.format === 'hardcover' && JSON.stringify(meta.tags) === '["c","classic"]' && meta.note === 'signed copy',
+    'the row shows the format, the tags and the note', JSON.stringify(meta));
+  await edit(P2.i13, { work: 'The C Book', tags: 'c', note: HOSTILE });
+  const seq = () => page.$$eval('#books-body > tr', (rows) => rows.map((tr) => (tr.classList.contains('work-row')
+    ? 'work:' + tr.dataset.work + ':' + tr.querySelector('.work-count').textContent
+    : (tr.classList.contains('edition') ? '  ' : '') + tr.dataset.id)));
+  let order = await seq();
+  const want = ['work:The C Book:2 editions', '  ' + P1.i13, '  ' + P2.i13, K.asin, U.asin, N.i13];
+  ok(JSON.stringify(order) === JSON.stringify(want), 'the two editions of the work sit under its heading row, the other books ungrouped', JSON.stringify(order));
+  ok((await page.textContent(row(P2.i13) + ' .note')) === HOSTILE && (await page.evaluate(() => typeof window.__xss)) === 'undefined' &&
+    (await page.$$('main img')).length === 0, 'a hostile note is shown as text and runs nothing');
+
+  // ---- the tag filter: the select and the chips ----
+  const tagOptions = await page.$$eval('#filter-tag option', (o) => o.map((x) => x.value));
+  ok(JSON.stringify(tagOptions) === '["","c","classic"]' && (await page.isVisible('#filter-tag')), 'the tag select lists every tag', JSON.stringify(tagOptions));
+  await page.selectOption('#filter-tag', 'classic');
+  order = await seq();
+  ok(JSON.stringify(order) === JSON.stringify(['work:The C Book:1 edition', '  ' + P1.i13]), 'the select keeps only the books with that tag', JSON.stringify(order));
+  await page.click(row(P1.i13) + ' button.tag[data-tag="c"]');
+  ok(JSON.stringify(await ids()) === JSON.stringify([P1.i13, P2.i13]) && (await page.inputValue('#filter-tag')) === 'c',
+    'a tag chip filters by its tag and the select follows', JSON.stringify(await ids()));
+  await page.click(row(P2.i13) + ' button.tag.active[data-tag="c"]');
+  ok((await ids()).length === 5 && (await page.inputValue('#filter-tag')) === '', 'the active chip again shows every book');
+  await page.fill('#filter-text', 'signed');
+  ok(JSON.stringify(await ids()) === JSON.stringify([P1.i13]), 'the text filter finds notes', JSON.stringify(await ids()));
+  await page.fill('#filter-text', 'b00kindle');
+  ok(JSON.stringify(await ids()) === JSON.stringify([K.asin]), 'the text filter finds ASINs', JSON.stringify(await ids()));
+  await page.fill('#filter-text', '');
+  await edit(P2.i13, { tags: '' });
+  const p2 = await book(P2.i13);
+  ok(Array.isArray(p2.tags) && p2.tags.length === 0 && patches[patches.length - 1].body.tags === null &&
+    (await page.$$(row(P2.i13) + ' button.tag')).length === 0, 'emptying the tags clears them (null)', JSON.stringify(p2));
+
+  // ---- a failing book shows its last good rank; the attached ASIN is fetched ----
+  r = await http('POST', storeUrl + '/_config', idsStore(2));
+  await page.click('#refresh-btn');
+  await page.waitForFunction((sel) => { const x = document.querySelector(sel + ' .rank'); return x && x.textContent === '#777'; },
+    row(N.i13), { timeout: 30000 });
+  await page.waitForFunction(() => !document.getElementById('refresh-btn').disabled && /^Done/.test(document.getElementById('job-label').textContent));
+  const failing = await page.$eval(row(P1.i13), (tr) => ({
+    lastOk: (tr.querySelector('.last-ok') || {}).textContent || '',
+    title: (tr.querySelector('.last-ok') || { title: '' }).title,
+    status: tr.querySelector('.col-status .badge').textContent }));
+  ok(/^last ok #1,500, (just now|\d+ min ago)$/.test(failing.lastOk) && failing.status === 'blocked' && /in Books/.test(failing.title),
+    'a blocked book shows its last good rank and when it was seen', JSON.stringify(failing));
+  ok((await cell(N.i13)).status === 'ok', 'the 979 book is fetched by the ASIN attached in the dashboard');
+  ok(!/skipped/.test(await page.textContent('#job-counts')), 'nothing is skipped any more');
+
+  // ---- a refresh from the command line (cron) shows up and, when it ends, its ranks too ----
+  r = await http('POST', storeUrl + '/_config', idsStore(3));
+  const cli = runToExit(BOOKRANK_BIN, ['refresh', '--quiet', '--db', db, ...fetchOpts]);
+  let cliJob = null;
+  for (let i = 0; i < 100 && !cliJob; i++) {
+    const j = await http('GET', base + '/api/jobs');
+    cliJob = ((j.json && j.json.jobs) || []).find((x) => x.started_by === 'cli' && x.state === 'running') || null;
+    if (!cliJob) await new Promise((res) => setTimeout(res, 50));
+  }
+  ok(cliJob, 'the command-line refresh is running');
+  await page.click('#jobs-reload');
+  const cliRow = cliJob ? '#jobs-body tr.job-row[data-job-id="' + cliJob.id + '"]' : '#none';
+  await page.waitForSelector(cliRow, { timeout: 5000 }).catch(() => {});
+  const cliShown = await page.$eval(cliRow, (tr) => ({ by: tr.querySelector('.job-by').textContent,
+    state: tr.querySelector('.job-state').textContent, cancel: !!tr.querySelector('.job-cancel') })).catch((e) => String(e));
+  ok(cliShown.by === 'cli' && cliShown.state === 'running' && cliShown.cancel, 'the dashboard lists the running cli job with a cancel button', JSON.stringify(cliShown));
+  const exit = await cli;
+  ok(exit.code === 0, 'bookrank refresh exits 0', exit.code + '\n' + exit.out);
+  await page.waitForFunction((sel) => { const x = document.querySelector(sel + ' .job-state'); return x && x.textContent === 'done'; },
+    cliRow, { timeout: 15000 }).catch(() => {});
+  await page.waitForFunction((sel) => { const x = document.querySelector(sel + ' .rank'); return x && x.textContent === '#3,333'; },
+    row(K.asin), { timeout: 15000 }).catch(() => {});
+  ok((await page.textContent(cliRow + ' .job-state').catch(() => '')) === 'done' && (await cell(K.asin)).rank === '#3,333',
+    'the page sees the cli job end and shows the ranks it fetched without a reload', JSON.stringify(await cell(K.asin)));
+
+  // ---- cancelling a running refresh (of more books than the pool is handed at once) ----
+  r = await http('POST', storeUrl + '/_config', idsStore(4));
+  const extra = Array.from({ length: 8 }, (_, i) => 'B0CANCEL0' + i);
+  r = await http('POST', base + '/api/books', { ids: extra });
+  ok(r.status === 201, 'eight more books are added by a script', r.status + ' ' + r.text);
+  await page.click('#refresh-btn');
+  await page.waitForSelector('#jobs-body tr.job-row.state-running .job-cancel', { timeout: 5000 });
+  const runningId = Number(await page.$eval('#jobs-body tr.job-row.state-running', (tr) => tr.dataset.jobId));
+  await page.click('#jobs-body tr.job-row.state-running .job-cancel');
+  await page.waitForFunction(() => /^Cancelled/.test(document.getElementById('job-label').textContent), null, { timeout: 20000 });
+  r = await http('GET', base + '/api/jobs/' + runningId);
+  const cancelled = r.json && r.json.job;
+  ok(cancelled && cancelled.state === 'cancelled' && cancelled.done < cancelled.total, 'the cancel button cancels the running job on the server', r.text);
+  await page.waitForFunction((id) => {
+    const tr = document.querySelector('#jobs-body tr.job-row[data-job-id="' + id + '"]');
+    return tr && tr.querySelector('.job-state').textContent === 'cancelled' && !tr.querySelector('.job-cancel');
+  }, runningId, { timeout: 10000 }).catch(() => {});
+  ok(await page.$eval('#jobs-body tr.job-row[data-job-id="' + runningId + '"]', (tr) => tr.querySelector('.job-state').textContent === 'cancelled' &&
+    !tr.querySelector('.job-cancel')).catch(() => false), 'the list shows it cancelled, without its button');
+  const fit = await page.evaluate(() => { const t = document.getElementById('books'); return [t.scrollWidth, t.parentElement.clientWidth]; });
+  ok(fit[0] <= fit[1] + 1, 'the table with tags, notes and two buttons per row fits a 1280 px window', JSON.stringify(fit));
+  await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-ids.png'), fullPage: true });
+
+  const violations = await page.evaluate(() => window.__csp);
+  ok(violations.length === 0, 'no CSP violations with ids, editions and jobs', violations.join('\n'));
+  ok(watch.consoleErrors.length === 0, 'no console errors with ids, editions and jobs', watch.consoleErrors.join('\n'));
+  ok(watch.problems.length === 0, 'no request failed but the provoked ones (400 add, 409 ASIN)', watch.problems.join('\n'));
+  ok(watch.missed().length === 0, 'the provoked 400 and 409 were answered', watch.missed().join('\n'));
   watch.stop();
   await page.close();
   await stopProcess(server.child, 20000);

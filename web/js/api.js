@@ -1,6 +1,7 @@
 /*
- * api.js - every request to the bookrank server: JSON in and out, errors as ApiError, and the
- * access token (asked for in the token dialog, kept in sessionStorage for this tab only).
+ * api.js - every request to the bookrank server: JSON in and out (a string body goes as
+ * text/plain), errors as ApiError, and the access token (asked for in the token dialog, kept in
+ * sessionStorage for this tab only).
  */
 import { byId } from './dom.js';
 import { openDialog } from './dialog.js';
@@ -37,7 +38,11 @@ function setToken(t) {
 async function request(method, path, body) {
   const headers = { Accept: 'application/json' };
   const opts = { method, headers, cache: 'no-store' };
-  if (body !== undefined) {
+  if (typeof body === 'string') {
+    // A pasted list goes as typed: the server splits it by the one list rule (docs/API.md).
+    headers['Content-Type'] = 'text/plain; charset=utf-8';
+    opts.body = body;
+  } else if (body !== undefined) {
     headers['Content-Type'] = 'application/json';
     opts.body = JSON.stringify(body);
   }

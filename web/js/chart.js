@@ -4,6 +4,7 @@
  */
 import { byId, clear, el, svg } from './dom.js';
 import { fmtRank, fmtTick, shortRank, STATUS_LABEL } from './format.js';
+import { idOf } from './books.js';
 import { loadHistory, seriesBySource } from './history.js';
 import { toggleExpanded } from './state.js';
 
@@ -14,15 +15,17 @@ let showCategories = false;   // stays as chosen while other books are opened
 /* The <tr class="detail"> for book; the chart fills in when its history arrives. */
 export function renderDetailRow(book) {
   const td = el('td', { colspan: 8, class: 'detail-cell' });
+  const id = idOf(book);
   const tr = el('tr', { class: 'detail' }, td);
-  tr.dataset.isbn = book.isbn13;
+  tr.dataset.id = id;
+  if (book.isbn13) tr.dataset.isbn = book.isbn13;
   const chartBox = el('div', { class: 'chart-box' }, el('p', { class: 'muted' }, 'Loading history…'));
   const catToggle = el('input', { type: 'checkbox', class: 'cat-toggle' });
   catToggle.checked = showCategories;
   const head = el('div', { class: 'detail-head' },
-    el('h3', null, book.title || book.isbn13),
+    el('h3', null, book.title || id),
     el('label', { class: 'check' }, catToggle, ' show category ranks'),
-    el('button', { type: 'button', class: 'link close-detail', onclick: () => toggleExpanded(book.isbn13) }, 'Close'));
+    el('button', { type: 'button', class: 'link close-detail', onclick: () => toggleExpanded(id) }, 'Close'));
   td.append(head, chartBox);
 
   let observations = null;
@@ -39,7 +42,7 @@ export function renderDetailRow(book) {
     showCategories = catToggle.checked;
     draw();
   });
-  loadHistory(book.isbn13).then((obs) => {
+  loadHistory(id).then((obs) => {
     observations = obs;
     draw();
   }, (e) => {

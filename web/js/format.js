@@ -4,11 +4,15 @@
 
 export const STATUSES = ['ok', 'no_rank', 'not_found', 'blocked', 'error'];
 
-/* Every status an observation can have, plus "unchecked" for a book never fetched. */
+/* Every status an observation can have, plus "unchecked" for a book never fetched and
+ * "needs_asin" for one no storefront can address (a 979 ISBN without an ASIN). */
 export const STATUS_LABEL = {
   ok: 'ok', no_rank: 'no rank', not_found: 'not found', blocked: 'blocked', error: 'error',
-  unchecked: 'not checked',
+  unchecked: 'not checked', needs_asin: 'needs an ASIN',
 };
+
+/* Who started a job (GET /api/jobs "started_by"), as the jobs list says it. */
+export const STARTED_BY_LABEL = { api: 'api', schedule: 'schedule', cli: 'cli' };
 
 // Fixed to en-US so ranks read "#1,234" whatever the browser's language (the tests rely on it).
 const intFormat = new Intl.NumberFormat('en-US');
@@ -38,6 +42,20 @@ export function relTime(iso, now) {
   const d = Math.round(h / 24);
   if (d < 60) return d + (d === 1 ? ' day ago' : ' days ago');
   return new Date(t).toLocaleDateString();
+}
+
+/* A time to come: "in 5 min", "in 3 h", "in 2 days"; "now" when it is due; '' if unreadable. */
+export function untilTime(iso, now) {
+  const t = Date.parse(iso);
+  if (Number.isNaN(t)) return '';
+  const s = Math.round((t - now) / 1000);
+  if (s < 45) return 'now';
+  const m = Math.round(s / 60);
+  if (m < 60) return 'in ' + m + ' min';
+  const h = Math.round(m / 60);
+  if (h < 36) return 'in ' + h + ' h';
+  const d = Math.round(h / 24);
+  return 'in ' + d + (d === 1 ? ' day' : ' days');
 }
 
 /* Local time with the server's UTC form after it, for hover titles. */

@@ -1,5 +1,5 @@
 /*
- * history.js - the rank history of each book (GET /api/books/{isbn}/history): fetched once,
+ * history.js - the rank history of each book (GET /api/books/{id}/history): fetched once,
  * cached until the book is checked again, and shaped into the points the sparklines and the
  * chart draw.
  */
@@ -8,40 +8,40 @@ import { apiGet } from './api.js';
 const HISTORY_LIMIT = 500;
 const SPARK_POINTS = 60;
 
-const histories = new Map();  // isbn13 -> Promise of observations (newest first)
-const sparks = new Map();     // isbn13 -> sparkline points, once the history has been fetched
+const histories = new Map();  // book id -> Promise of observations (newest first)
+const sparks = new Map();     // book id -> sparkline points, once the history has been fetched
 
-export function loadHistory(isbn) {
-  let p = histories.get(isbn);
+export function loadHistory(id) {
+  let p = histories.get(id);
   if (!p) {
-    p = apiGet('/api/books/' + encodeURIComponent(isbn) + '/history?limit=' + HISTORY_LIMIT)
+    p = apiGet('/api/books/' + encodeURIComponent(id) + '/history?limit=' + HISTORY_LIMIT)
       .then((d) => (d && Array.isArray(d.observations) ? d.observations : []));
     // A failed fetch is not cached: the next look at the book tries again.
-    p.catch(() => forgetHistory(isbn));
-    histories.set(isbn, p);
+    p.catch(() => forgetHistory(id));
+    histories.set(id, p);
   }
   return p;
 }
 
-/* Forget cached history (of every book when isbn is omitted) so it is fetched again. */
-export function forgetHistory(isbn) {
-  if (isbn === undefined) {
+/* Forget cached history (of every book when id is omitted) so it is fetched again. */
+export function forgetHistory(id) {
+  if (id === undefined) {
     histories.clear();
     sparks.clear();
   } else {
-    histories.delete(isbn);
-    sparks.delete(isbn);
+    histories.delete(id);
+    sparks.delete(id);
   }
 }
 
 /* The sparkline points of a book, or undefined while its history has not been fetched. */
-export function knownSpark(isbn) {
-  return sparks.get(isbn);
+export function knownSpark(id) {
+  return sparks.get(id);
 }
 
 /* Fetches the history of a book and keeps its sparkline points; rejects like loadHistory. */
-export async function fetchSpark(isbn) {
-  sparks.set(isbn, sparkPoints(await loadHistory(isbn)));
+export async function fetchSpark(id) {
+  sparks.set(id, sparkPoints(await loadHistory(id)));
 }
 
 /* Points ({t, o}: time in ms and the observation) per source, oldest first. */

@@ -6,6 +6,8 @@ import { apiGet, setAuthRequired } from './api.js';
 import { initAdd } from './add.js';
 import { initBanner } from './banner.js';
 import { byId } from './dom.js';
+import { initEdit } from './edit.js';
+import { initJobs, loadJobs } from './jobs.js';
 import { initRefresh, jobRunning } from './refresh.js';
 import { changed, loadBooks, state, toggleExpanded } from './state.js';
 import { initTable, refreshRelativeTimes } from './table.js';
@@ -29,8 +31,12 @@ function initTimers() {
     clearTimeout(resizeTimer);
     resizeTimer = setTimeout(() => { if (state.expanded) changed(); }, RESIZE_SETTLE_MS);
   });
-  // Picks up scheduled refreshes and other tabs; a followed job reloads when it ends anyway.
-  setInterval(() => { if (!jobRunning() && !document.hidden) loadBooks(); }, RELOAD_MS);
+  // Picks up scheduled refreshes, cron and other tabs; a followed job reloads when it ends anyway.
+  setInterval(() => {
+    if (jobRunning() || document.hidden) return;
+    loadBooks();
+    loadJobs();
+  }, RELOAD_MS);
 }
 
 function loadConfig() {
@@ -44,6 +50,8 @@ function loadConfig() {
 initBanner();
 initTable();
 initAdd();
+initEdit();
+initJobs();
 initRefresh();
 initKeys();
 initTimers();
@@ -51,3 +59,4 @@ loadConfig();
 state.loading = true;
 changed();
 loadBooks();
+loadJobs();

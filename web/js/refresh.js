@@ -7,6 +7,7 @@ import { reportError } from './banner.js';
 import { byId, clear, el } from './dom.js';
 import { STATUS_LABEL, STATUSES } from './format.js';
 import { forgetHistory } from './history.js';
+import { loadJobs } from './jobs.js';
 import { loadBooks } from './state.js';
 
 const POLL_MS = 500;
@@ -42,6 +43,7 @@ export function followJob(job) {
   btn.disabled = true;
   btn.textContent = 'Refreshing…';
   renderJob(job);
+  loadJobs();
   const poll = async () => {
     let cur = job;
     try {
@@ -68,6 +70,7 @@ async function finishJob() {
   btn.disabled = false;
   btn.textContent = 'Refresh all';
   await loadBooks();
+  loadJobs();
   hideTimer = setTimeout(() => { byId('job').hidden = true; }, HIDE_AFTER_MS);
 }
 
@@ -106,6 +109,12 @@ function renderJob(job) {
   for (const s of STATUSES) {
     if (!c[s]) continue;
     counts.appendChild(el('span', { class: 'chip small status-' + s, 'data-status': s }, c[s] + ' ' + STATUS_LABEL[s]));
+  }
+  // Books no storefront can address (a 979 ISBN without an ASIN) are skipped, not failed.
+  if (job.skipped) {
+    counts.appendChild(el('span', { class: 'chip small status-needs_asin', 'data-status': 'skipped',
+      title: 'Not fetched: a 979 ISBN has no ISBN-10; attach its ASIN with Edit' },
+    job.skipped + ' skipped (needs an ASIN)'));
   }
 }
 

@@ -27,24 +27,24 @@ export function observeSparklines(root) {
   if (observer) observer.disconnect();
   for (const td of root.querySelectorAll('td.col-history')) {
     // Known sparklines are drawn at once so re-rendering the table does not flicker.
-    if (knownSpark(td.dataset.isbn) !== undefined || !observer) fillSparkline(td);
+    if (knownSpark(td.dataset.id) !== undefined || !observer) fillSparkline(td);
     else observer.observe(td);
   }
 }
 
 async function fillSparkline(td) {
-  const isbn = td.dataset.isbn;
+  const id = td.dataset.id;
   if (td.dataset.filled) return;
-  if (knownSpark(isbn) === undefined) {
+  if (knownSpark(id) === undefined) {
     try {
-      await fetchSpark(isbn);
+      await fetchSpark(id);
     } catch (e) {
       drawInto(td, null);
       return;
     }
   }
   // The table may have been redrawn while the history was on its way.
-  if (td.isConnected) drawInto(td, knownSpark(isbn));
+  if (td.isConnected) drawInto(td, knownSpark(id));
 }
 
 /* points: null when the history could not be fetched, [] when it has no rank. */

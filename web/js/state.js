@@ -1,19 +1,22 @@
 /*
  * state.js - what the page knows and shows that more than one module reads: the tracked books
- * (and loading them), which book's chart is open, and the signal that the view must be redrawn.
+ * (and loading them), which book's chart is open, the tag the table is filtered by (rows set it
+ * from their tag chips, the table from its select), and the signal that the view must be
+ * redrawn. Books are keyed by their id (ISBN-13, or ASIN for a book without an ISBN).
  *
  * Modules change the state and call changed(); the table redraws. That keeps the dependencies
  * one way (rows and the chart never import the table that contains them).
  */
 import { apiGet } from './api.js';
 import { reportError } from './banner.js';
-import { latestStamp } from './books.js';
+import { idOf, latestStamp } from './books.js';
 import { forgetHistory } from './history.js';
 
 export const state = {
   books: [],        // as GET /api/books returns them
   loading: false,   // a load of the books is under way (an empty table then says Loading…)
-  expanded: null,   // isbn13 of the book whose chart is open
+  expanded: null,   // id of the book whose chart is open
+  filterTag: '',    // only books with this tag are shown ('' for all)
 };
 
 const listeners = [];
@@ -27,15 +30,30 @@ export function changed() {
   for (const fn of listeners) fn();
 }
 
-export function toggleExpanded(isbn) {
-  state.expanded = state.expanded === isbn ? null : isbn;
+export function toggleExpanded(id) {
+  state.expanded = state.expanded === id ? null : id;
   changed();
 }
 
-export function removeLocally(isbn) {
-  state.books = state.books.filter((b) => b.isbn13 !== isbn);
-  forgetHistory(isbn);
-  if (state.expanded === isbn) state.expanded = null;
+/* A tag chip toggles the tag filter. */
+export function toggleTagFilter(tag) {
+  state.filterTag = state.filterTag === tag ? '' : tag;
+  changed();
+}
+
+export function removeLocally(id) {
+  state.books = state.books.filter((b) => idOf(b) !== id);
+  forgetHistory(id);
+  if (state.expanded === id) state.expanded = null;
+  changed();
+}
+
+/* Puts a book as the server answered a change of it (PATCH) in place of the one shown. */
+export function replaceLocally(book) {
+  const id = idOf(book);
+  const i = state.books.findIndex((b) => idOf(b) === id);
+  if (i >= 0) state.books[i] = book;
+  else state.books.push(book);
   changed();
 }
 
@@ -45,9 +63,10 @@ export async function loadBooks() {
     const data = await apiGet('/api/books');
     const books = Array.isArray(data) ? data : (data && Array.isArray(data.books) ? data.books : []);
     // A book checked since the last load (say by a scheduled refresh) needs its history again.
-    const seen = new Map(state.books.map((b) => [b.isbn13, latestStamp(b)]));
+    const seen = new Map(state.books.map((b) => [idOf(b), latestStamp(b)]));
     for (const b of books) {
-      if (seen.has(b.isbn13) && seen.get(b.isbn13) !== latestStamp(b)) forgetHistory(b.isbn13);
+      const id = idOf(b);
+      if (seen.has(id) && seen.get(id) !== latestStamp(b)) forgetHistory(id);
     }
     state.books = books;
   } catch (e) {

@@ -1,12 +1,13 @@
 /*
- * table.js - the books table as a whole: which books it shows (text and status filters), in
- * which order (the sortable columns), the status chips above it, the count and the empty state.
- * It redraws on every changed() (state.js).
+ * table.js - the books table as a whole: which books it shows (text, status and tag filters), in
+ * which order (the sortable columns), the editions of one work under a heading row for the work,
+ * the status chips above it, the count and the empty state. It redraws on every changed()
+ * (state.js).
  */
-import { changeOf, latestOf, primary, statusesOf } from './books.js';
+import { attachedAsin, changeOf, idOf, latestOf, primary, statusesOf, tagsOf, workOf } from './books.js';
 import { renderDetailRow } from './chart.js';
 import { byId, clear, el } from './dom.js';
-import { relTime, STATUS_LABEL, STATUSES } from './format.js';
+import { fmtRank, relTime, STATUS_LABEL, STATUSES } from './format.js';
 import { renderRow } from './row.js';
 import { observeSparklines } from './sparkline.js';
 import { changed, onChange, state } from './state.js';
@@ -21,6 +22,7 @@ export function initTable() {
   onChange(render);
   byId('filter-text').addEventListener('input', (e) => { view.filterText = e.target.value; changed(); });
   byId('filter-status').addEventListener('change', (e) => { view.filterStatus = e.target.value; changed(); });
+  byId('filter-tag').addEventListener('change', (e) => { state.filterTag = e.target.value; changed(); });
   for (const btn of document.querySelectorAll('button.sort')) {
     btn.addEventListener('click', () => {
       const key = btn.dataset.sort;
@@ -44,15 +46,18 @@ function render() {
   const now = Date.now();
   const shown = state.books.filter(matchesFilter).sort(compareBooks);
   clear(body);
-  for (const book of shown) {
-    body.appendChild(renderRow(book, now));
-    if (state.expanded === book.isbn13) body.appendChild(renderDetailRow(book));
+  for (const item of groupByWork(shown)) {
+    if (item.work) body.appendChild(workRow(item));
+    for (const book of item.books) {
+      body.appendChild(renderRow(book, now, !!item.work));
+      if (state.expanded === idOf(book)) body.appendChild(renderDetailRow(book));
+    }
   }
   const total = state.books.length;
   byId('book-count').textContent = total ? '(' + (shown.length === total ? total : shown.length + ' of ' + total) + ')' : '';
   const empty = byId('empty');
   if (!total) {
-    empty.textContent = state.loading ? 'Loading…' : 'No books tracked yet. Paste some ISBNs above to start.';
+    empty.textContent = state.loading ? 'Loading…' : 'No books tracked yet. Paste some ISBNs, ASINs or product links above to start.';
     empty.hidden = false;
   } else if (!shown.length) {
     empty.textContent = 'No book matches the filter.';
@@ -61,17 +66,78 @@ function render() {
     empty.hidden = true;
   }
   renderSummary();
+  renderTagFilter();
   updateSortHeaders();
   observeSparklines(body);
 }
 
+/*
+ * The sorted books as the table shows them: a book without a work on its own ({work: '', books:
+ * [book]}), the editions of a work together ({work, books}) where the first of them would be,
+ * in the sorted order among themselves.
+ */
+function groupByWork(sorted) {
+  const items = [];
+  const works = new Map();
+  for (const book of sorted) {
+    const work = workOf(book);
+    if (!work) {
+      items.push({ work: '', books: [book] });
+      continue;
+    }
+    let item = works.get(work);
+    if (!item) {
+      item = { work, books: [] };
+      works.set(work, item);
+      items.push(item);
+    }
+    item.books.push(book);
+  }
+  return items;
+}
+
+/* The heading row of a work: its name, how many editions are shown, their formats and the best
+ * rank among them. */
+function workRow(item) {
+  const n = item.books.length;
+  const formats = [...new Set(item.books.map((b) => b.format).filter(Boolean))];
+  let best = null;
+  for (const b of item.books) {
+    const o = primary(b);
+    if (o && (!best || o.rank < best.rank)) best = o;
+  }
+  const tr = el('tr', { class: 'work-row', 'data-work': item.work },
+    el('th', { colspan: 8, scope: 'rowgroup', class: 'work-cell' },
+      el('span', { class: 'work-name' }, item.work),
+      ' ',
+      el('span', { class: 'work-count muted' }, n + (n === 1 ? ' edition' : ' editions')),
+      formats.length ? el('span', { class: 'work-formats muted' }, formats.join(' · ')) : null,
+      best ? el('span', { class: 'work-best' }, 'best ' + fmtRank(best.rank)) : null));
+  return tr;
+}
+
+/* The tag select: every tag of the tracked books, and the one chosen even if no book has it. */
+function renderTagFilter() {
+  const select = byId('filter-tag');
+  const tags = new Set();
+  for (const b of state.books) for (const t of tagsOf(b)) tags.add(t);
+  if (state.filterTag) tags.add(state.filterTag);
+  const sorted = [...tags].sort((a, b) => a.localeCompare(b));
+  const have = [...select.options].slice(1).map((o) => o.value);
+  if (have.length !== sorted.length || have.some((t, i) => t !== sorted[i])) {
+    while (select.options.length > 1) select.remove(1);
+    for (const t of sorted) select.appendChild(el('option', { value: t }, t));
+  }
+  select.value = state.filterTag;
+  select.hidden = sorted.length === 0;
+}
 /* One chip per status with its number of books; a chip toggles the status filter. */
 function renderSummary() {
   const box = byId('status-summary');
   clear(box);
   const counts = {};
   for (const b of state.books) for (const s of new Set(statusesOf(b))) counts[s] = (counts[s] || 0) + 1;
-  for (const s of [...STATUSES, 'unchecked']) {
+  for (const s of [...STATUSES, 'needs_asin', 'unchecked']) {
     if (!counts[s]) continue;
     const active = view.filterStatus === s;
     box.appendChild(el('button', {
@@ -98,13 +164,15 @@ function updateSortHeaders() {
   }
 }
 
-/* The text filter looks at titles, ISBNs, sources and category names; "978-1-4493" finds
- * 9781449355739 too. */
+/* The text filter looks at titles, ids (ISBNs, ASINs), works, tags, notes, sources and category
+ * names; "978-1-4493" finds 9781449355739 too. */
 function matchesFilter(book) {
   if (view.filterStatus && !statusesOf(book).includes(view.filterStatus)) return false;
+  if (state.filterTag && !tagsOf(book).includes(state.filterTag)) return false;
   const q = view.filterText.trim().toLowerCase();
   if (!q) return true;
-  const hay = [book.title || '', book.isbn13 || '', book.isbn10 || ''];
+  const hay = [book.title || '', idOf(book), book.isbn13 || '', book.isbn10 || '', book.asin || '',
+    attachedAsin(book), workOf(book), book.note || '', ...tagsOf(book), ...Object.values(book.asins || {})];
   for (const o of latestOf(book)) {
     hay.push(o.source || '', o.rank_category || '');
     for (const c of o.categories || []) hay.push(c.category || '');
@@ -116,22 +184,23 @@ function matchesFilter(book) {
   });
 }
 
-/* Books without a value for the sorted column go last either way; ties go by ISBN so the order
+/* Books without a value for the sorted column go last either way; ties go by id so the order
  * is stable between redraws. */
 function compareBooks(a, b) {
   const { key, dir } = view.sort;
+  const tie = () => idOf(a).localeCompare(idOf(b));
   if (key === 'title') {
     const ta = (a.title || '').toLowerCase();
     const tb = (b.title || '').toLowerCase();
     if (!ta !== !tb) return ta ? -1 : 1;
-    return dir * ta.localeCompare(tb) || a.isbn13.localeCompare(b.isbn13);
+    return dir * ta.localeCompare(tb) || tie();
   }
   const va = sortValue(a, key);
   const vb = sortValue(b, key);
-  if (va === null && vb === null) return a.isbn13.localeCompare(b.isbn13);
+  if (va === null && vb === null) return tie();
   if (va === null) return 1;
   if (vb === null) return -1;
-  return dir * (va - vb) || a.isbn13.localeCompare(b.isbn13);
+  return dir * (va - vb) || tie();
 }
 
 function sortValue(book, key) {
