@@ -80,7 +80,7 @@ int main(int argc, char **argv)
     int threads = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
-            threads = atoi(argv[++i]);
+            threads = (int)strtol(argv[++i], NULL, 10);
         else
             file = argv[i];
     }

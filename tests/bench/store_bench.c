@@ -110,7 +110,7 @@ static long arg_long(int argc, char **argv, const char *name, long dflt)
 {
     for (int i = 0; i + 1 < argc; i++)
         if (strcmp(argv[i], name) == 0)
-            return atol(argv[i + 1]);
+            return strtol(argv[i + 1], NULL, 10);
     return dflt;
 }
 
@@ -267,7 +267,7 @@ int main(int argc, char **argv)
     if (argc >= 3 && strcmp(argv[1], "history") == 0)
         return bench_history(argv[2], argc - 3, argv + 3);
     if (argc >= 4 && strcmp(argv[1], "seed") == 0)
-        return seed(argv[2], atol(argv[3]), argc >= 5 ? atol(argv[4]) : 2);
+        return seed(argv[2], strtol(argv[3], NULL, 10), argc >= 5 ? strtol(argv[4], NULL, 10) : 2);
     fprintf(stderr, "usage: store_bench append DIR [--books B] [--batch N] [--total M]\n"
                     "       store_bench history DIR [--obs K] [--queries Q]\n"
                     "       store_bench seed DB N [OBS]\n");

@@ -2,12 +2,14 @@
 # tests/fuzz/run.sh [SECONDS] - build the libFuzzer targets and fuzz them for SECONDS in all
 # (default 240), split evenly between the targets: one budget, however many targets there are.
 #
-#   make fuzz FUZZ_SECONDS=240       (the Makefile calls this script)
+#   make fuzz FUZZ_SECONDS=240       (the Makefile builds the targets, then calls this script)
 #   FUZZ_TARGETS="isbn body" sh tests/fuzz/run.sh 10      only some targets
+#   sh tests/fuzz/run.sh --tools     only install clang and its libFuzzer runtime if missing
 #
-# Targets (tests/fuzz/fuzz_NAME.c): isbn, extract, body, route. Each is built with clang
-# (-fsanitize=fuzzer,address,undefined) against the project sources it needs, compiled with
-# -fsanitize=fuzzer-no-link,address,undefined into build-fuzz/ (FUZZ_BUILD). A target first runs
+# Targets (tests/fuzz/fuzz_NAME.c): isbn, extract, body, route. The Makefile builds them
+# (`make fuzz-build`; FUZZ_SRC, FUZZ_CFLAGS): each with clang (-fsanitize=fuzzer,address,undefined)
+# against the project sources it needs, compiled with -fsanitize=fuzzer-no-link,address,undefined
+# and the project's warnings into build-fuzz/ (FUZZ_BUILD). A target first runs
 # its committed seeds (tests/fuzz/seeds/NAME/) and regressions (tests/fuzz/regressions/NAME/);
 # the extractor also reads every full page in $FIXTURES once. Then it fuzzes for SECONDS with a
 # working corpus in build-fuzz/corpus/NAME/ (kept between runs). A crash, sanitizer report, leak,
@@ -17,21 +19,13 @@
 #
 # Prints one line per target and "N passed, N failed"; exits non-zero when any target failed.
 set -u
-TOTAL=${1:-240}
-case "$TOTAL" in ''|*[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;; esac
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 2
 OUT=${FUZZ_BUILD:-build-fuzz}
-TARGETS=${FUZZ_TARGETS:-isbn extract body route}
-ntargets=$(echo $TARGETS | wc -w)
-SECS=$((TOTAL / ntargets))
-[ "$SECS" -ge 1 ] || SECS=1
-FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 CLANG=${FUZZ_CC:-clang}
-PKGS="libmicrohttpd libpcre2-8 jansson libcurl"
+FIXTURES=${FIXTURES:-$ROOT/tests/fixtures}
 
-# ---- tools and libraries ------------------------------------------------------------------
-sh .ci/deps build || { echo "fuzz: could not install the build packages" >&2; exit 2; }
+# ---- tools (the Makefile runs this once per FUZZ_BUILD, through --tools) ------------------------
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 fuzzer_links() {
   mkdir -p "$OUT"
@@ -40,38 +34,35 @@ fuzzer_links() {
     > "$OUT/probe.c"
   "$CLANG" -fsanitize=fuzzer,address,undefined -o "$OUT/probe" "$OUT/probe.c" >/dev/null 2>&1
 }
-if ! command -v "$CLANG" >/dev/null 2>&1 || ! fuzzer_links; then
-  echo "fuzz: installing clang and its libFuzzer runtime" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends clang >/dev/null
-  major=$("$CLANG" -dumpversion 2>/dev/null | cut -d. -f1)
-  as_root apt-get install -y -qq --no-install-recommends "libclang-rt-$major-dev" >/dev/null 2>&1
-  fuzzer_links || { echo "fuzz: $CLANG cannot link -fsanitize=fuzzer (need clang and libclang-rt-N-dev)" >&2; exit 2; }
+if [ "${1:-}" = --tools ]; then
+  if ! command -v "$CLANG" >/dev/null 2>&1 || ! fuzzer_links; then
+    echo "fuzz: installing clang and its libFuzzer runtime" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get update -qq && as_root apt-get install -y -qq --no-install-recommends clang >/dev/null
+    major=$("$CLANG" -dumpversion 2>/dev/null | cut -d. -f1)
+    as_root apt-get install -y -qq --no-install-recommends "libclang-rt-$major-dev" >/dev/null 2>&1
+    fuzzer_links || { echo "fuzz: $CLANG cannot link -fsanitize=fuzzer (need clang and libclang-rt-N-dev)" >&2; exit 2; }
+  fi
+  exit 0
 fi
 
-# ---- build ----------------------------------------------------------------------------------
-# All of common/ (small, no outside libraries) and what the targets call in scraper/ and server/.
-SRC="$(echo common/*.c) scraper/source.c scraper/extract.c scraper/text.c scraper/fetch.c server/body.c server/router.c"
-SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
-FLAGS="-std=c11 -D_GNU_SOURCE -DBOOKRANK_VERSION=\"fuzz\" -I. $(pkg-config --cflags $PKGS) -g -O1 -pthread"
-WARN="-Wall -Wextra -Wno-unused-parameter"
-LIBS="$(pkg-config --libs libpcre2-8 jansson libcurl) -pthread -lm"
-echo "fuzz: building into $OUT/ with $("$CLANG" --version | head -1)"
-mkdir -p "$OUT/obj" "$OUT/bin"
-OBJS=""
-for src in $SRC; do
-  obj=$OUT/obj/$(echo "$src" | tr / _ | sed 's/\.c$/.o/')
-  # shellcheck disable=SC2086
-  "$CLANG" $FLAGS $WARN $SAN -fsanitize=fuzzer-no-link -c -o "$obj" "$src" ||
-    { echo "fuzz: compiling $src failed" >&2; exit 2; }
-  OBJS="$OBJS $obj"
-done
+TOTAL=${1:-240}
+case "$TOTAL" in ''|*[!0-9]*) echo "usage: $0 [SECONDS] | --tools" >&2; exit 2 ;; esac
+TARGETS=${FUZZ_TARGETS:-$(make -s --no-print-directory print-FUZZ_TARGETS)}
 for t in $TARGETS; do
   [ -f "tests/fuzz/fuzz_$t.c" ] || { echo "fuzz: no target tests/fuzz/fuzz_$t.c" >&2; exit 2; }
-  # shellcheck disable=SC2086
-  "$CLANG" $FLAGS $WARN $SAN -fsanitize=fuzzer -o "$OUT/bin/fuzz_$t" "tests/fuzz/fuzz_$t.c" \
-    $OBJS $LIBS || { echo "fuzz: building fuzz_$t failed" >&2; exit 2; }
 done
+ntargets=$(echo $TARGETS | wc -w)
+[ "$ntargets" -ge 1 ] || { echo "fuzz: no targets" >&2; exit 2; }
+SECS=$((TOTAL / ntargets))
+[ "$SECS" -ge 1 ] || SECS=1
+
+# ---- build (already done when `make fuzz` calls this script) --------------------------------
+if [ "${FUZZ_BUILT:-}" != 1 ]; then
+  echo "fuzz: building into $OUT/ (make fuzz-build)"
+  make -s --no-print-directory FUZZ_BUILD="$OUT" FUZZ_CC="$CLANG" FUZZ_TARGETS="$TARGETS" \
+    fuzz-build || { echo "fuzz: building the targets failed" >&2; exit 2; }
+fi
 
 # ---- run --------------------------------------------------------------------------------------
 max_len() {
