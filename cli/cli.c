@@ -21,6 +21,8 @@ static const cli_command commands[] = {
     {"history", CMD_HISTORY, "ID", "observations of one book, newest first"},
     {"migrate", CMD_MIGRATE, "", "upgrade the database schema (after copying the file)"},
     {"backup", CMD_BACKUP, "FILE", "write a consistent copy of the database (safe while serving)"},
+    {"alert", CMD_ALERT, "add|list|remove N|test TARGET",
+     "alert rules: add one (--kind, --notify...), list them, remove one, send a sample message"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -46,6 +48,7 @@ static int run(const cli_settings *s)
     case CMD_EDIT: return cmd_edit(s);
     case CMD_MIGRATE: return cmd_migrate(s);
     case CMD_BACKUP: return cmd_backup(s);
+    case CMD_ALERT: return cmd_alert(s);
     }
     return CLI_USAGE;
 }
@@ -88,6 +91,7 @@ static int set_log_level(const cli_settings *s)
 static void settings_free(cli_settings *s)
 {
     free(s->args);
+    cli_rules_free(s->config_alerts, s->nconfig_alerts);
     cli_config_free(s);
     free(s->env_sources);
     free(s->env_public_urls);
@@ -124,7 +128,8 @@ int cli_main(int argc, char **argv)
     if (rc == CLI_OK && help)
         cli_usage(stdout, c);
     else if (rc == CLI_OK && (rc = set_log_level(&s)) == CLI_OK) {
-        int scrapes = c->id & (CMD_SCRAPE | CMD_EXTRACT);
+        /* libcurl: fetching, and sending alerts (serve, refresh, alert test). */
+        int scrapes = c->id & (CMD_SCRAPE | CMD_EXTRACT | CMD_ALERT);
         if (scrapes && scr_global_init()) {
             cli_error(NULL, "cannot initialise libcurl");
             rc = CLI_WORK;

@@ -2,21 +2,28 @@
  * cmd_refresh.c - `bookrank refresh [ID...]`: one refresh job run in this process (what cron
  * runs): an "At <time> on <sources>:" line, one line per result (or --json at the end; --quiet:
  * only the failures), a progress line on a terminal, a summary naming the finish time; exit 1
- * when anything was blocked or failed.
+ * when anything was blocked or failed. Alert rules fire as results are stored; what they fired
+ * is delivered before the exit (waiting at most 30 s).
  *
  * Threads: the observer runs on the jobs writer thread; it owns `results` and the printing until
  * jobs_stop() has returned, after which this thread reads them.
  */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "../common/log.h"
 #include "../common/timeutil.h"
 #include "../jobs/jobs.h"
+#include "../notify/notify.h"
 #include "../render/render.h"
 #include "../common/grow.h"
 #include "internal.h"
+
+/* SPEC §5: a cron refresh waits at most this long for its alert deliveries. */
+#define REFRESH_DELIVERY_WAIT_MS 30000
 
 static volatile sig_atomic_t stop_signal;
 
@@ -117,6 +124,29 @@ static void results_free(refresh_out *out)
     out->nresults = 0;
 }
 
+/* Wakes the delivery loop after a commit that stored alert events (jobs writer thread); the
+ * loop starts after the runner, and the pointer is cleared only after jobs_stop. */
+static void events_stored(void *ctx)
+{
+    _Atomic(notify_deliverer *) *dv = ctx;
+    notify_deliverer *d = atomic_load(dv);
+    if (d)
+        notify_deliverer_wake(d);
+}
+
+/* Sends what the run fired (and anything left due by earlier runs): at most
+ * REFRESH_DELIVERY_WAIT_MS, none when nothing is pending; then stops the loop. */
+static void deliver_and_stop(notify_deliverer *dv)
+{
+    if (!dv)
+        return;
+    int pending = stop_signal ? 0 : notify_deliverer_drain(dv, REFRESH_DELIVERY_WAIT_MS);
+    if (pending > 0)
+        log_warn("%d alert deliver%s still pending: retried by the next refresh or by serve",
+                 pending, pending == 1 ? "y is" : "ies are");
+    notify_deliverer_stop(dv);
+}
+
 /* The progress line appears on a terminal; BOOKRANK_PROGRESS=1 asks for it anywhere (logs of a
  * long manual run, and the tests, which have no terminal). */
 static int progress_wanted(int json)
@@ -205,15 +235,25 @@ int cmd_refresh(const cli_settings *s)
         free(ids);
         return CLI_USAGE;
     }
+    cli_notify nc;
+    int nrc = cli_notify_load(s, &nc);
+    if (nrc) {
+        cli_sources_free(&set);
+        free(ids);
+        return nrc;
+    }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
     long store_wait = cli_opt_int(s, OPT_STORE_WAIT, 60);
+    static _Atomic(notify_deliverer *) deliverer;
     jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
                       .store_wait_ms = (int)store_wait * 1000,
-                      .busy_timeout_ms = cli_test_busy_ms(0)};
+                      .busy_timeout_ms = cli_test_busy_ms(0),
+                      .events_stored = events_stored, .events_ctx = &deliverer};
     cli_scraper_config(s, &jc.scraper);
 
     int rc = CLI_WORK;
     jobs *runner = NULL;
+    notify_deliverer *dv = NULL;
     refresh_out out = {.json = cli_opt_flag(s, OPT_JSON), .quiet = cli_opt_flag(s, OPT_QUIET)};
     progress_init(&out.bar, progress_wanted(out.json));
     char(*tracked)[14] = n ? calloc(n, sizeof *tracked) : NULL;
@@ -223,7 +263,8 @@ int cmd_refresh(const cli_settings *s)
         cli_error(c, "out of memory");
         goto done;
     }
-    if ((rc = cli_store_open(s, CLI_STORE_WRITE, &d)) != CLI_OK)
+    if ((rc = cli_store_open(s, CLI_STORE_WRITE, &d)) != CLI_OK ||
+        (rc = cli_alerts_sync(s, d)) != CLI_OK)
         goto done;
     rc = CLI_WORK;
     if (n && db_books_add(d, ids, n, NULL, tracked) != DB_OK) {
@@ -248,6 +289,8 @@ int cmd_refresh(const cli_settings *s)
         free(err);
         goto done;
     }
+    /* Without it the refresh still runs: its events stay pending for the next run or serve. */
+    atomic_store(&deliverer, dv = cli_deliverer_start(c, jc.db_path, &nc));
     db_job job;
     int joined;
     char why[256];
@@ -282,6 +325,10 @@ int cmd_refresh(const cli_settings *s)
         rc = CLI_WORK;
 done:
     jobs_stop(runner, 0);
+    /* After the summary (cron mails it as it comes), once the writer has stopped. */
+    atomic_store(&deliverer, NULL);
+    deliver_and_stop(dv);
+    cli_notify_free(&nc);
     results_free(&out);
     db_close(d);
     cli_sources_free(&set);

@@ -1,6 +1,7 @@
 /*
- * cmd_serve.c - `bookrank serve`: starts the jobs runner and the HTTP server, then this thread
- * waits for signals and runs the --refresh-every schedule until SIGINT/SIGTERM.
+ * cmd_serve.c - `bookrank serve`: syncs the config file's alert rules, starts the jobs runner,
+ * the alert delivery loop and the HTTP server, then this thread waits for signals and runs the
+ * --refresh-every schedule until SIGINT/SIGTERM.
  *
  * Signals are taken synchronously here (sigtimedwait); every other thread blocks them, so no
  * handler runs on a worker or HTTP thread.
@@ -13,11 +14,16 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include "../common/buf.h"
 #include "../common/log.h"
 #include "../common/timeutil.h"
 #include "../jobs/jobs.h"
+#include "../notify/notify.h"
 #include "../server/server.h"
 #include "internal.h"
+
+/* The shortest --refresh-every without --allow-short-interval (SPEC §2). */
+#define CLI_MIN_REFRESH_EVERY_S 300
 
 /* Each connection and each fetch's socket is a descriptor: use what the system allows. */
 static void raise_descriptor_limit(void)
@@ -45,31 +51,7 @@ static int load_token(const cli_settings *s, char **out)
         }
         return CLI_OK;
     }
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cli_error(s->cmd, "--token-file %s: %s", path, strerror(errno));
-        return CLI_USAGE;
-    }
-    char text[4097];
-    size_t n = fread(text, 1, sizeof text, f);
-    int bad = ferror(f);
-    fclose(f);
-    if (bad || n == sizeof text) {
-        cli_error(s->cmd, "--token-file %s: %s", path, bad ? "read error" : "longer than 4096 bytes");
-        return CLI_USAGE;
-    }
-    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
-        n--;
-    text[n] = '\0';
-    if (n == 0 || strlen(text) != n) {
-        cli_error(s->cmd, "--token-file %s: %s", path, n ? "holds a NUL byte" : "is empty");
-        return CLI_USAGE;
-    }
-    if (!(*out = strdup(text))) {
-        cli_error(s->cmd, "out of memory");
-        return CLI_WORK;
-    }
-    return CLI_OK;
+    return cli_read_secret_file(s->cmd, "token-file", path, out);
 }
 
 /* Whether the --listen address only accepts connections from this machine. */
@@ -90,7 +72,26 @@ static int64_t schedule_interval(const cli_settings *s)
         cli_usage_error(s->cmd, "--refresh-every '%s' is not a duration like 30m, 6h or 1d", every);
         return -1;
     }
+    /* A store asked for every book every few seconds soon answers with captchas: short
+     * intervals are for test stores, and say so. */
+    if (seconds < CLI_MIN_REFRESH_EVERY_S && !cli_opt_flag(s, OPT_ALLOW_SHORT_INTERVAL)) {
+        cli_usage_error(s->cmd, "--refresh-every '%s' is shorter than 5m; add "
+                                "--allow-short-interval if you mean it (a test store, not Amazon)",
+                        every);
+        return -1;
+    }
     return seconds;
+}
+
+/* Wakes the delivery loop after a commit that stored alert events (jobs writer thread). The
+ * loop starts after the runner, so the pointer is set later; it is cleared only after
+ * jobs_stop. */
+static void events_stored(void *ctx)
+{
+    _Atomic(notify_deliverer *) *dv = ctx;
+    notify_deliverer *d = atomic_load(dv);
+    if (d)
+        notify_deliverer_wake(d);
 }
 
 static void scheduled_refresh(jobs *runner)
@@ -179,11 +180,37 @@ int cmd_serve(const cli_settings *s)
         free(token);
         return CLI_USAGE;
     }
+    cli_notify nc;
+    if ((trc = cli_notify_load(s, &nc)) != CLI_OK) {
+        cli_sources_free(&set);
+        free(token);
+        return trc;
+    }
+    /* A read-only store is served anyway (reads, and /healthz saying why changes fail). */
+    char readonly[1024];
+    int store_readonly = srv_store_readonly(cli_db_path(s), readonly, sizeof readonly);
+    /* The config file's alert rules are in the store before anything can fire them. */
+    db *sync_db = NULL;
+    if (store_readonly) {
+        if (s->nconfig_alerts)
+            log_warn("the config file's alert rules are not stored: %s", readonly);
+    } else if ((trc = cli_store_open(s, CLI_STORE_WRITE, &sync_db)) == CLI_OK) {
+        trc = cli_alerts_sync(s, sync_db);
+    }
+    db_close(sync_db);
+    if (trc != CLI_OK) {
+        cli_notify_free(&nc);
+        cli_sources_free(&set);
+        free(token);
+        return trc;
+    }
     long grace = cli_opt_int(s, OPT_GRACE, 10);
+    static _Atomic(notify_deliverer *) deliverer;
     /* The jobs' control connection serves HTTP threads too: it waits as briefly as they do. */
     jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
                       .sources = (const scr_source *const *)set.list, .nsources = set.n,
-                      .busy_timeout_ms = cli_test_busy_ms(1000)};
+                      .busy_timeout_ms = cli_test_busy_ms(1000),
+                      .events_stored = events_stored, .events_ctx = &deliverer};
     cli_scraper_config(s, &jc.scraper);
     srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
                      .token = token,
@@ -193,7 +220,9 @@ int cmd_serve(const cli_settings *s)
                      .private_reads = cli_opt_flag(s, OPT_PRIVATE),
                      .next_scheduled = next_scheduled};
     if (sc.private_reads && !token) {
+        cli_notify_free(&nc);
         cli_sources_free(&set);
+        free(token);
         return cli_usage_error(c, "--private needs a token (--token-file or --token)");
     }
     raise_descriptor_limit();
@@ -208,12 +237,33 @@ int cmd_serve(const cli_settings *s)
 
     char *err = NULL;
     srv *server = NULL;
+    notify_deliverer *dv = NULL;
+    char *store_down = NULL;
     jobs *runner = jobs_start(&jc, &err);
-    if (!runner || !(server = srv_start(&sc, runner, &err))) {
-        cli_error(c, "%s", err ? err : "cannot start");
+    if (!runner && store_readonly) {
+        /* Not even readable (SQLite needs its -wal and -shm files beside the database): serve
+         * without it, so that /healthz and every answer can say why. */
+        store_down = buf_strdup_printf("%s (%s)", readonly, err ? err : "cannot open it");
         free(err);
+        err = NULL;
+        sc.store_down = store_down ? store_down : readonly;
+        if (every)
+            log_warn("--refresh-every is off: there is no database to refresh into");
+        every = 0;
+    }
+    if (runner)
+        atomic_store(&deliverer, dv = cli_deliverer_start(c, jc.db_path, &nc));
+    if ((!runner && !sc.store_down) || (runner && !dv) ||
+        !(server = srv_start(&sc, runner, &err))) {
+        if (!runner || dv)
+            cli_error(c, "%s", err ? err : "cannot start");
+        free(err);
+        free(store_down);
         srv_stop(server);
         jobs_stop(runner, 0);
+        atomic_store(&deliverer, NULL);
+        notify_deliverer_stop(dv);
+        cli_notify_free(&nc);
         cli_sources_free(&set);
         free(token);
         return CLI_WORK;
@@ -228,13 +278,23 @@ int cmd_serve(const cli_settings *s)
         log_warn("listening on %s without a token: anyone who can reach it can change and "
                  "refresh everything; set --token-file (and see the README's Security section)",
                  listen);
-    if (every)
-        log_info("refreshing all books every %lld s", (long long)every);
+    if (every) {
+        char first[32];
+        time_format_iso(time_now_ms() + every * 1000, first, sizeof first);
+        log_info("refreshing all books every %lld s; the first scheduled refresh at %s",
+                 (long long)every, first);
+    }
     serve_loop(&stop_set, runner, every, grace);
     srv_stop(server);
     jobs_stop(runner, (int)grace * 1000);
+    /* After the writer has stopped: nothing wakes the loop any more. Events not sent yet stay
+     * pending for the next start. */
+    atomic_store(&deliverer, NULL);
+    notify_deliverer_stop(dv);
+    cli_notify_free(&nc);
     cli_sources_free(&set);
     free(token);
+    free(store_down);
     log_info("stopped");
     return CLI_OK;
 }

@@ -1,6 +1,7 @@
 /*
  * config.c - the JSON config file (--config FILE or BOOKRANK_CONFIG): option values by option
- * name, and the custom sources ("sources": [{"name", "url", "base", rule patterns...}]).
+ * name, the custom sources ("sources": [{"name", "url", "base", rule patterns...}]) and the alert
+ * rules ("alerts": [{"kind", "value", "book", "source", "notify"}]).
  * Numbers and booleans are kept as text so that one checker validates every layer.
  */
 #include <errno.h>
@@ -104,6 +105,127 @@ static int check_custom_sources(const char *path, json_t *list)
     return CLI_OK;
 }
 
+/* One entry of "alerts": the keys of POST /api/alerts. */
+static int load_alert(const char *path, size_t i, json_t *item, cli_rule *out)
+{
+    json_t *kind = NULL, *value = NULL, *book = NULL, *source = NULL, *notify = NULL, *v;
+    const char *key;
+    if (!json_is_object(item)) {
+        cli_error(NULL, "config %s: \"alerts\"[%zu] must be an object like {\"kind\": "
+                        "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}", path, i);
+        return CLI_USAGE;
+    }
+    json_object_foreach(item, key, v) {
+        json_t **slot = strcmp(key, "kind") == 0     ? &kind
+                        : strcmp(key, "value") == 0  ? &value
+                        : strcmp(key, "book") == 0   ? &book
+                        : strcmp(key, "source") == 0 ? &source
+                        : strcmp(key, "notify") == 0 ? &notify
+                                                     : NULL;
+        if (!slot) {
+            cli_error(NULL, "config %s: \"alerts\"[%zu]: unknown key \"%s\" (kind, value, book, "
+                            "source, notify)", path, i, key);
+            return CLI_USAGE;
+        }
+        *slot = v;
+    }
+    /* The types first; cli_rule_make checks the values. */
+    const char *bad = NULL, *want = NULL;
+    if (kind && !json_is_string(kind))
+        bad = "kind", want = "a kind name";
+    else if (value && !json_is_null(value) && !json_is_number(value))
+        bad = "value", want = "a number";
+    else if (book && !json_is_null(book) && !json_is_string(book))
+        bad = "book", want = "null or a book id";
+    else if (source && !json_is_null(source) && !json_is_string(source))
+        bad = "source", want = "null or a source name";
+    else if (!json_is_array(notify) || json_array_size(notify) > CLI_MAX_TARGETS)
+        bad = "notify", want = "a list of 1 to 16 targets (webhook:URL, mailto:ADDRESS...)";
+    const char *targets[CLI_MAX_TARGETS];
+    size_t k;
+    json_array_foreach(notify, k, v) {
+        if (bad)
+            break;
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v))
+            bad = "notify", want = "a list of strings";
+        else
+            targets[k] = json_string_value(v);
+    }
+    if (bad) {
+        cli_error(NULL, "config %s: \"alerts\"[%zu]: \"%s\" must be %s", path, i, bad, want);
+        return CLI_USAGE;
+    }
+    char why[300];
+    long index;
+    int has_value = value && !json_is_null(value);
+    if (cli_rule_make(json_string_value(kind), has_value, has_value ? json_number_value(value) : 0,
+                      json_string_value(book), json_string_value(source), targets,
+                      json_array_size(notify), out, &key, &index, why, sizeof why)) {
+        if (!key) {
+            cli_error(NULL, "%s", why);
+            return CLI_WORK;
+        }
+        char at[32] = "";
+        if (index >= 0)
+            snprintf(at, sizeof at, "[%ld]", index);
+        cli_error(NULL, "config %s: \"alerts\"[%zu]: \"%s\"%s: %s", path, i, key, at, why);
+        return CLI_USAGE;
+    }
+    return CLI_OK;
+}
+
+/* "alerts": a list of rules, kept in s->config_alerts (checked now, whatever the command, so a
+ * mistake shows at once; used by serve and refresh). */
+static int load_alerts(cli_settings *s, const char *path, json_t *list)
+{
+    if (!json_is_array(list)) {
+        cli_error(NULL, "config %s: \"alerts\" must be a list of rule objects ({\"kind\": ..., "
+                        "\"notify\": [...]})", path);
+        return CLI_USAGE;
+    }
+    cli_rules_free(s->config_alerts, s->nconfig_alerts);
+    s->config_alerts = NULL;
+    s->nconfig_alerts = 0;
+    size_t n = json_array_size(list);
+    if (n == 0)
+        return CLI_OK;
+    if (!(s->config_alerts = calloc(n, sizeof *s->config_alerts))) {
+        cli_error(NULL, "out of memory");
+        return CLI_WORK;
+    }
+    size_t i;
+    json_t *item;
+    json_array_foreach(list, i, item) {
+        int rc = load_alert(path, i, item, &s->config_alerts[i]);
+        if (rc)
+            return rc;
+        s->nconfig_alerts = i + 1;
+    }
+    return CLI_OK;
+}
+
+/* Whether an option's value has a type the option can take (values are checked later). */
+static int check_type(const char *path, const char *key, int i, json_t *val)
+{
+    const char *want = NULL;
+    if (i == OPT_SOURCE || i == OPT_PUBLIC_URL) {
+        int ok = json_is_string(val) || json_is_array(val);
+        size_t k;
+        json_t *item;
+        json_array_foreach(val, k, item)
+            ok = ok && json_is_string(item);
+        want = ok ? NULL : "a string or a list of strings";
+    } else if (cli_options[i].kind == KIND_FLAG) {
+        want = json_is_boolean(val) ? NULL : "true or false";
+    } else if (!json_is_string(val) && !json_is_number(val) && !json_is_boolean(val)) {
+        want = "a string or number";
+    }
+    if (!want)
+        return CLI_OK;
+    cli_error(NULL, "config %s: \"%s\" must be %s", path, key, want);
+    return CLI_USAGE;
+}
+
 int cli_config_load(cli_settings *s, const char *path)
 {
     buf file;
@@ -136,11 +258,29 @@ int cli_config_load(cli_settings *s, const char *path)
                 return rc;
             continue;           /* used when sources are built */
         }
+        if (strcmp(key, "alerts") == 0) {
+            int rc = load_alerts(s, path, val);
+            if (rc)
+                return rc;
+            continue;
+        }
         int i = cli_option_find(key, strlen(key));
-        if (i < 0 || (cli_options[i].kind == KIND_FLAG && i != OPT_PRIVATE) || i == OPT_CONFIG) {
+        if (i == OPT_KIND || i == OPT_VALUE || i == OPT_BOOK || i == OPT_NOTIFY) {
+            cli_error(NULL, "config %s: unknown key \"%s\" (alert rules go in the \"alerts\" "
+                            "list)", path, key);
+            return CLI_USAGE;
+        }
+        if (i < 0 ||
+            (cli_options[i].kind == KIND_FLAG && i != OPT_PRIVATE && i != OPT_ALLOW_SHORT_INTERVAL) ||
+            i == OPT_CONFIG) {
             cli_error(NULL, "config %s: unknown key \"%s\"", path, key);
             return CLI_USAGE;
         }
+        /* Types are checked whatever the command: a mistake in a file that serve, refresh and
+         * the others share shows on the first command that reads it. */
+        int trc = check_type(path, key, i, val);
+        if (trc)
+            return trc;
         if (!(cli_options[i].cmds & s->cmd->id))
             continue;
         if (i == OPT_SOURCE) {

@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "../alerts/alerts.h"
 #include "../common/buf.h"
 #include "../common/compiler.h"
 #include "../common/isbn.h"
@@ -36,11 +37,12 @@ typedef enum cli_cmd {
     CMD_EDIT = 1 << 7,
     CMD_MIGRATE = 1 << 8,
     CMD_BACKUP = 1 << 9,
+    CMD_ALERT = 1 << 10,
 } cli_cmd;
 #define CMD_ALL 0xffffu
 #define CMD_DB                                                                                    \
     (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY | CMD_EDIT |          \
-     CMD_MIGRATE | CMD_BACKUP)
+     CMD_MIGRATE | CMD_BACKUP | CMD_ALERT)
 #define CMD_SCRAPE (CMD_SERVE | CMD_REFRESH)
 
 typedef struct cli_command {
@@ -75,6 +77,9 @@ extern const cli_optdef cli_options[OPT_COUNT];
 /* Tags one `edit` may set. */
 #define CLI_MAX_TAGS DB_MAX_TAGS
 
+/* Targets one alert rule may have (--notify is repeatable). */
+#define CLI_MAX_TARGETS ALERT_MAX_TARGETS
+
 /* Sources one command may name (--source is repeatable). */
 #define CLI_MAX_SOURCES OBS_MAX_SOURCES
 
@@ -91,6 +96,10 @@ typedef struct cli_settings {
     const char *tags[CLI_MAX_TAGS];   /* edit --tag, repeatable (command line only) */
     size_t ntags;
     int tags_given;                   /* --tag was given (--tag "" alone clears the tags) */
+    const char *notify[CLI_MAX_TARGETS];  /* alert add --notify, repeatable (command line only) */
+    size_t nnotify;
+    struct cli_rule *config_alerts;   /* owned: the config file's "alerts" (NULL: none given) */
+    size_t nconfig_alerts;
     char *env_public_urls;        /* owned: BOOKRANK_PUBLIC_URL split in place */
     void *config;                 /* owned: the parsed config file (a jansson value) */
     char *env_sources;            /* owned: BOOKRANK_SOURCE split in place */
@@ -137,6 +146,49 @@ void cli_config_free(cli_settings *s);
  * from the config) and returns 1; 0 when the config has none by that name. */
 int cli_config_custom_source(const cli_settings *s, const char *name, scr_rules *r);
 
+/* ---- alerts.c: alert rules from the user, the config file's rules, the notify options ---- */
+
+/* One alert rule as a user gave it: checked, with its targets copied (owned). */
+typedef struct cli_rule {
+    db_alert_rule rule;          /* book_id "" until resolved; targets owned */
+    int has_book;
+    book_id book;                /* the book as given, when has_book */
+} cli_rule;
+
+/* Checks a rule given by kind name, value, book (any id form, NULL: every book), source name
+ * (NULL: every source) and targets, and fills *out (free with cli_rule_clear). 0, or -1 with
+ * the key that is wrong ("kind", "value", "book", "source", "notify") in *key, the index of a
+ * wrong target in *index (else -1) and the reason in why. */
+BR_MUST_CHECK int cli_rule_make(const char *kind, int has_value, double value, const char *book,
+                                const char *source, const char *const *targets, size_t ntargets,
+                                cli_rule *out, const char **key, long *index, char *why,
+                                size_t whylen);
+/* Frees one rule's copies (cli_rule_clear) or an array of rules; NULL is a no-op. */
+void cli_rule_clear(cli_rule *r);
+void cli_rules_free(cli_rule *rules, size_t n);
+/* When a config file is in use: makes the store's config-file rules exactly its "alerts" (none
+ * when it has no such key), with each rule's book resolved to the id it is tracked under (a
+ * book not tracked yet keeps the id as given, with a warning). Nothing without a config file.
+ * CLI_OK, or CLI_WORK after printing why. */
+BR_MUST_CHECK int cli_alerts_sync(const cli_settings *s, db *d);
+
+/* The transports of alert delivery from --smtp, --smtp-from, --smtp-ca-file, --notify-secret
+ * (or --notify-secret-file) and $BOOKRANK_SMTP_USER / $BOOKRANK_SMTP_PASSWORD. */
+typedef struct cli_notify {
+    const char *smtp_url, *smtp_from, *smtp_user, *smtp_password, *smtp_ca_file;
+    char *secret;                /* owned; NULL: posts are not signed */
+} cli_notify;
+/* CLI_OK, or CLI_USAGE / CLI_WORK after printing why (a bad --smtp URL or sender, an unreadable
+ * secret file). Free with cli_notify_free. */
+BR_MUST_CHECK int cli_notify_load(const cli_settings *s, cli_notify *out);
+void cli_notify_free(cli_notify *n);
+/* The delivery loop on db_path with these transports and the test knobs of the environment
+ * (BOOKRANK_TEST_RETRY_MS, BOOKRANK_TEST_STORM_MS, BOOKRANK_TEST_POLL_MS, BOOKRANK_TEST_GIVE_UP_MS).
+ * NULL after printing why. */
+struct notify_deliverer;
+struct notify_deliverer *cli_deliverer_start(const cli_command *c, const char *db_path,
+                                             const cli_notify *n);
+
 /* ---- sources.c -------------------------------------------------------------------------- */
 
 typedef struct cli_sources {
@@ -175,6 +227,11 @@ BR_MUST_CHECK int cli_resolve(const cli_command *c, db *d, const book_id *in, ch
 /* The busy timeout of the jobs' store connections: def, or BOOKRANK_TEST_BUSY_MS (a test knob,
  * so that tests of a locked database need not wait seconds). */
 int cli_test_busy_ms(int def);
+/* A secret kept in a file (--token-file, --notify-secret-file): its text without the line end
+ * and blanks at the end, at most 4096 bytes, not empty, no NUL byte. CLI_OK with a malloc'd
+ * copy in *out, or CLI_USAGE / CLI_WORK after printing why (naming option). */
+BR_MUST_CHECK int cli_read_secret_file(const cli_command *c, const char *option, const char *path,
+                                       char **out);
 /* "#1,234" into out. */
 void cli_format_rank(int64_t rank, char *out, size_t len);
 /* Writes b to stdout; CLI_OK or CLI_WORK (and a message) when rendering had failed (rc) or the
@@ -210,5 +267,6 @@ int cmd_history(const cli_settings *s);
 int cmd_edit(const cli_settings *s);
 int cmd_migrate(const cli_settings *s);
 int cmd_backup(const cli_settings *s);
+int cmd_alert(const cli_settings *s);
 
 #endif

@@ -176,6 +176,7 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
     size_t ncli = 0, nurls = 0;
     s->ntags = 0;
     s->tags_given = 0;
+    s->nnotify = 0;
     int only_args = 0;
     free(s->args);
     s->args = calloc((size_t)argc + 1, sizeof *s->args);
@@ -229,6 +230,11 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
             if (s->ntags == CLI_MAX_TAGS)
                 return cli_usage_error(c, "too many --tag options (at most %d)", CLI_MAX_TAGS);
             s->tags[s->ntags++] = val;
+        } else if (i == OPT_NOTIFY) {
+            if (s->nnotify == CLI_MAX_TARGETS)
+                return cli_usage_error(c, "too many --notify options (at most %d)",
+                                       CLI_MAX_TARGETS);
+            s->notify[s->nnotify++] = val;
         } else if (i == OPT_SOURCE) {
             s->history_source = val;
             if (ncli == CLI_MAX_SOURCES)

@@ -1,7 +1,8 @@
 /*
- * output.c - what every command shares: the store it opens, ISBN arguments, rank formatting and
- * printing rendered output.
+ * output.c - what every command shares: the store it opens, ISBN arguments, secrets kept in
+ * files, rank formatting and printing rendered output.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,6 +159,36 @@ int cli_test_busy_ms(int def)
     char *end;
     long ms = v && *v ? strtol(v, &end, 10) : -1;
     return v && *v && !*end && ms >= 0 && ms <= 600000 ? (int)ms : def;
+}
+
+int cli_read_secret_file(const cli_command *c, const char *option, const char *path, char **out)
+{
+    *out = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cli_error(c, "--%s %s: %s", option, path, strerror(errno));
+        return CLI_USAGE;
+    }
+    char text[4097];
+    size_t n = fread(text, 1, sizeof text, f);
+    int bad = ferror(f);
+    fclose(f);
+    if (bad || n == sizeof text) {
+        cli_error(c, "--%s %s: %s", option, path, bad ? "read error" : "longer than 4096 bytes");
+        return CLI_USAGE;
+    }
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' '))
+        n--;
+    text[n] = '\0';
+    if (n == 0 || strlen(text) != n) {
+        cli_error(c, "--%s %s: %s", option, path, n ? "holds a NUL byte" : "is empty");
+        return CLI_USAGE;
+    }
+    if (!(*out = strdup(text))) {
+        cli_error(c, "out of memory");
+        return CLI_WORK;
+    }
+    return CLI_OK;
 }
 
 void cli_format_rank(int64_t rank, char *out, size_t len)

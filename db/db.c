@@ -501,6 +501,140 @@ db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n)
     return d->ops->jobs_cancel_unfinished(d, now_ms, n);
 }
 
+/* ---- alerts ------------------------------------------------------------------------------ */
+
+const char *db_event_state_name(db_event_state s)
+{
+    switch (s) {
+    case EVENT_PENDING: return "pending";
+    case EVENT_SENT: return "sent";
+    case EVENT_FAILED: return "failed";
+    }
+    return "pending";
+}
+
+db_err db_alert_add(db *d, db_alert_rule *rule)
+{
+    if (!rule || !rule->kind[0] || rule->ntargets == 0)
+        return db_fail(d, DB_ERROR, "an alert rule needs a kind and a target");
+    for (size_t i = 0; i < rule->ntargets; i++)
+        if (!rule->targets[i] || !rule->targets[i][0] || strchr(rule->targets[i], '\n'))
+            return db_fail(d, DB_ERROR, "an alert target is empty or holds a line break");
+    return d->ops->alert_add(d, rule);
+}
+
+db_err db_alert_remove(db *d, int64_t n)
+{
+    return d->ops->alert_remove(d, n);
+}
+
+db_err db_alerts_list(db *d, db_alert_rule **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return d->ops->alerts_list(d, out, n);
+}
+
+void db_alerts_free(db_alert_rule *rules, size_t n)
+{
+    for (size_t i = 0; rules && i < n; i++) {
+        for (size_t k = 0; k < rules[i].ntargets; k++)
+            free(rules[i].targets[k]);
+        free(rules[i].targets);
+    }
+    free(rules);
+}
+
+db_err db_alerts_sync_config(db *d, const db_alert_rule *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < rules[i].ntargets; k++)
+            if (!rules[i].targets[k] || !rules[i].targets[k][0] ||
+                strchr(rules[i].targets[k], '\n'))
+                return db_fail(d, DB_ERROR, "an alert target is empty or holds a line break");
+    return d->ops->alerts_sync_config(d, rules, n);
+}
+
+db_err db_alert_facts_get(db *d, const observation *obs, db_alert_facts *out)
+{
+    return d->ops->alert_facts(d, obs, out);
+}
+
+db_err db_alert_state_get(db *d, int64_t rule_n, const char *book, const char *source,
+                          int *was_true)
+{
+    *was_true = 0;
+    return d->ops->alert_state_get(d, rule_n, book, source, was_true);
+}
+
+db_err db_alert_state_set(db *d, int64_t rule_n, const char *book, const char *source,
+                          int now_true)
+{
+    return d->ops->alert_state_set(d, rule_n, book, source, now_true);
+}
+
+db_err db_alert_event_add(db *d, const db_alert_event *ev, const char *const *targets,
+                          size_t ntargets)
+{
+    if (!ev || !ev->uid[0])
+        return db_fail(d, DB_ERROR, "an alert event needs an id");
+    return d->ops->alert_event_add(d, ev, targets, ntargets);
+}
+
+db_err db_alert_events_due(db *d, int64_t now_ms, int limit, db_alert_event **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return d->ops->alert_events_due(d, now_ms, limit, out, n);
+}
+
+db_err db_alert_event_claim(db *d, int64_t id, int64_t expect_next_at, int64_t until_ms,
+                            int *claimed)
+{
+    return d->ops->alert_event_claim(d, id, expect_next_at, until_ms, claimed);
+}
+
+db_err db_alert_event_done(db *d, int64_t id, db_event_state state, int attempts,
+                           int64_t next_at_ms, int64_t sent_at_ms, const char *error)
+{
+    return d->ops->alert_event_done(d, id, state, attempts, next_at_ms, sent_at_ms, error);
+}
+
+db_err db_alert_events_recent(db *d, int limit, db_alert_event **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    return d->ops->alert_events_recent(d, limit, out, n);
+}
+
+db_err db_alert_events_pending(db *d, int64_t *count, int64_t *next_due_ms)
+{
+    return d->ops->alert_events_pending(d, count, next_due_ms);
+}
+
+db_err db_alert_last_sent(db *d, const char *target, const char *kind, int64_t *at_ms)
+{
+    *at_ms = 0;
+    return d->ops->alert_last_sent(d, target, kind, at_ms);
+}
+
+db_err db_alert_events_prune(db *d, int64_t before_ms)
+{
+    return d->ops->alert_events_prune(d, before_ms);
+}
+
+void db_alert_events_free(db_alert_event *events, size_t n)
+{
+    for (size_t i = 0; events && i < n; i++) {
+        free(events[i].target);
+        free(events[i].body);
+        free(events[i].message);
+        free(events[i].subject);
+        free(events[i].last_error);
+    }
+    free(events);
+}
+
 /* ---- transactions ------------------------------------------------------------------------ */
 
 db_err db_begin(db *d)

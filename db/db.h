@@ -306,6 +306,98 @@ BR_MUST_CHECK db_err db_job_failures(db *d, int64_t job_id, int limit, observati
  * a cron `bookrank refresh` running beside `serve` keeps its job. */
 BR_MUST_CHECK db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
 
+/* ---- alerts (SPEC §5) ------------------------------------------------------------------
+ * Rules, their per-(rule, book, source) state, and the outbox of events: one row per event and
+ * target, so each target's delivery has its own state. The jobs writer evaluates rules inside
+ * its transaction (db_alert_facts, db_alert_state, db_alert_event_add between
+ * db_observations_add and db_commit): an event exists exactly when its observation does. The
+ * delivery loop (notify/deliver.c) reads due rows, claims them, and records the outcome. */
+
+typedef struct db_alert_rule {
+    int64_t n;                  /* its number (set by db_alert_add) */
+    char kind[24];              /* alert_kind_name() */
+    int has_value;
+    double value;
+    char book_id[14];           /* "" = every book */
+    char source[64];            /* "" = every source */
+    char **targets;             /* owned by lists (db_alerts_free); borrowed by db_alert_add */
+    size_t ntargets;
+    int from_config;            /* from the config file: not removable through the API */
+    int64_t created_at_ms;
+} db_alert_rule;
+
+/* Stores a rule (checked by the caller with alert_rule_check); sets rule->n and created_at. */
+BR_MUST_CHECK db_err db_alert_add(db *d, db_alert_rule *rule);
+/* DB_NOTFOUND for an unknown n; DB_CONFLICT for a rule from the config file. */
+BR_MUST_CHECK db_err db_alert_remove(db *d, int64_t n);
+/* Every rule, by n. Free with db_alerts_free. */
+BR_MUST_CHECK db_err db_alerts_list(db *d, db_alert_rule **out, size_t *n);
+void db_alerts_free(db_alert_rule *rules, size_t n);
+/* Makes the config file's rules exactly `rules` in one transaction: a rule equal to a stored
+ * config rule (kind, value, book, source, targets) keeps its number and state; the others are
+ * added or removed. */
+BR_MUST_CHECK db_err db_alerts_sync_config(db *d, const db_alert_rule *rules, size_t n);
+
+/* What the evaluator needs about an observation already stored in this transaction (the
+ * observation itself is left out of "earlier"). */
+typedef struct db_alert_facts {
+    int64_t best_before;        /* best earlier ok rank on the same kind of list, -1: none */
+    int64_t rank_day_ago;       /* last ok rank at least 24 h older, -1: none */
+    int64_t previous_rank;      /* last earlier ok rank, -1: none */
+    int64_t bad_in_a_row;       /* blocked/error/not_found in a row ending with this one */
+} db_alert_facts;
+BR_MUST_CHECK db_err db_alert_facts_get(db *d, const observation *obs, db_alert_facts *out);
+/* A rule's state for a book and source: *was_true 0 when none is stored. */
+BR_MUST_CHECK db_err db_alert_state_get(db *d, int64_t rule_n, const char *book_id,
+                                        const char *source, int *was_true);
+BR_MUST_CHECK db_err db_alert_state_set(db *d, int64_t rule_n, const char *book_id,
+                                        const char *source, int now_true);
+
+typedef enum db_event_state { EVENT_PENDING = 0, EVENT_SENT, EVENT_FAILED } db_event_state;
+const char *db_event_state_name(db_event_state s);
+
+typedef struct db_alert_event {
+    int64_t id;                 /* the row: one event for one target */
+    char uid[40];               /* the event's id, shared by its targets' rows (deduplication) */
+    int64_t rule_n;
+    char kind[24];
+    char book_id[14];
+    char source[64];
+    char *target;               /* owned */
+    char *body;                 /* owned: the event JSON */
+    char *message;              /* owned: one line */
+    char *subject;              /* owned: mail subject / ntfy title */
+    db_event_state state;
+    int attempts;
+    int64_t created_at_ms, next_at_ms, sent_at_ms;
+    char *last_error;           /* owned, NULL */
+} db_alert_event;
+
+/* Adds one event for each target (state pending, due at once); ev's target is ignored. */
+BR_MUST_CHECK db_err db_alert_event_add(db *d, const db_alert_event *ev,
+                                        const char *const *targets, size_t ntargets);
+/* Pending rows due at now_ms, oldest first, at most limit. Free with db_alert_events_free. */
+BR_MUST_CHECK db_err db_alert_events_due(db *d, int64_t now_ms, int limit, db_alert_event **out,
+                                         size_t *n);
+/* Takes a due row for one attempt: moves its next_at from expect_next_at to until_ms. *claimed
+ * is 0 when another process took it first (its next_at changed). */
+BR_MUST_CHECK db_err db_alert_event_claim(db *d, int64_t id, int64_t expect_next_at,
+                                          int64_t until_ms, int *claimed);
+/* Records an attempt's outcome. */
+BR_MUST_CHECK db_err db_alert_event_done(db *d, int64_t id, db_event_state state, int attempts,
+                                         int64_t next_at_ms, int64_t sent_at_ms,
+                                         const char *error);
+/* The most recent rows, newest first, at most limit. */
+BR_MUST_CHECK db_err db_alert_events_recent(db *d, int limit, db_alert_event **out, size_t *n);
+/* How many rows are pending, and when the first is due (0 when none). */
+BR_MUST_CHECK db_err db_alert_events_pending(db *d, int64_t *count, int64_t *next_due_ms);
+/* When target last got a message for rule kind (sent rows), 0 when never. */
+BR_MUST_CHECK db_err db_alert_last_sent(db *d, const char *target, const char *kind,
+                                        int64_t *at_ms);
+/* Deletes sent and failed rows created before before_ms. */
+BR_MUST_CHECK db_err db_alert_events_prune(db *d, int64_t before_ms);
+void db_alert_events_free(db_alert_event *events, size_t n);
+
 /* ---- transactions --------------------------------------------------------------------- */
 
 /* Groups several calls into one transaction (used by the writer to commit observations and job

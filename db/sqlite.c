@@ -158,7 +158,9 @@ db_err db_sq_tx_leave(db *d, enum sq_tx_mode mode, db_err rc, const char *what)
     char saved[sizeof d->errmsg];
     memcpy(saved, d->errmsg, sizeof saved);
     if (mode == TX_OWN) {
-        (void)db_sq_run(d, ST_ROLLBACK, what);
+        /* A transaction left open would swallow the next call's writes: insist. */
+        for (int i = 0; i < 3 && !sqlite3_get_autocommit(sq_conn(d)); i++)
+            (void)db_sq_run(d, ST_ROLLBACK, what);
     } else if (db_sq_run(d, ST_ROLLBACK_TO, what) == DB_OK) {
         (void)db_sq_run(d, ST_RELEASE, what);
     }
@@ -176,7 +178,10 @@ static db_err sq_rollback(db *d)
     /* Nothing to undo when SQLite already rolled back after an error. */
     if (sqlite3_get_autocommit(sq_conn(d)))
         return DB_OK;
-    return db_sq_run(d, ST_ROLLBACK, "rollback");
+    db_err rc = DB_OK;
+    for (int i = 0; i < 3 && !sqlite3_get_autocommit(sq_conn(d)); i++)
+        rc = db_sq_run(d, ST_ROLLBACK, "rollback");
+    return rc;
 }
 
 static db_err sq_commit(db *d)
@@ -223,7 +228,17 @@ static db_err configure(db *d, const char *path, unsigned flags)
                      " PRAGMA wal_autocheckpoint = 4000",
                      NULL, NULL, NULL) != SQLITE_OK)
         return db_sq_setup_fail(d, path, "opening");
-    return db_sq_check_schema(d, path, flags);
+    db_err rc = db_sq_check_schema(d, path, flags);
+    /* The statements that end a transaction are prepared now, not on first use: undoing a
+     * failed write must not itself need memory (out of memory would leave the transaction
+     * open, and the next call would write into it and lose its changes on close). */
+    static const enum sq_stmt_id enders[] = {ST_COMMIT, ST_ROLLBACK, ST_RELEASE, ST_ROLLBACK_TO};
+    for (size_t i = 0; rc == DB_OK && i < sizeof enders / sizeof enders[0]; i++) {
+        sqlite3_stmt *st;
+        if ((rc = db_sq_stmt(d, enders[i], &st)) == DB_OK)
+            db_sq_release(st);
+    }
+    return rc;
 }
 
 static void sq_close(db *d)
@@ -321,6 +336,21 @@ const struct db_backend db_sqlite_backend = {
     .jobs_list = db_sq_jobs_list,
     .job_failures = db_sq_job_failures,
     .jobs_cancel_unfinished = db_sq_jobs_cancel_unfinished,
+    .alert_add = db_sq_alert_add,
+    .alert_remove = db_sq_alert_remove,
+    .alerts_list = db_sq_alerts_list,
+    .alerts_sync_config = db_sq_alerts_sync_config,
+    .alert_facts = db_sq_alert_facts,
+    .alert_state_get = db_sq_alert_state_get,
+    .alert_state_set = db_sq_alert_state_set,
+    .alert_event_add = db_sq_alert_event_add,
+    .alert_events_due = db_sq_alert_events_due,
+    .alert_event_claim = db_sq_alert_event_claim,
+    .alert_event_done = db_sq_alert_event_done,
+    .alert_events_recent = db_sq_alert_events_recent,
+    .alert_events_pending = db_sq_alert_events_pending,
+    .alert_last_sent = db_sq_alert_last_sent,
+    .alert_events_prune = db_sq_alert_events_prune,
     .begin = sq_begin,
     .commit = sq_commit,
     .rollback = sq_rollback,

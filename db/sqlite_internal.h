@@ -73,6 +73,11 @@
     "id, state, all_books, total, done, n_ok, n_no_rank, n_not_found, n_blocked, n_error,"   \
     " created_at, started_at, finished_at, owner_pid, started_by, skipped"
 
+/* Alert event columns as the event reader expects them. */
+#define EVENT_COLUMNS                                                                        \
+    "id, uid, rule_n, kind, book_id, source, target, body, message, subject, state, attempts," \
+    " created_at, next_at, sent_at, last_error"
+
 enum sq_stmt_id {
 #define SQ_STMT(id, sql) id,
 #include "sqlite_stmts.def"
@@ -197,5 +202,25 @@ db_err db_sq_job_get(db *d, int64_t id, db_job *out);
 db_err db_sq_jobs_list(db *d, int state, int limit, db_job **out, size_t *n);
 db_err db_sq_job_failures(db *d, int64_t job_id, int limit, observation **out, size_t *n);
 db_err db_sq_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
+
+db_err db_sq_alert_add(db *d, db_alert_rule *rule);
+db_err db_sq_alert_remove(db *d, int64_t n);
+db_err db_sq_alerts_list(db *d, db_alert_rule **out, size_t *n);
+db_err db_sq_alerts_sync_config(db *d, const db_alert_rule *rules, size_t n);
+db_err db_sq_alert_facts(db *d, const observation *obs, db_alert_facts *out);
+db_err db_sq_alert_state_get(db *d, int64_t rule_n, const char *book, const char *source,
+                             int *was_true);
+db_err db_sq_alert_state_set(db *d, int64_t rule_n, const char *book, const char *source,
+                             int now_true);
+db_err db_sq_alert_event_add(db *d, const db_alert_event *ev, const char *const *targets,
+                             size_t ntargets);
+db_err db_sq_alert_events_due(db *d, int64_t now_ms, int limit, db_alert_event **out, size_t *n);
+db_err db_sq_alert_event_claim(db *d, int64_t id, int64_t expect, int64_t until, int *claimed);
+db_err db_sq_alert_event_done(db *d, int64_t id, db_event_state state, int attempts,
+                              int64_t next_at_ms, int64_t sent_at_ms, const char *error);
+db_err db_sq_alert_events_recent(db *d, int limit, db_alert_event **out, size_t *n);
+db_err db_sq_alert_events_pending(db *d, int64_t *count, int64_t *next_due_ms);
+db_err db_sq_alert_last_sent(db *d, const char *target, const char *kind, int64_t *at_ms);
+db_err db_sq_alert_events_prune(db *d, int64_t before_ms);
 
 #endif

@@ -108,6 +108,12 @@ void jobs_on_result(void *ctx, observation *obs);
  * runner lock. */
 void jobs_abandon_unsubmitted(job_run *run, int64_t count);
 
+/* Evaluates the alert rules for observations just stored in the writer's open transaction and
+ * stores the events (alerting.c); *fired counts them. DB_OK, or a passing store failure
+ * (busy, full, read-only) that fails the batch; other failures are logged and cost only the
+ * events. Writer thread. */
+db_err jobs_evaluate_alerts(jobs *j, const observation *obs, size_t n, int64_t now, int *fired);
+
 /* The writer thread (arg: the jobs). Exits once writer_exit is set and the queue is written. */
 void *jobs_writer_main(void *arg);
 

@@ -47,6 +47,10 @@ typedef struct jobs_config {
      * results are then lost and their jobs end cancelled); 0 retries until jobs_stop. */
     int store_wait_ms;
     int busy_timeout_ms;                /* the runner's store connections (0: db's default) */
+    /* Called on the writer thread after a commit that stored alert events (e.g. to wake the
+     * delivery loop); optional, must not block. */
+    void (*events_stored)(void *ctx);
+    void *events_ctx;
     jobs_observer_fn observer;          /* optional */
     void *observer_ctx;
 } jobs_config;

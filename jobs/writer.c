@@ -190,6 +190,9 @@ static int write_batch(jobs *j, pending *batch, int final)
             ;
         code = db_observations_add(j->writer_db, arr + i, e - i, job_ids[i]);
     }
+    int fired = 0;
+    if (code == DB_OK && arr && n)
+        code = jobs_evaluate_alerts(j, arr, n, now, &fired);
     for (size_t i = 0; code == DB_OK && i < ns; i++)
         code = db_job_update(j->writer_db, &snap[i]);
     if (code == DB_OK)
@@ -224,6 +227,8 @@ static int write_batch(jobs *j, pending *batch, int final)
 
     if (ok)
         atomic_fetch_add(&j->commits, 1);
+    if (ok && fired && j->cfg.events_stored)
+        j->cfg.events_stored(j->cfg.events_ctx);
     pthread_mutex_lock(&j->lock);
     if (ok && j->store_failing) {
         log_info("store: writing again after %.1f s; %zu held observations stored",

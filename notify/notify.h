@@ -74,4 +74,42 @@ BR_MUST_CHECK int notify_mail_compose(buf *out, const char *from, const char *to
                                       const char *subject, const char *message_id,
                                       const char *body, int64_t now_ms);
 
+/* ---- the delivery loop (deliver.c) ---------------------------------------------------------
+ * One thread with its own store connection and sender: it sends what is due in the outbox after
+ * each commit (notify_deliverer_wake), every poll_ms (rows written by another process, retries)
+ * and at start (events left due by an earlier run), and records each outcome. A row is claimed
+ * before its attempt, so two processes never both send it. Rows of one target and rule kind are
+ * sent as one message; a target gets at most one message per storm_ms per rule kind (later rows
+ * wait and go out together). A failed attempt is retried after retry_first_ms, doubling, until
+ * give_up_ms after the event was created; a target that cannot be sent to as configured (mail
+ * without --smtp) fails at once. Sent and failed rows older than 30 days are pruned hourly. */
+
+typedef struct notify_deliver_config {
+    const char *db_path;         /* the store (SQLite path), opened by the delivery thread */
+    notify_config notify;        /* the transports; strings copied by notify_deliverer_start */
+    int64_t retry_first_ms;      /* first retry delay; 0 or less: 10000 (doubles each time) */
+    int64_t storm_ms;            /* one message per target and rule kind this often; 0: 60000 */
+    int64_t poll_ms;             /* looks at the outbox at least this often; 0: 1000 */
+    int64_t give_up_ms;          /* retries stop this long after creation; 0: one day */
+} notify_deliver_config;
+
+typedef struct notify_deliverer notify_deliverer;
+
+/* Opens the store (busy timeout 1 s) and a sender, and starts the thread, which sends what is
+ * due at once. cfg is copied. NULL with a malloc'd message in *err. scr_global_init (i.e.
+ * curl_global_init) must have run. */
+BR_MUST_CHECK notify_deliverer *notify_deliverer_start(const notify_deliver_config *cfg,
+                                                       char **err);
+/* Asks for a look at the outbox now (after a commit that stored events). Cheap, never blocks on
+ * the store or the network; any thread. */
+void notify_deliverer_wake(notify_deliverer *dv);
+/* Waits, at most timeout_ms, until the outbox holds nothing pending, or until nothing pending
+ * falls due before the timeout would end; looks at the outbox first (like wake), so events
+ * committed before the call count. Returns the number of rows still pending (0: all delivered
+ * or given up). Any thread but the delivery thread. */
+int notify_deliverer_drain(notify_deliverer *dv, int timeout_ms);
+/* Stops the thread after its current attempt (at most the send timeout), closes the store and
+ * frees everything. Rows not attempted stay pending for the next start. NULL is a no-op. */
+void notify_deliverer_stop(notify_deliverer *dv);
+
 #endif

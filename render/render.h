@@ -122,6 +122,28 @@ BR_MUST_CHECK int render_error(buf *out, const char *code, const char *message,
  * on a character boundary, with "…" at the end. */
 BR_MUST_CHECK int render_text_payload(buf *out, const char *key, const char *text, size_t max);
 
+/* ---- alerts (render/alerts.c) -----------------------------------------------------------------
+ * A rule: {"n", "kind", "value" (null for new_best), "book" (id or null), "source" (or null),
+ * "notify": [targets], "from_config": bool, "created_at"}. */
+void render_alert_rule(jw *w, const db_alert_rule *rule);
+/* [rule, ...] */
+BR_MUST_CHECK int render_alert_rules(buf *out, const db_alert_rule *rules, size_t n);
+/* {"alert": rule} (POST /api/alerts' answer) */
+BR_MUST_CHECK int render_alert_rule_doc(buf *out, const db_alert_rule *rule);
+/* Recent deliveries, newest first: [{"id" (event id), "row", "kind", "rule", "book", "source",
+ * "target", "state", "attempts", "message", "created_at", "next_attempt_at", "sent_at",
+ * "last_error"}]. */
+BR_MUST_CHECK int render_alert_events(buf *out, const db_alert_event *events, size_t n);
+/* The event JSON of SPEC §5: {"id", "kind", "alert": rule, "book": book object, "source",
+ * "observation": {...}, "previous_rank", "message", "fired_at"}. */
+BR_MUST_CHECK int render_alert_event_body(buf *out, const char *event_id, const db_alert_rule *rule,
+                                          const db_book *book, const observation *obs,
+                                          int64_t previous_rank, const char *message,
+                                          int64_t fired_at_ms);
+/* {"batch": true, "events": [body, ...]}: several events for one target in one message; each
+ * body is an event JSON as stored. */
+BR_MUST_CHECK int render_alert_batch(buf *out, const char *const *bodies, size_t n);
+
 /* ---- CSV (RFC 4180) ---------------------------------------------------------------------------
  * Observations: isbn13,source,fetched_at,status,rank,rank_category,http_status,error,id (the
  * first columns of SPEC §3's export; isbn13 empty for a book without an ISBN). Every text field

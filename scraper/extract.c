@@ -640,44 +640,13 @@ static char *find_title(page_ctx *c, int *oom)
 
 /* ---- format ---------------------------------------------------------------------------------- */
 
-/* Words the stores use for an edition's binding, by format; checked in this order, so the
- * softcover kind of 単行本 is a paperback before 単行本 itself counts as a hardcover. */
+/* Words the stores use for an edition's binding, by format (formats.def, in order). */
 static const struct {
     const char *word;
     obs_format format;
 } format_words[] = {
-    {"Kindle", OBS_FORMAT_KINDLE}, {"eBook", OBS_FORMAT_KINDLE},
-    {"\xe9\x9b\xbb\xe5\xad\x90\xe6\x9b\xb8", OBS_FORMAT_KINDLE},
-    {"Audible", OBS_FORMAT_AUDIOBOOK}, {"Audiobook", OBS_FORMAT_AUDIOBOOK},
-    {"H\xc3\xb6rbuch", OBS_FORMAT_AUDIOBOOK}, {"Audiolibro", OBS_FORMAT_AUDIOBOOK},
-    {"Audioboek", OBS_FORMAT_AUDIOBOOK}, {"Livre audio", OBS_FORMAT_AUDIOBOOK},
-    {"Audiolivro", OBS_FORMAT_AUDIOBOOK}, {"Ljudbok", OBS_FORMAT_AUDIOBOOK},
-    {"\xe3\x82\xaa\xe3\x83\xbc\xe3\x83\x87\xe3\x82\xa3\xe3\x82\xaa\xe3\x83\x96\xe3\x83\x83\xe3\x82\xaf", OBS_FORMAT_AUDIOBOOK},
-    {"Paperback", OBS_FORMAT_PAPERBACK}, {"Taschenbuch", OBS_FORMAT_PAPERBACK},
-    {"Broch\xc3\xa9", OBS_FORMAT_PAPERBACK}, {"Poche", OBS_FORMAT_PAPERBACK},
-    {"Tapa blanda", OBS_FORMAT_PAPERBACK}, {"Copertina flessibile", OBS_FORMAT_PAPERBACK},
-    {"Capa comum", OBS_FORMAT_PAPERBACK}, {"Pasta blanda", OBS_FORMAT_PAPERBACK},
-    {"Mi\xc4\x99kka oprawa", OBS_FORMAT_PAPERBACK}, {"H\xc3\xa4" "ftad", OBS_FORMAT_PAPERBACK},
-    {"Pocket", OBS_FORMAT_PAPERBACK}, {"Mass Market", OBS_FORMAT_PAPERBACK},
-    {"Ciltsiz", OBS_FORMAT_PAPERBACK}, {"Karton kapak", OBS_FORMAT_PAPERBACK},
-    {"\xe3\x82\xbd\xe3\x83\x95\xe3\x83\x88\xe3\x82\xab\xe3\x83\x90\xe3\x83\xbc", OBS_FORMAT_PAPERBACK},
-    {"\xe6\x96\x87\xe5\xba\xab", OBS_FORMAT_PAPERBACK},
-    {"\xe6\x96\xb0\xe6\x9b\xb8", OBS_FORMAT_PAPERBACK},
-    {"\xe5\xb9\xb3\xe8\xa3\x85", OBS_FORMAT_PAPERBACK},
-    {"\xe7\xae\x80\xe8\xa3\x85", OBS_FORMAT_PAPERBACK},
-    {"\xd8\xba\xd9\x84\xd8\xa7\xd9\x81 \xd9\x88\xd8\xb1\xd9\x82\xd9\x8a", OBS_FORMAT_PAPERBACK},
-    {"Hardcover", OBS_FORMAT_HARDCOVER}, {"Hardback", OBS_FORMAT_HARDCOVER},
-    {"Gebundene Ausgabe", OBS_FORMAT_HARDCOVER}, {"Reli\xc3\xa9", OBS_FORMAT_HARDCOVER},
-    {"Tapa dura", OBS_FORMAT_HARDCOVER}, {"Copertina rigida", OBS_FORMAT_HARDCOVER},
-    {"Gebonden", OBS_FORMAT_HARDCOVER}, {"Capa dura", OBS_FORMAT_HARDCOVER},
-    {"Pasta dura", OBS_FORMAT_HARDCOVER}, {"Twarda oprawa", OBS_FORMAT_HARDCOVER},
-    {"Inbunden", OBS_FORMAT_HARDCOVER}, {"Ciltli", OBS_FORMAT_HARDCOVER},
-    {"\xe7\xb2\xbe\xe8\xa3\x85", OBS_FORMAT_HARDCOVER},
-    {"\xe3\x83\x8f\xe3\x83\xbc\xe3\x83\x89\xe3\x82\xab\xe3\x83\x90\xe3\x83\xbc", OBS_FORMAT_HARDCOVER},
-    {"\xe5\x8d\x98\xe8\xa1\x8c\xe6\x9c\xac", OBS_FORMAT_HARDCOVER},
-    {"\xe5\x8d\x95\xe8\xa1\x8c\xe6\x9c\xac", OBS_FORMAT_HARDCOVER},
-    {"Board book", OBS_FORMAT_OTHER}, {"Spiral-bound", OBS_FORMAT_OTHER},
-    {"Calendar", OBS_FORMAT_OTHER}, {"Audio CD", OBS_FORMAT_OTHER},
+#define FORMAT_WORD(text, fmt) {text, fmt},
+#include "formats.def"
 };
 
 /* The format a short text names ("Hardcover – 7 April 2016", "(Anglais) Broché"), or UNKNOWN. */

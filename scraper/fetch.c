@@ -45,6 +45,7 @@ struct scr_fetcher {
     buf body;               /* the answer being received, capped at SCR_MAX_PAGE */
     int too_big, nomem;     /* why the write callback refused data */
     double retry_after_s;   /* from the current answer's headers, -1 when none */
+    char encoding[64];      /* the current answer's Content-Encoding ("" = none) */
     int connect_timed_out; /* the last attempt timed out before its connection was made */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -101,12 +102,24 @@ static size_t on_header(char *data, size_t size, size_t nmemb, void *userdata)
     scr_fetcher *f = userdata;
     size_t n = size * nmemb;
     static const char name[] = "retry-after:";
-    size_t name_len = sizeof name - 1;
+    static const char coding[] = "content-encoding:";
+    size_t name_len = sizeof name - 1, coding_len = sizeof coding - 1;
 
     if (n >= 5 && strncasecmp(data, "HTTP/", 5) == 0) {
         /* A new answer (after a redirect or a 100 Continue): forget the previous one's. */
         buf_reset(&f->body);
         f->retry_after_s = -1;
+        f->encoding[0] = '\0';
+    } else if (n > coding_len && strncasecmp(data, coding, coding_len) == 0) {
+        /* Kept for the message when decoding fails: printable ASCII, lower case. */
+        size_t i = coding_len, len = 0;
+        while (i < n && (data[i] == ' ' || data[i] == '\t'))
+            i++;
+        for (; i < n && len < sizeof f->encoding - 1 && data[i] != '\r' && data[i] != '\n'; i++) {
+            char ch = data[i] >= 'A' && data[i] <= 'Z' ? (char)(data[i] + 32) : data[i];
+            f->encoding[len++] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+        }
+        f->encoding[len] = '\0';
     } else if (n > name_len && strncasecmp(data, name, name_len) == 0) {
         char value[64];
         size_t i = name_len, len = 0;
@@ -313,6 +326,12 @@ scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag
         }
         SET(CURLOPT_RESOLVE, f->resolve);
     }
+    /* Test knob: a CA bundle to trust instead of the system's, so tests can run an https store
+     * with a throwaway certificate. It only adds trust in what the file names; verification
+     * stays on. */
+    const char *ca_file = getenv("BOOKRANK_TEST_CA_FILE");
+    if (ca_file && *ca_file)
+        SET(CURLOPT_CAINFO, ca_file);
     SET(CURLOPT_WRITEFUNCTION, on_body);
     SET(CURLOPT_WRITEDATA, f);
     SET(CURLOPT_HEADERFUNCTION, on_header);
@@ -363,6 +382,70 @@ static void set_error(scr_fetch_result *out, scr_fetch_err err, const char *fmt,
     out->err = err;
 }
 
+/* The content codings this libcurl decodes, which CURLOPT_ACCEPT_ENCODING "" asks for. */
+static void accepted_encodings(char *out, size_t len)
+{
+    const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+    int z = v && (v->features & CURL_VERSION_LIBZ), b = v && (v->features & CURL_VERSION_BROTLI);
+#ifdef CURL_VERSION_ZSTD
+    int zs = v && (v->features & CURL_VERSION_ZSTD);
+#else
+    int zs = 0;
+#endif
+    if (snprintf(out, len, "%s%s%s", z ? "gzip, deflate" : "", b ? (z ? ", br" : "br") : "",
+                 zs ? (z || b ? ", zstd" : "zstd") : "") < 0 ||
+        !out[0])
+        snprintf(out, len, "%s", "no compression");
+}
+
+/* The first coding of an answer's Content-Encoding that is not one we asked for ("identity"
+ * needs no decoding), copied into out; 0 when every coding is one we take. */
+static int unasked_encoding(const char *encoding, const char *accepted, char *out, size_t len)
+{
+    const char *p = encoding;
+    while (*p) {
+        p += strspn(p, " ,");
+        size_t n = strcspn(p, " ,");
+        if (n == 0)
+            break;
+        const char *name = p;
+        size_t len_name = n;
+        if (n == 6 && strncmp(p, "x-gzip", 6) == 0)
+            name += 2, len_name = 4;           /* an old spelling libcurl takes as gzip */
+        int known = n == 8 && strncmp(p, "identity", 8) == 0;
+        for (const char *a = accepted; !known && *a;) {
+            a += strspn(a, " ,");
+            size_t m = strcspn(a, " ,");
+            known = m == len_name && strncmp(a, name, m) == 0;
+            a += m;
+        }
+        if (!known) {
+            snprintf(out, len, "%.*s", (int)n, p);
+            return 1;
+        }
+        p += n;
+    }
+    return 0;
+}
+
+/* A page whose compression could not be undone: a coding we never asked for, or damaged data
+ * in one we did. */
+static void encoding_error(scr_fetcher *f, const char *detail, scr_fetch_result *out)
+{
+    char accepted[64], unasked[64];
+    accepted_encodings(accepted, sizeof accepted);
+    if (f->encoding[0] && unasked_encoding(f->encoding, accepted, unasked, sizeof unasked))
+        set_error(out, FETCH_OTHER,
+                  "the store sent the page as Content-Encoding: %s, which we did not ask for "
+                  "(we take %s)", unasked, accepted);
+    else if (f->encoding[0])
+        set_error(out, FETCH_OTHER,
+                  "the page's %s-compressed data is damaged and cannot be decompressed (%s)",
+                  f->encoding, detail);
+    else
+        set_error(out, FETCH_OTHER, "the page's compression cannot be undone: %s", detail);
+}
+
 /* Turns a libcurl failure into one of our classes and a message a user can act on. */
 static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
 {
@@ -384,8 +467,7 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
         else if (f->nomem)
             set_error(out, FETCH_NOMEM, "out of memory");
         else if (strstr(detail, "ncoding") || strstr(detail, "ecompress"))
-            set_error(out, FETCH_OTHER, "the page came in a compression this build cannot decode: %s",
-                      detail);
+            encoding_error(f, detail, out);
         else
             set_error(out, FETCH_OTHER, "write error: %s", detail);
         break;
@@ -439,7 +521,16 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
             set_error(out, FETCH_OTHER, "unsupported protocol (http and https only)");
         break;
     case CURLE_BAD_CONTENT_ENCODING:
-        set_error(out, FETCH_OTHER, "the page came in a compression this build cannot decode: %s",
+        encoding_error(f, detail, out);
+        break;
+    case CURLE_PEER_FAILED_VERIFICATION:
+        set_error(out, FETCH_OTHER, "the store's TLS certificate is not trusted: %s", detail);
+        break;
+    case CURLE_SSL_CONNECT_ERROR:
+        set_error(out, FETCH_OTHER, "TLS handshake with the store failed: %s", detail);
+        break;
+    case CURLE_SSL_CACERT_BADFILE:
+        set_error(out, FETCH_OTHER, "cannot read the CA certificates to check the store's: %s",
                   detail);
         break;
     case CURLE_WEIRD_SERVER_REPLY:
@@ -553,6 +644,7 @@ scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, const scr_fetch_policy 
         f->too_big = 0;
         f->nomem = 0;
         f->retry_after_s = -1;
+        f->encoding[0] = '\0';
         f->errbuf[0] = '\0';
         f->refused_addr[0] = '\0';
         f->connect_timed_out = 0;

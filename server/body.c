@@ -510,3 +510,145 @@ done:
         body_patch_free(out);
     return rc;
 }
+
+/* ---- POST /api/alerts -------------------------------------------------------------------- */
+
+void body_alert_free(body_alert *a)
+{
+    if (!a)
+        return;
+    for (size_t i = 0; i < ALERT_MAX_TARGETS; i++)
+        free(a->targets[i]);
+    memset(a, 0, sizeof *a);
+}
+
+/* "book": null, or an id in any form; BODY_INVALID_ISBN keeps the input and the reason. */
+static body_err alert_book(body_alert *out, json_t *v, char *why, size_t whylen)
+{
+    if (!v || json_is_null(v))
+        return BODY_OK;
+    if (!json_is_string(v))
+        return fail(BODY_INVALID, "\"book\" must be null (every book) or a book id (ISBN, ASIN "
+                                  "or product URL)", why, whylen);
+    const char *text = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (id_parse(text, n, &out->book, out->detail_reason, sizeof out->detail_reason) != ID_OK) {
+        size_t keep_len = n < sizeof out->detail_input ? n : sizeof out->detail_input;
+        memcpy(out->detail_input, text, keep_len);
+        out->detail = (render_detail){.index = 0, .input = out->detail_input,
+                                      .input_len = keep_len, .reason = out->detail_reason};
+        char msg[220];
+        snprintf(msg, sizeof msg, "\"book\" is not a book id: %s", out->detail_reason);
+        return fail(BODY_INVALID_ISBN, msg, why, whylen);
+    }
+    out->has_book = 1;
+    return BODY_OK;
+}
+
+static body_err alert_fields(json_t *doc, body_alert *out, char *why, size_t whylen)
+{
+    db_alert_rule *r = &out->rule;
+    json_t *kind = NULL, *value = NULL, *book = NULL, *source = NULL, *notify = NULL;
+    const char *key;
+    json_t *v;
+    json_object_foreach(doc, key, v) {
+        json_t **slot = strcmp(key, "kind") == 0     ? &kind
+                        : strcmp(key, "value") == 0  ? &value
+                        : strcmp(key, "book") == 0   ? &book
+                        : strcmp(key, "source") == 0 ? &source
+                        : strcmp(key, "notify") == 0 ? &notify
+                                                     : NULL;
+        if (!slot) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "unknown field \"%.40s\" (kind, value, book, source, notify)",
+                     key);
+            return fail(BODY_INVALID, msg, why, whylen);
+        }
+        *slot = v;
+    }
+    int k = json_is_string(kind) ? alert_kind_parse(json_string_value(kind)) : -1;
+    if (k < 0)
+        return fail(BODY_INVALID, "\"kind\" must be rank_better_than, rank_worse_than, new_best, "
+                                  "change_pct or trouble", why, whylen);
+    snprintf(r->kind, sizeof r->kind, "%s", alert_kind_name((alert_kind)k));
+    if (value && !json_is_null(value)) {
+        if (!json_is_number(value))
+            return fail(BODY_INVALID, "\"value\" must be a number", why, whylen);
+        r->has_value = 1;
+        r->value = json_number_value(value);
+    }
+    if (source && !json_is_null(source)) {
+        if (!json_is_string(source) ||
+            !source_name_ok(json_string_value(source), json_string_length(source)))
+            return fail(BODY_INVALID, "\"source\" must be null (every source) or a source name "
+                                      "like amazon.com", why, whylen);
+        snprintf(r->source, sizeof r->source, "%s", json_string_value(source));
+    }
+    if (!json_is_array(notify))
+        return fail(BODY_INVALID, "\"notify\" must be a list of targets like "
+                                  "[\"webhook:https://...\", \"mailto:you@example.org\"]",
+                    why, whylen);
+    char reason[200], msg[260];
+    if (json_array_size(notify) == 0 || json_array_size(notify) > ALERT_MAX_TARGETS) {
+        snprintf(msg, sizeof msg, "\"notify\": a rule needs 1 to %d targets", ALERT_MAX_TARGETS);
+        return fail(BODY_INVALID, msg, why, whylen);
+    }
+    size_t i;
+    json_array_foreach(notify, i, v) {
+        alert_target_kind tk;
+        const char *rest;
+        if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v)) {
+            snprintf(msg, sizeof msg, "\"notify\"[%zu]: not a string", i);
+            return fail(BODY_INVALID, msg, why, whylen);
+        }
+        if (alert_target_parse(json_string_value(v), &tk, &rest, reason, sizeof reason)) {
+            snprintf(msg, sizeof msg, "\"notify\"[%zu]: %s", i, reason);
+            return fail(BODY_INVALID, msg, why, whylen);
+        }
+        if (!(out->targets[i] = strdup(json_string_value(v))))
+            return fail(BODY_NOMEM, "out of memory", why, whylen);
+        r->ntargets = i + 1;
+    }
+    r->targets = out->targets;
+    /* The targets are good: what the check still finds is about the value. */
+    if (alert_rule_check((alert_kind)k, r->has_value, r->value, (const char *const *)out->targets,
+                         r->ntargets, reason, sizeof reason)) {
+        snprintf(msg, sizeof msg, "\"value\": %s", reason);
+        return fail(BODY_INVALID, msg, why, whylen);
+    }
+    return alert_book(out, book, why, whylen);
+}
+
+body_err body_parse_alert(const char *content_type, const char *body, size_t len, body_alert *out,
+                          char *why, size_t whylen)
+{
+    memset(out, 0, sizeof *out);
+    if (why && whylen)
+        why[0] = '\0';
+    char type[BODY_MEDIA_TYPE_MAX];
+    body_media_type(content_type, type, sizeof type);
+    if (strcmp(type, "application/json") != 0)
+        return fail(BODY_UNSUPPORTED_TYPE, "send application/json", why, whylen);
+    json_error_t jerr;
+    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!doc)
+        return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+    body_err rc = json_is_object(doc)
+                      ? alert_fields(doc, out, why, whylen)
+                      : fail(BODY_INVALID, "the body must be a JSON object like {\"kind\": "
+                                           "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}",
+                             why, whylen);
+    json_decref(doc);
+    if (rc != BODY_OK && rc != BODY_INVALID_ISBN) {
+        body_alert_free(out);
+    } else if (rc == BODY_INVALID_ISBN) {
+        /* The detail stays for the caller; the copies go. */
+        for (size_t i = 0; i < ALERT_MAX_TARGETS; i++) {
+            free(out->targets[i]);
+            out->targets[i] = NULL;
+        }
+        out->rule.targets = NULL;
+        out->rule.ntargets = 0;
+    }
+    return rc;
+}

@@ -1,6 +1,6 @@
 /*
- * body.h - the id lists of POST /api/books and POST /api/refresh, and the changes of PATCH
- * /api/books/{id}, read from a request body.
+ * body.h - the id lists of POST /api/books and POST /api/refresh, the changes of PATCH
+ * /api/books/{id}, and the alert rules of POST /api/alerts, read from a request body.
  * Private to server/ (tests and the body fuzzer use it too; no library header: jansson stays in
  * body.c). No HTTP here: the handlers decide what status each error gets.
  *
@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "../alerts/alerts.h"
 #include "../common/compiler.h"
 #include "../common/ids.h"
 #include "../db/db.h"
@@ -89,6 +90,31 @@ typedef struct body_patch {
 BR_MUST_CHECK body_err body_parse_patch(const char *content_type, const char *body, size_t len,
                                         body_patch *out, char *why, size_t whylen);
 void body_patch_free(body_patch *p);
+
+/* ---- POST /api/alerts -------------------------------------------------------------------------
+ * A JSON object {"kind": K, "value": V, "book": ID or null, "source": NAME or null, "notify":
+ * [TARGET, ...]} (SPEC §5). "value" is a number, required except for new_best (which takes none:
+ * leave it out or give null); "book" and "source" may be left out (every book, every source);
+ * any other key is an error. The rule is checked with alert_rule_check (kind, value, targets),
+ * and the reason says which key is wrong. The book is read in any id form (BODY_INVALID_ISBN with
+ * one detail when it is not an id) but not looked up: the handler resolves it to the stored id. */
+typedef struct body_alert {
+    db_alert_rule rule;          /* kind, value, source and targets set; book_id "" */
+    int has_book;
+    book_id book;                /* the book as parsed, when has_book */
+    char *targets[ALERT_MAX_TARGETS]; /* owned copies; rule.targets points here */
+    render_detail detail;        /* on BODY_INVALID_ISBN: the bad book (points into the below) */
+    char detail_input[RENDER_ECHO_MAX + 1];
+    char detail_reason[160];
+} body_alert;
+
+/* Parses a POST /api/alerts body. BODY_OK with *out filled (free with body_alert_free), or
+ * BODY_INVALID_JSON, BODY_INVALID (why names the key), BODY_INVALID_ISBN (a bad "book"),
+ * BODY_UNSUPPORTED_TYPE (not application/json) or BODY_NOMEM. */
+BR_MUST_CHECK body_err body_parse_alert(const char *content_type, const char *body, size_t len,
+                                        body_alert *out, char *why, size_t whylen);
+/* Frees the copies; NULL is a no-op. */
+void body_alert_free(body_alert *a);
 
 /* The media type of a Content-Type value: parameters dropped, blanks removed, lower case, into
  * out[0..outlen) (cut to fit); "" for NULL. */

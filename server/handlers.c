@@ -4,6 +4,7 @@
  */
 #include "handlers_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,19 +19,24 @@ int handlers_env_init(handlers_env *env, const srv_config *cfg, jobs *runner, re
     env->cache = cache;
     env->pool = pool;
     buf_init(&env->oom, 4096);
-    if (render_error(&env->oom, "internal", "out of memory", NULL, 0) != BUF_OK ||
+    env->health = calloc(1, sizeof *env->health);
+    if (!env->health || render_error(&env->oom, "internal", "out of memory", NULL, 0) != BUF_OK ||
         buf_append(&env->oom, "\n", 1) != BUF_OK) {
-        buf_free(&env->oom);
+        handlers_env_clear(env);
         if (err)
             *err = strdup("out of memory");
         return -1;
     }
+    atomic_init(&env->health->degraded, -1);
+    atomic_init(&env->health->busy_since_ms, 0);
     return 0;
 }
 
 void handlers_env_clear(handlers_env *env)
 {
     buf_free(&env->oom);
+    free(env->health);
+    env->health = NULL;
 }
 
 static handler_fn handler_of(router_handler id)
@@ -65,8 +71,22 @@ static handler_fn handler_of(router_handler id)
         return h_healthz;
     case ROUTE_METRICS:
         return h_metrics;
+    case ROUTE_ALERTS_LIST:
+        return h_alerts_list;
+    case ROUTE_ALERTS_ADD:
+        return h_alerts_add;
+    case ROUTE_ALERT_DELETE:
+        return h_alert_delete;
+    case ROUTE_ALERT_EVENTS:
+        return h_alert_events;
     }
     return NULL;
+}
+
+/* Whether a route can answer without the store (a server started with cfg->store_down). */
+static int works_without_store(router_handler id)
+{
+    return id == ROUTE_HEALTHZ || id == ROUTE_CONFIG || id == ROUTE_METRICS;
 }
 
 static void run_route(hctx *h, const router_match *m)
@@ -76,8 +96,17 @@ static void run_route(hctx *h, const router_match *m)
         h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "no handler for this route");
         return;
     }
+    const char *down = h->env->cfg->store_down;
+    if (down && !works_without_store(m->route->handler)) {
+        char message[1024];
+        snprintf(message, sizeof message, "the database cannot be used: %s", down);
+        h_error(h, HTTP_SERVICE_UNAVAILABLE, "unavailable", message);
+        if (h_header(h, "Retry-After", "30") != 0)
+            log_error("http: the 503 answer went out as a 500");
+        return;
+    }
     fn(h, m->arg);
-    if (m->route->mutating)
+    if (m->route->mutating && h->env->cache)
         cache_bump(h->env->cache);   /* after the change is committed */
 }
 

@@ -4,8 +4,9 @@
  * refuse. Private to server/; http.c calls it, it never calls http.c.
  *
  * Error codes (stable): invalid_json, invalid_body, invalid_isbn, invalid_query, too_many_isbns,
- * unauthorized, forbidden_origin, not_found, book_not_found, job_not_found, method_not_allowed,
- * payload_too_large, unsupported_media_type, too_many_refreshes, unavailable, internal. Every
+ * unauthorized, forbidden_origin, not_found, book_not_found, job_not_found, alert_not_found,
+ * method_not_allowed, conflict, payload_too_large, unsupported_media_type, too_many_refreshes,
+ * unavailable, internal. Every
  * body is written by render/; a handler that runs out of memory answers 500 "internal" with
  * "out of memory" (prepared at start, so that answer needs no memory).
  *
@@ -25,18 +26,26 @@
 #include "router.h"
 #include "server.h"
 
+typedef struct handlers_health handlers_health;
+
 typedef struct handlers_env {
     const srv_config *cfg;       /* borrowed, defaults filled in */
-    jobs *runner;                /* borrowed */
+    jobs *runner;                /* borrowed; NULL (with pool and cache) when cfg->store_down */
     resp_cache *cache;           /* borrowed */
     dbpool *pool;                /* borrowed */
     buf oom;                     /* owned: the rendered out-of-memory answer */
+    handlers_health *health;     /* owned: what /healthz last said (atomics) */
 } handlers_env;
 
 /* 0, or -1 with a malloc'd message in *err (err may be NULL). Everything is borrowed. */
 int handlers_env_init(handlers_env *env, const srv_config *cfg, jobs *runner, resp_cache *cache,
                       dbpool *pool, char **err);
 void handlers_env_clear(handlers_env *env);
+
+/* Looks at the store as /healthz does and logs when it cannot be written (at start). */
+void handlers_check_store(const handlers_env *env);
+/* srv_store_readonly (server.h); 2 instead of 1 for a read-only file system. */
+int handlers_store_readonly(const char *db_path, char *why, size_t len);
 
 /* Answers a request the router has judged, whatever the verdict: runs the route's handler
  * (req->body holds the whole body), serves the dashboard file, or refuses. resp must be

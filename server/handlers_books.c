@@ -61,13 +61,9 @@ void h_books_add(hctx *h, const char *arg)
     }
     for (size_t i = 0; i < l.n; i++)
         ids[i] = stored[i];
-    if (l.refresh && h_start_job(h, ids, l.n, &job, &joined) != 0) {
-        /* Refused: take back the books this request added (SPEC §3: a refusal adds nothing). */
-        for (size_t i = 0; i < l.n; i++)
-            if (added[i] && db_book_remove(d, stored[i]) != DB_OK)
-                break;
+    /* Refused (429, 503): h_start_job takes back the books added here (a refusal adds none). */
+    if (l.refresh && h_start_job(h, ids, added, l.n, &job, &joined) != 0)
         goto done;
-    }
     size_t nadded = 0;
     for (size_t i = 0; i < l.n; i++)
         nadded += added[i] != 0;

@@ -1,15 +1,18 @@
 /*
  * handlers_internal.h - what the handler files share: the per-request context, the common
  * answers (handlers_common.c) and each resource's handlers (handlers_books.c, handlers_jobs.c,
- * handlers_service.c). Private to the handlers; http.c uses handlers.h.
+ * handlers_alerts.c, handlers_service.c). Private to the handlers; http.c uses handlers.h.
  *
- * Calls go one way: handlers.c -> handlers_{books,jobs,service}.c -> handlers_common.c, and
+ * Calls go one way: handlers.c -> handlers_{books,jobs,alerts,service}.c -> handlers_common.c, and
  * handlers_books.c -> handlers_jobs.c (a POST /api/books with "refresh": true starts a job).
  *
  * Threads: an hctx belongs to the request thread that made it.
  */
 #ifndef BOOKRANK_SERVER_HANDLERS_INTERNAL_H
 #define BOOKRANK_SERVER_HANDLERS_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
 
 #include "../common/compiler.h"
 #include "../common/isbn.h"
@@ -39,6 +42,12 @@ enum {
 };
 
 #define CONTENT_TYPE_JSON "application/json"
+
+/* What /healthz found last (handlers_service.c); shared by the request threads. */
+struct handlers_health {
+    _Atomic int degraded;          /* -1: not looked yet, 0: writable, 1: not */
+    _Atomic int64_t busy_since_ms; /* monotonic; 0: the write lock was free at the last look */
+};
 
 /* One request being handled. */
 typedef struct hctx {
@@ -94,15 +103,28 @@ void h_book_history(hctx *h, const char *arg);
 void h_refresh(hctx *h, const char *arg);
 void h_job_get(hctx *h, const char *arg);
 /* Starts a refresh of the books ids[0..n) as stored (NULL: every book). 0 with *job and
- * *joined, or -1 after answering the error. */
-BR_MUST_CHECK int h_start_job(hctx *h, const char *const *ids, size_t n, db_job *job, int *joined);
+ * *joined, or -1 after answering the error; then the books with added[i] set (the ones the
+ * request has just tracked; added may be NULL) are taken back first, so that a refusal changes
+ * nothing. */
+BR_MUST_CHECK int h_start_job(hctx *h, const char *const *ids, const int *added, size_t n,
+                              db_job *job, int *joined);
 void h_jobs_list(hctx *h, const char *arg);
 void h_job_cancel(hctx *h, const char *arg);
+
+/* ---- handlers_alerts.c ----------------------------------------------------------------------- */
+void h_alerts_list(hctx *h, const char *arg);
+void h_alerts_add(hctx *h, const char *arg);
+void h_alert_delete(hctx *h, const char *arg);
+void h_alert_events(hctx *h, const char *arg);
 
 /* ---- handlers_service.c ---------------------------------------------------------------------- */
 void h_export(hctx *h, const char *arg);
 void h_config(hctx *h, const char *arg);
 void h_healthz(hctx *h, const char *arg);
+/* Why the store cannot be written now (read-only file or directory, read-only file system,
+ * disk full, not opened, another process holding the write lock for over a minute): 1 with the
+ * reason in why[0..len), or 0 when it can. Takes the write lock for a moment to find out. */
+int h_store_problem(hctx *h, char *why, size_t len);
 void h_metrics(hctx *h, const char *arg);
 void h_asset(hctx *h, const struct web_asset *asset);
 

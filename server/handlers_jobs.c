@@ -12,11 +12,56 @@
 #include "../common/log.h"
 #include "limits.h"
 
-int h_start_job(hctx *h, const char *const *ids, size_t n, db_job *job, int *joined)
+/* How long taking back the books of a refused refresh waits for the store's write lock: longer
+ * than a request's SRV_STORE_WAIT_MS, because a store that is briefly locked is a reason for the
+ * refusal itself, and giving up here would leave the books behind. */
+#define UNDO_WAIT_MS 15000
+
+/* Takes back the books ids[i] with added[i] set (SPEC §3: a refused refresh adds no book), in
+ * one transaction. 0, or -1 (logged) when the store would not let go of them. */
+static int untrack_added(hctx *h, const char *const *ids, const int *added, size_t n)
+{
+    size_t count = 0;
+    for (size_t i = 0; added && i < n; i++)
+        count += added[i] != 0;
+    if (!count)
+        return 0;
+    db *d = h_db(h);
+    if (!d) {
+        log_error("store: %zu book(s) of a refused refresh stay tracked: no connection", count);
+        return -1;
+    }
+    db_set_busy_timeout(d, UNDO_WAIT_MS);
+    db_err rc = db_begin(d);
+    for (size_t i = 0; rc == DB_OK && i < n; i++)
+        if (added[i] && (rc = db_book_remove(d, ids[i])) == DB_NOTFOUND)
+            rc = DB_OK;          /* removed meanwhile by someone else: just as good */
+    if (rc == DB_OK)
+        rc = db_commit(d);
+    else
+        (void)db_rollback(d);
+    if (rc != DB_OK)
+        log_error("store: %zu book(s) of a refused refresh stay tracked: %s", count, db_errmsg(d));
+    db_set_busy_timeout(d, SRV_STORE_WAIT_MS);
+    return rc == DB_OK ? 0 : -1;
+}
+
+int h_start_job(hctx *h, const char *const *ids, const int *added, size_t n, db_job *job,
+                int *joined)
 {
     char why[256] = "";
     jobs_err rc = jobs_refresh(h->env->runner, ids, n, JOB_BY_API, job, joined, why, sizeof why);
     const char *message = why[0] ? why : jobs_strerror(rc);
+    /* A store that refused the job: say why in the words /healthz uses (read-only, full). */
+    char problem[1024], stated[1100], note[1200];
+    if (rc == JOBS_STORE && h_store_problem(h, problem, sizeof problem) &&
+        snprintf(stated, sizeof stated, "the refresh was not started: %s", problem) > 0)
+        message = stated;
+    if (rc != JOBS_OK && untrack_added(h, ids, added, n) != 0 &&
+        snprintf(note, sizeof note,
+                 "%s; the books this request added could not be taken back and stay tracked",
+                 message) > 0)
+        message = note;
     switch (rc) {
     case JOBS_OK:
         return 0;
@@ -64,11 +109,7 @@ void h_refresh(hctx *h, const char *arg)
     }
     db_job job;
     int joined;
-    if (h_start_job(h, ids, l.n, &job, &joined) != 0) {
-        for (size_t i = 0; i < l.n; i++)
-            if (added[i] && db_book_remove(h_db(h), stored[i]) != DB_OK)
-                break;
-    } else {
+    if (h_start_job(h, ids, added, l.n, &job, &joined) == 0) {
         char location[64];
         int n = snprintf(location, sizeof location, "/api/jobs/%lld", (long long)job.id);
         if (n < 0 || (size_t)n >= sizeof location)
@@ -180,7 +221,11 @@ void h_job_cancel(hctx *h, const char *arg)
         h_error(h, HTTP_NOT_FOUND, "job_not_found", "no such job");
         return;
     case JOBS_FINISHED:
-        h_error(h, HTTP_CONFLICT, "conflict", "that job has already ended");
+        /* Not running in this process: ended, or run by another one (a cron refresh). */
+        h_error(h, HTTP_CONFLICT, "conflict",
+                job.state == JOB_QUEUED || job.state == JOB_RUNNING
+                    ? "that job runs in another process (a `bookrank refresh`): stop it there"
+                    : "that job has already ended");
         return;
     case JOBS_NOMEM:
         h_oom(h);

@@ -420,6 +420,11 @@ bad:
     return -1;
 }
 
+int srv_store_readonly(const char *db_path, char *why, size_t len)
+{
+    return handlers_store_readonly(db_path, why, len) != 0;
+}
+
 int srv_listen_check(const char *listen, char **err)
 {
     struct sockaddr_storage ss;
@@ -469,12 +474,20 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
     socklen_t sslen;
     if (parse_listen(cfg->listen, &ss, &sslen, err))
         goto fail;
-    s->pool = dbpool_new(cfg->db_path, (size_t)s->cfg.threads + SRV_POOL_SPARE, err);
-    if (!s->pool)
+    if (runner) {
+        s->pool = dbpool_new(cfg->db_path, (size_t)s->cfg.threads + SRV_POOL_SPARE, err);
+        if (!s->pool)
+            goto fail;
+        s->cache = cache_new(cfg->db_path, runner, err);
+        if (!s->cache)
+            goto fail;
+    } else if (!cfg->store_down) {
+        *err = strdup("no jobs runner");
         goto fail;
-    s->cache = cache_new(cfg->db_path, runner, err);
-    if (!s->cache || handlers_env_init(&s->env, &s->cfg, runner, s->cache, s->pool, err))
+    }
+    if (handlers_env_init(&s->env, &s->cfg, runner, s->cache, s->pool, err))
         goto fail;
+    handlers_check_store(&s->env);
 
     /* poll(), not epoll: libmicrohttpd 0.9.75's edge-triggered epoll loop misses the end of a
      * connection in two hostile cases (a client that half-closes after an incomplete request

@@ -40,6 +40,8 @@
 #define SRV_JOBS_LIST_DEFAULT 20                     /* GET /api/jobs */
 #define SRV_JOBS_LIST_MAX 1000
 #define SRV_JOB_FAILURES_MAX 1000                    /* failed fetches shown by GET /api/jobs/{id} */
+#define SRV_ALERT_EVENTS_DEFAULT 50                  /* GET /api/alerts/events */
+#define SRV_ALERT_EVENTS_MAX 1000
 
 /* ---- responses ------------------------------------------------------------------------------- */
 #define SRV_RESPONSE_MAX ((size_t)1 << 30)           /* any JSON answer */

@@ -26,6 +26,11 @@ const router_route router_routes[] = {
     {"GET", "/api/config", ROUTE_CONFIG, 0, 0, 1},
     {"GET", "/healthz", ROUTE_HEALTHZ, 0, 0, 1},
     {"GET", "/metrics", ROUTE_METRICS, 0, 0, 0},
+    /* Rules hold webhook addresses and mail addresses: the token for reads too (SPEC §3). */
+    {"GET", "/api/alerts", ROUTE_ALERTS_LIST, 0, 1, 0},
+    {"POST", "/api/alerts", ROUTE_ALERTS_ADD, 1, 1, 0},
+    {"GET", "/api/alerts/events", ROUTE_ALERT_EVENTS, 0, 1, 0},
+    {"DELETE", "/api/alerts/*", ROUTE_ALERT_DELETE, 1, 1, 0},
 };
 const size_t router_nroutes = sizeof router_routes / sizeof router_routes[0];
 

@@ -33,7 +33,11 @@ typedef enum router_handler {
     ROUTE_EXPORT,
     ROUTE_CONFIG,
     ROUTE_HEALTHZ,
-    ROUTE_METRICS
+    ROUTE_METRICS,
+    ROUTE_ALERTS_LIST,
+    ROUTE_ALERTS_ADD,
+    ROUTE_ALERT_DELETE,
+    ROUTE_ALERT_EVENTS
 } router_handler;
 
 typedef struct router_route {

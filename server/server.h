@@ -42,13 +42,23 @@ typedef struct srv_config {
      * from request threads; NULL when nothing is scheduled. */
     int64_t (*next_scheduled)(void *ctx);
     void *schedule_ctx;
+    /* Non-NULL: the store could not be opened, for this reason (a read-only directory: SQLite
+     * cannot create its -wal and -shm files), and the server runs without it and without a
+     * jobs runner: /healthz answers 503 degraded with this reason, /api/config, /metrics and
+     * the dashboard's files answer, every other route 503 naming it. */
+    const char *store_down;
 } srv_config;
 
 typedef struct srv srv;
 
 /* Whether a --listen value is well-formed: 0, or -1 with a malloc'd message in *err. */
 int srv_listen_check(const char *listen, char **err);
-/* Binds and starts serving. NULL with a malloc'd message in *err. jobs is borrowed. */
+/* Whether the store at db_path (a file) exists but this process may not write it: its file, or
+ * the directory SQLite must create the file's -wal and -shm in, is read-only. 1 with the reason
+ * (naming the file or directory and the system's word) in why[0..len), else 0. */
+int srv_store_readonly(const char *db_path, char *why, size_t len);
+/* Binds and starts serving; logs when the store cannot be written (read-only, disk full). NULL
+ * with a malloc'd message in *err. jobs is borrowed; NULL only with cfg->store_down set. */
 srv *srv_start(const srv_config *cfg, jobs *runner, char **err);
 /* The bound port (useful with port 0). */
 int srv_port(const srv *s);

@@ -239,7 +239,7 @@ with FixtureStore() as store:
     sdb = os.path.join(d, "sched.db")
     run_cli(["add", "--db", sdb, "0132269937"])
     store.config()
-    with Service(sdb, src + ["--refresh-every", "1s"]) as svc:
+    with Service(sdb, src + ["--refresh-every", "1s", "--allow-short-interval"]) as svc:
         time.sleep(3.5)
         st, _, doc = svc.json("GET", "/api/books/0132269937/history")
         n = len(doc["observations"])

@@ -224,7 +224,7 @@ for cmd in (["history", "--db", old_db, "9780132269933"], ["list", "--db", old_d
     t.check(rc == 2 and "bookrank migrate" in err, "%s on an old schema says to migrate, exit 2" % cmd[0], (rc, err))
 t.eq(digest(old_db), before, "reading commands left the old database byte for byte as it was")
 rc, out, err = run_cli(["migrate", "--db", old_db])
-t.check(rc == 0 and "migrated to schema 3" in out and old_db + ".bak-2" in out,
+t.check(rc == 0 and "migrated to schema 4" in out and old_db + ".bak-2" in out,
         "migrate says what it did and where the copy is", out + err)
 bcon = sqlite3.connect(old_db + ".bak-2")
 t.eq(bcon.execute("PRAGMA user_version").fetchone()[0], 2, "the copy keeps the old schema")
@@ -245,7 +245,7 @@ t.eq(books.get("9780131103627", {}).get("title"), "C Programming Language, 2nd E
 t.eq(sorted((b["latest"][0]["status"] if b["latest"] else None) for b in books.values()),
      ["blocked", "error", "not_found", "ok", "ok"], "every latest observation survives")
 con = sqlite3.connect(old_db)
-t.eq(con.execute("PRAGMA user_version").fetchone()[0], 3, "user_version is 3 after migration")
+t.eq(con.execute("PRAGMA user_version").fetchone()[0], 4, "user_version is 4 after migration")
 t.eq(con.execute("SELECT count(*) FROM observations").fetchone()[0], 6, "all 6 observations are there")
 plan = " ".join(r[-1] for r in con.execute(
     "EXPLAIN QUERY PLAN SELECT * FROM observations WHERE book_id = '9780132269933' AND fetched_at >= 0"

@@ -61,6 +61,35 @@ for doc, needle, what in [
     t.check(rc == 2 and needle in err, "config: %s is named (exit 2)" % what, (rc, err))
 rc, _, err = run_cli(["list", "--db", db, "--config", os.path.join(d, "missing.json")])
 t.check(rc == 2 and "missing.json" in err, "a missing config file: exit 2 naming it", err)
+# Every command reads the file the same way: a BOM is skipped, a wrong type or an unknown key is
+# named, also for the commands that use the key (serve, refresh) and after a BOM.
+bomdb = os.path.join(d, "bom-add.db")
+with open(bom, "wb") as f:
+    f.write(b"\xef\xbb\xbf" + json.dumps({"db": bomdb, "rate": 0.5}).encode())
+rc, out, err = run_cli(["add", "--config", bom, "0131103628"])
+t.check(rc == 0 and os.path.exists(bomdb), "a config file with a UTF-8 BOM is read by a writing command", (rc, err))
+for cmd in (["serve", "--listen", "127.0.0.1:0"], ["refresh"], ["add", "0131103628"]):
+    for doc, needle, what, bom_first in [
+        ({"sources": "x"}, '"sources"', "\"sources\": \"x\"", False),
+        ({"sources": {"name": "x"}}, '"sources"', "\"sources\" as one object", False),
+        ({"source": 5}, '"source"', "\"source\": 5", False),
+        ({"workers": [4]}, '"workers"', "\"workers\": [4]", False),
+        ({"public-url": 5}, '"public-url"', "\"public-url\": 5", False),
+        ({"private": "yes"}, '"private"', "\"private\": \"yes\"", False),
+        ({"refresh-evry": "6h"}, '"refresh-evry"', "an unknown key", False),
+        ({"wokers": 4}, '"wokers"', "an unknown key after a BOM", True),
+    ]:
+        path = os.path.join(d, "bad-%s.json" % cmd[0])
+        with open(path, "wb") as f:
+            f.write((b"\xef\xbb\xbf" if bom_first else b"") + json.dumps(doc).encode())
+        rc, _, err = run_cli(cmd + ["--db", os.path.join(d, "cfg-check.db"), "--config", path], timeout=20)
+        t.check(rc == 2 and needle in err and path in err and "listening" not in err,
+                "config: %s: `%s` exits 2 naming the key and the file" % (what, cmd[0]), (rc, err))
+path = os.path.join(d, "other-command.json")
+with open(path, "w") as f:
+    json.dump({"listen": "127.0.0.1:9", "refresh-every": "6h", "workers": 3}, f)
+rc, _, err = run_cli(["list", "--db", db, "--config", path])
+t.check(rc == 0, "config: keys of other commands (listen, refresh-every) are not refused by `list`", (rc, err))
 for value in (",,,", " , "):
     rc, _, err = run_cli(["refresh", "--db", db], env={"BOOKRANK_SOURCE": value})
     t.check(rc == 2 and "BOOKRANK_SOURCE" in err, "BOOKRANK_SOURCE=%r names no source: refused" % value, err)

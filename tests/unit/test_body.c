@@ -338,6 +338,93 @@ static void test_helpers(void)
     body_list_free(&p.l);
 }
 
+/* POST /api/alerts: the rule's fields, and a reason naming the key for every refusal. */
+static void test_alert(void)
+{
+    static const struct {
+        const char *type, *body;
+        body_err want;
+        const char *in_why;
+    } cases[] = {
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/x\"]}",
+         BODY_OK, ""},
+        {"application/json; charset=utf-8",
+         "{\"kind\": \"trouble\", \"value\": 3, \"book\": null, \"source\": null, "
+         "\"notify\": [\"mailto:a@b.example\"]}", BODY_OK, ""},
+        {"text/plain", "{}", BODY_UNSUPPORTED_TYPE, "application/json"},
+        {NULL, "{}", BODY_UNSUPPORTED_TYPE, "application/json"},
+        {"application/json", "{\"kind\": ", BODY_INVALID_JSON, ""},
+        {"application/json", "[1]", BODY_INVALID, "object"},
+        {"application/json", "{\"kind\": \"best\", \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"kind\""},
+        {"application/json", "{\"kind\": 3, \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"kind\""},
+        {"application/json", "{\"kind\": \"trouble\", \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"value\""},
+        {"application/json",
+         "{\"kind\": \"trouble\", \"value\": \"3\", \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"value\""},
+        {"application/json",
+         "{\"kind\": \"new_best\", \"value\": 1, \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"value\""},
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": []}", BODY_INVALID, "\"notify\""},
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": \"webhook:https://h.example\"}",
+         BODY_INVALID, "\"notify\""},
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example\", \"sms:1\"]}",
+         BODY_INVALID, "\"notify\"[1]"},
+        /* jansson refuses a NUL inside a string: no target can hide one */
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/\\u0000x\"]}",
+         BODY_INVALID_JSON, ""},
+        {"application/json",
+         "{\"kind\": \"new_best\", \"source\": \"a b\", \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"source\""},
+        {"application/json",
+         "{\"kind\": \"new_best\", \"book\": \"0132269938\", \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID_ISBN, "\"book\""},
+        {"application/json",
+         "{\"kind\": \"new_best\", \"book\": [], \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"book\""},
+        {"application/json", "{\"kind\": \"new_best\", \"when\": 1, \"notify\": [\"webhook:https://h.example\"]}",
+         BODY_INVALID, "\"when\""},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        body_alert a;
+        char why[300], what[200];
+        body_err e = body_parse_alert(cases[i].type, cases[i].body, strlen(cases[i].body), &a, why,
+                                      sizeof why);
+        snprintf(what, sizeof what, "alert body %zu: %s", i, body_strerror(cases[i].want));
+        if (!CHECK(e == cases[i].want, what))
+            printf("#   got %s: %s\n", body_strerror(e), why);
+        snprintf(what, sizeof what, "alert body %zu: the reason names %s", i, cases[i].in_why);
+        CHECK(e == BODY_OK || strstr(why, cases[i].in_why), what);
+        body_alert_free(&a);
+    }
+
+    body_alert a;
+    const char *full = "{\"kind\": \"rank_better_than\", \"value\": 1000, \"book\": \"0-13-226993-7\", "
+                       "\"source\": \"amazon.de\", \"notify\": [\"webhook:https://h.example/x\", "
+                       "\"mailto:a@b.example\"]}";
+    CHECK(body_parse_alert("application/json", full, strlen(full), &a, NULL, 0) == BODY_OK,
+          "a full alert body parses");
+    CHECK_STR(a.rule.kind, "rank_better_than", "its kind");
+    CHECK(a.rule.has_value && a.rule.value == 1000, "its value");
+    CHECK(a.has_book && strcmp(a.book.id, "9780132269933") == 0 && a.rule.book_id[0] == 0,
+          "its book, parsed but not resolved");
+    CHECK_STR(a.rule.source, "amazon.de", "its source");
+    CHECK(a.rule.ntargets == 2 && strcmp(a.rule.targets[1], "mailto:a@b.example") == 0,
+          "its targets, in order");
+    body_alert_free(&a);
+    body_alert_free(NULL);
+
+    const char *bad_book = "{\"kind\": \"new_best\", \"book\": \"97801\", \"notify\": [\"ntfy:https://n.example/t\"]}";
+    CHECK(body_parse_alert("application/json", bad_book, strlen(bad_book), &a, NULL, 0) ==
+                  BODY_INVALID_ISBN &&
+              a.detail.input_len == 5 && memcmp(a.detail.input, "97801", 5) == 0 &&
+              a.detail.reason && a.detail.reason[0],
+          "a bad book is kept in the detail, with its reason");
+    body_alert_free(&a);
+}
+
 int main(void)
 {
     test_errors();
@@ -346,5 +433,6 @@ int main(void)
     test_details();
     test_cap();
     test_helpers();
+    test_alert();
     return check_done();
 }

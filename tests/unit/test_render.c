@@ -412,6 +412,23 @@ static void test_shapes(void)
     CHECK_INT(render_categories_parse(&back, "[{\"rank\":\"a\",\"category\":1}]", 28), 0, "bad entries skipped");
     CHECK_INT(back.ncategories, 1, "nothing added from foreign values");
     obs_clear(&back);
+    /* The decoder reads JSON escapes, either member order, and skips other members. */
+    obs_init(&back);
+    const char *esc = "[ {\"category\": \"\\u00e9t\\u00e9 \\ud83d\\ude00 \\\"q\\\" \\\\ \\n\", "
+                      "\"x\": null, \"rank\": 7}, {\"rank\": 8, \"category\": \"B\"} ]";
+    CHECK_INT(render_categories_parse(&back, esc, strlen(esc)), 0, "escaped categories parse");
+    CHECK(back.ncategories == 2 && back.categories[0].rank == 7 &&
+              strcmp(back.categories[0].category, "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \n") == 0 &&
+              back.categories[1].rank == 8 && strcmp(back.categories[1].category, "B") == 0,
+          "\\u escapes, a surrogate pair, quotes, either member order, other members skipped");
+    obs_clear(&back);
+    obs_init(&back);
+    const char *broken[] = {"[{\"rank\": 1, \"category\": \"a\"}", "[{\"rank\": 1.5, \"category\": \"a\"}]x",
+                            "[{\"rank\": 99999999999999999999, \"category\": \"a\"}]", "{}", ""};
+    for (size_t k = 0; k < sizeof broken / sizeof broken[0]; k++)
+        CHECK_INT(render_categories_parse(&back, broken[k], strlen(broken[k])), 0, "a broken value is no failure");
+    CHECK_INT(back.ncategories, 0, "and adds nothing");
+    obs_clear(&back);
 
     /* CSV. */
     buf_reset(&b);

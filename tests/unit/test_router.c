@@ -1,6 +1,7 @@
 /* test_router.c - server/router: every route and method, HEAD as GET, 405 with its Allow list,
  * 404, the dashboard fallback, odd paths (trailing slashes, empty and over-long segments,
- * percent-encoded leftovers), the cross-site rule and the bearer token. Table-driven; no
+ * percent-encoded leftovers), the cross-site rule and the bearer token (also for reads of
+ * /api/alerts*). Table-driven; no
  * libmicrohttpd and no server involved. */
 #include <stdio.h>
 #include <string.h>
@@ -46,12 +47,20 @@ static const route_case route_cases[] = {
     {"GET", "/api/config", ROUTER_OK, ROUTE_CONFIG, "", NULL},
     {"GET", "/healthz", ROUTER_OK, ROUTE_HEALTHZ, "", NULL},
     {"GET", "/metrics", ROUTER_OK, ROUTE_METRICS, "", NULL},
+    {"GET", "/api/alerts", ROUTER_OK, ROUTE_ALERTS_LIST, "", NULL},
+    {"POST", "/api/alerts", ROUTER_OK, ROUTE_ALERTS_ADD, "", NULL},
+    {"GET", "/api/alerts/events", ROUTER_OK, ROUTE_ALERT_EVENTS, "", NULL},
+    {"DELETE", "/api/alerts/3", ROUTER_OK, ROUTE_ALERT_DELETE, "3", NULL},
+    /* "events" is a rule number to DELETE: its handler answers 400 */
+    {"DELETE", "/api/alerts/events", ROUTER_OK, ROUTE_ALERT_DELETE, "events", NULL},
     /* HEAD is GET */
     {"HEAD", "/api/books", ROUTER_OK, ROUTE_BOOKS_LIST, "", NULL},
     {"HEAD", "/api/books/abc", ROUTER_OK, ROUTE_BOOK_GET, "abc", NULL},
     {"HEAD", "/metrics", ROUTER_OK, ROUTE_METRICS, "", NULL},
     {"HEAD", "/api/jobs", ROUTER_OK, ROUTE_JOBS_LIST, "", NULL},
     {"HEAD", "/api/refresh", ROUTER_WRONG_METHOD, -1, NULL, "POST"},
+    {"HEAD", "/api/alerts", ROUTER_OK, ROUTE_ALERTS_LIST, "", NULL},
+    {"HEAD", "/api/alerts/events", ROUTER_OK, ROUTE_ALERT_EVENTS, "", NULL},
     /* wrong methods: Allow lists what the path takes, HEAD beside GET */
     {"PUT", "/api/books", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
     {"DELETE", "/api/books", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
@@ -64,6 +73,11 @@ static const route_case route_cases[] = {
     {"PUT", "/api/jobs/1", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, HEAD"},
     {"POST", "/api/jobs", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"DELETE", "/api/jobs", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
+    {"PUT", "/api/alerts", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
+    {"DELETE", "/api/alerts", ROUTER_WRONG_METHOD, -1, NULL, "GET, POST, HEAD"},
+    {"GET", "/api/alerts/3", ROUTER_WRONG_METHOD, -1, NULL, "DELETE"},
+    {"PATCH", "/api/alerts/3", ROUTER_WRONG_METHOD, -1, NULL, "DELETE"},
+    {"POST", "/api/alerts/events", ROUTER_WRONG_METHOD, -1, NULL, "GET, DELETE, HEAD"},
     {"get", "/healthz", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     {"", "/metrics", ROUTER_WRONG_METHOD, -1, NULL, "GET, HEAD"},
     /* not found */
@@ -93,6 +107,9 @@ static const route_case route_cases[] = {
     {"GET", "/api//books", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {"GET", "/api/books/a/b", ROUTER_NOT_FOUND, -1, NULL, NULL},
     {"GET", "/api/jobs/1/2", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {"GET", "/api/alerts/", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {"DELETE", "/api/alerts/3/x", ROUTER_NOT_FOUND, -1, NULL, NULL},
+    {"GET", "/api/alerts/events/", ROUTER_NOT_FOUND, -1, NULL, NULL},
     /* percent-encoded leftovers are plain text to the router (http.c keeps "%00" as is) */
     {"GET", "/api/books/9780132269933%00", ROUTER_OK, ROUTE_BOOK_GET, "9780132269933%00", NULL},
     {"GET", "/api/books/..%2f..%2fetc", ROUTER_OK, ROUTE_BOOK_GET, "..%2f..%2fetc", NULL},
@@ -152,7 +169,7 @@ static void test_routes(void)
 
 static void test_table(void)
 {
-    CHECK(router_nroutes == 14, "fourteen routes");
+    CHECK(router_nroutes == 18, "eighteen routes");
     int dup = 0, mutating_ok = 1, upper = 1;
     for (size_t i = 0; i < router_nroutes; i++) {
         const router_route *r = &router_routes[i];
@@ -166,6 +183,12 @@ static void test_table(void)
     }
     CHECK(!dup, "no method and pattern twice");
     CHECK(mutating_ok, "exactly the non-GET routes are mutating");
+    /* SPEC §3: /api/alerts* holds webhook addresses; nothing else is secret. */
+    int secret_ok = 1;
+    for (size_t i = 0; i < router_nroutes; i++)
+        secret_ok &= router_routes[i].secret ==
+                     (strncmp(router_routes[i].pattern, "/api/alerts", 11) == 0);
+    CHECK(secret_ok, "exactly the /api/alerts routes are secret");
     CHECK(upper, "methods upper case, patterns absolute");
     for (int v = ROUTER_OK; v <= ROUTER_UNAUTHORIZED; v++)
         CHECK(strcmp(router_strerror((router_verdict)v), "unknown verdict") != 0,
@@ -306,6 +329,27 @@ static const check_case check_cases[] = {
      ROUTER_UNAUTHORIZED},
     {"token: not needed to read", "GET", "/api/books", "127.0.0.1", NULL, NULL, NULL, "s3cret",
      ROUTER_OK},
+    /* SPEC §3: /api/alerts* needs the token for reads too whenever one is set */
+    {"token: listing alert rules needs it", "GET", "/api/alerts", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: HEAD of alert rules needs it", "HEAD", "/api/alerts", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: alert events need it", "GET", "/api/alerts/events", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: a wrong one for alert events", "GET", "/api/alerts/events", "127.0.0.1", NULL, NULL,
+     "Bearer nope", "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: adding an alert rule needs it", "POST", "/api/alerts", "127.0.0.1", NULL, NULL, NULL,
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: removing an alert rule needs it", "DELETE", "/api/alerts/1", "127.0.0.1", NULL, NULL,
+     NULL, "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: alert rules with it", "GET", "/api/alerts", "127.0.0.1", NULL, NULL, "Bearer s3cret",
+     "s3cret", ROUTER_OK},
+    {"token: alert events with it", "GET", "/api/alerts/events", "127.0.0.1", NULL, NULL,
+     "Bearer s3cret", "s3cret", ROUTER_OK},
+    {"no token configured: alert rules are readable", "GET", "/api/alerts", "127.0.0.1", NULL,
+     NULL, NULL, NULL, ROUTER_OK},
+    {"a cross-site alert rule is refused", "POST", "/api/alerts", "127.0.0.1",
+     "http://evil.example", NULL, NULL, NULL, ROUTER_CROSS_SITE},
     {"token: not needed for a file", "GET", "/", "127.0.0.1", NULL, NULL, NULL, "s3cret", ROUTER_ASSET},
     {"token: cross-site is said first", "POST", "/api/books", "127.0.0.1", "http://evil", NULL,
      "Bearer wrong", "s3cret", ROUTER_CROSS_SITE},
