@@ -53,7 +53,9 @@ const char *alert_target_kind_name(alert_target_kind kind)
 /* An http(s) URL with a host and no blank or control byte. */
 static int url_ok(const char *u)
 {
-    size_t skip = strncasecmp(u, "https://", 8) == 0 ? 8 : strncasecmp(u, "http://", 7) == 0 ? 7 : 0;
+    size_t skip = strncasecmp(u, "https://", 8) == 0  ? 8
+                  : strncasecmp(u, "http://", 7) == 0 ? 7
+                                                      : 0;
     if (!skip || !u[skip] || u[skip] == '/')
         return 0;
     for (const unsigned char *p = (const unsigned char *)u; *p; p++)
@@ -93,8 +95,9 @@ int alert_target_parse(const char *target, alert_target_kind *kind, const char *
         const char *r = target + n + 1;
         int ok = k == TARGET_MAILTO ? address_ok(r) : url_ok(r);
         if (!ok) {
-            explain(why, whylen, k == TARGET_MAILTO ? "mailto: needs an address like author@example.org"
-                                                    : "%s: needs an http:// or https:// URL",
+            explain(why, whylen,
+                    k == TARGET_MAILTO ? "mailto: needs an address like author@example.org"
+                                       : "%s: needs an http:// or https:// URL",
                     target_names[k]);
             return -1;
         }
@@ -102,8 +105,10 @@ int alert_target_parse(const char *target, alert_target_kind *kind, const char *
         *rest = r;
         return 0;
     }
-    explain(why, whylen, "unknown target '%.40s' (webhook:URL, slack:URL, discord:URL, ntfy:URL, "
-                         "mailto:ADDRESS)", target);
+    explain(why, whylen,
+            "unknown target '%.40s' (webhook:URL, slack:URL, discord:URL, ntfy:URL, "
+            "mailto:ADDRESS)",
+            target);
     return -1;
 }
 
@@ -111,8 +116,9 @@ int alert_rule_check(alert_kind kind, int value_given, double value, const char 
                      size_t ntargets, char *why, size_t whylen)
 {
     if ((unsigned)kind >= ALERT_KIND_COUNT) {
-        explain(why, whylen, "unknown kind (rank_better_than, rank_worse_than, new_best, "
-                             "change_pct, trouble)");
+        explain(why, whylen,
+                "unknown kind (rank_better_than, rank_worse_than, new_best, "
+                "change_pct, trouble)");
         return -1;
     }
     if (alert_kind_has_value(kind) && !value_given) {
@@ -128,7 +134,8 @@ int alert_rule_check(alert_kind kind, int value_given, double value, const char 
         if (!isfinite(value) || value <= 0 || value > 1e12 || (whole && value != floor(value)) ||
             (kind == ALERT_TROUBLE && value > 1000)) {
             explain(why, whylen, "%s needs a %s above 0%s", kind_names[kind],
-                    whole ? "whole number" : "number", kind == ALERT_TROUBLE ? " (at most 1000)" : "");
+                    whole ? "whole number" : "number",
+                    kind == ALERT_TROUBLE ? " (at most 1000)" : "");
             return -1;
         }
     }

@@ -55,8 +55,8 @@ typedef enum alert_target_kind {
 
 /* Checks a target ("webhook:https://...", "mailto:a@b.example"). 0 with *kind set and *rest
  * pointing at the URL or address inside target, or -1 with the reason in why. */
-BR_MUST_CHECK int alert_target_parse(const char *target, alert_target_kind *kind,
-                                     const char **rest, char *why, size_t whylen);
+BR_MUST_CHECK int alert_target_parse(const char *target, alert_target_kind *kind, const char **rest,
+                                     char *why, size_t whylen);
 const char *alert_target_kind_name(alert_target_kind kind);
 
 /* Most targets one rule may have, and the longest target text. */
@@ -75,10 +75,10 @@ BR_MUST_CHECK int alert_rule_check(alert_kind kind, int value_given, double valu
  * fills it from its history, in the writer's transaction. */
 typedef struct alert_facts {
     obs_status status;
-    int64_t rank;             /* -1 when none */
-    int64_t best_before;      /* best (lowest) earlier ok rank of the book and source, -1: none */
-    int64_t rank_day_ago;     /* the last ok rank at least ALERT_CHANGE_WINDOW_MS older, -1 */
-    int64_t bad_in_a_row;     /* consecutive blocked/error/not_found ending with this one */
+    int64_t rank;         /* -1 when none */
+    int64_t best_before;  /* best (lowest) earlier ok rank of the book and source, -1: none */
+    int64_t rank_day_ago; /* the last ok rank at least ALERT_CHANGE_WINDOW_MS older, -1 */
+    int64_t bad_in_a_row; /* consecutive blocked/error/not_found ending with this one */
 } alert_facts;
 
 /* The condition of a rule for one new observation: 1 true, 0 false, -1 "not judged" (a rank

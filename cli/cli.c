@@ -13,7 +13,8 @@ static const cli_command commands[] = {
     {"serve", CMD_SERVE, "", "run the HTTP service (API + dashboard)"},
     {"refresh", CMD_REFRESH, "[ID...]",
      "fetch ranks now for the given books (tracking them) or all tracked books"},
-    {"extract", CMD_EXTRACT, "FILE|-", "run a source's rules on a saved page and print what they read"},
+    {"extract", CMD_EXTRACT, "FILE|-",
+     "run a source's rules on a saved page and print what they read"},
     {"add", CMD_ADD, "ID...|-", "track books (ISBN, ASIN or product URL; - reads a list)"},
     {"remove", CMD_REMOVE, "ID...", "stop tracking books and drop their history"},
     {"edit", CMD_EDIT, "ID", "set a book's ASIN, work, format, tags or note"},
@@ -38,17 +39,28 @@ static void usage_all(FILE *f)
 static int run(const cli_settings *s)
 {
     switch (s->cmd->id) {
-    case CMD_SERVE: return cmd_serve(s);
-    case CMD_REFRESH: return cmd_refresh(s);
-    case CMD_EXTRACT: return cmd_extract(s);
-    case CMD_ADD: return cmd_add(s);
-    case CMD_REMOVE: return cmd_remove(s);
-    case CMD_LIST: return cmd_list(s);
-    case CMD_HISTORY: return cmd_history(s);
-    case CMD_EDIT: return cmd_edit(s);
-    case CMD_MIGRATE: return cmd_migrate(s);
-    case CMD_BACKUP: return cmd_backup(s);
-    case CMD_ALERT: return cmd_alert(s);
+    case CMD_SERVE:
+        return cmd_serve(s);
+    case CMD_REFRESH:
+        return cmd_refresh(s);
+    case CMD_EXTRACT:
+        return cmd_extract(s);
+    case CMD_ADD:
+        return cmd_add(s);
+    case CMD_REMOVE:
+        return cmd_remove(s);
+    case CMD_LIST:
+        return cmd_list(s);
+    case CMD_HISTORY:
+        return cmd_history(s);
+    case CMD_EDIT:
+        return cmd_edit(s);
+    case CMD_MIGRATE:
+        return cmd_migrate(s);
+    case CMD_BACKUP:
+        return cmd_backup(s);
+    case CMD_ALERT:
+        return cmd_alert(s);
     }
     return CLI_USAGE;
 }
@@ -142,4 +154,3 @@ int cli_main(int argc, char **argv)
     settings_free(&s);
     return rc;
 }
-

@@ -70,7 +70,7 @@ int cmd_remove(const cli_settings *s)
         if (r == DB_OK) {
             printf("removed %s\n", id);
         } else if (r == DB_NOTFOUND) {
-            printf("removed %s\n", id);   /* gone meanwhile: what was asked holds */
+            printf("removed %s\n", id); /* gone meanwhile: what was asked holds */
         } else {
             cli_error(c, "%s", db_errmsg(d));
             rc = CLI_WORK;
@@ -105,8 +105,10 @@ static int edit_patch(const cli_settings *s, db_book_patch *p, char asin[11])
     if ((v = cli_opt_text(s, OPT_FORMAT))) {
         int f = *v ? obs_format_parse(v) : OBS_FORMAT_UNKNOWN;
         if (f < 0 || (*v && f == OBS_FORMAT_UNKNOWN))
-            return cli_usage_error(c, "unknown --format '%s' (paperback, hardcover, kindle, "
-                                      "audiobook, other)", v);
+            return cli_usage_error(c,
+                                   "unknown --format '%s' (paperback, hardcover, kindle, "
+                                   "audiobook, other)",
+                                   v);
         p->set |= DB_SET_FORMAT;
         p->format = (obs_format)f;
     }
@@ -173,7 +175,7 @@ int cmd_migrate(const cli_settings *s)
         return CLI_OK;
     }
     if (code != DB_SCHEMA) {
-        int rc = cli_store_open(s, CLI_STORE_READ, &d);   /* prints why */
+        int rc = cli_store_open(s, CLI_STORE_READ, &d); /* prints why */
         db_close(d);
         return rc ? rc : CLI_WORK;
     }
@@ -325,8 +327,7 @@ int cmd_history(const cli_settings *s)
     id_err e = id_parse(s->args[0], strlen(s->args[0]), &in, why, sizeof why);
     if (e != ID_OK)
         return cli_usage_error(c, "invalid id '%s': %s", s->args[0], why[0] ? why : id_strerror(e));
-    db_history_query q = {.source = s->history_source,
-                          .limit = (int)cli_opt_int(s, OPT_LIMIT, 0)};
+    db_history_query q = {.source = s->history_source, .limit = (int)cli_opt_int(s, OPT_LIMIT, 0)};
     if (q.source && strchr(q.source, '='))
         return cli_usage_error(c, "--source takes a source name here, not NAME=URL ('%s')",
                                q.source);
@@ -357,8 +358,7 @@ int cmd_history(const cli_settings *s)
         buf out;
         buf_init(&out, CLI_OUTPUT_MAX);
         rc = cli_print_rendered(
-            c, render_history(&out, id, strlen(id) == 13 ? id : NULL, obs, nobs,
-                              RENDER_PRETTY),
+            c, render_history(&out, id, strlen(id) == 13 ? id : NULL, obs, nobs, RENDER_PRETTY),
             &out);
         buf_free(&out);
     } else if (cli_opt_flag(s, OPT_CSV)) {

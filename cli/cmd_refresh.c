@@ -46,12 +46,12 @@ static void install_stop_handlers(void)
 typedef struct refresh_out {
     int json, quiet;
     progress bar;
-    char at_line[512];           /* "At ... on ...:", printed first (--quiet: before a failure) */
+    char at_line[512]; /* "At ... on ...:", printed first (--quiet: before a failure) */
     int at_printed;
     /* --json: writer thread until the runner stops */
     observation *results;
     size_t nresults, cap;
-    int lost;                    /* results that could not be kept (out of memory) */
+    int lost; /* results that could not be kept (out of memory) */
 } refresh_out;
 
 static int is_failure(obs_status st)
@@ -80,8 +80,8 @@ static void print_result(refresh_out *out, const observation *o, const char *tit
         cli_format_rank(o->rank, rank, sizeof rank);
         printf("- '%s' (%s) ranked %s on %s\n", title, o->book_id, rank, o->source);
     } else {
-        printf("- '%s' (%s) %s on %s%s%s", title, o->book_id, obs_status_name(o->status),
-               o->source, o->error ? ": " : "", o->error ? o->error : "");
+        printf("- '%s' (%s) %s on %s%s%s", title, o->book_id, obs_status_name(o->status), o->source,
+               o->error ? ": " : "", o->error ? o->error : "");
         if (o->last_ok_rank >= 0) {
             char rank[48], at[32];
             cli_format_rank(o->last_ok_rank, rank, sizeof rank);
@@ -245,10 +245,12 @@ int cmd_refresh(const cli_settings *s)
     long grace = cli_opt_int(s, OPT_GRACE, 10);
     long store_wait = cli_opt_int(s, OPT_STORE_WAIT, 60);
     static _Atomic(notify_deliverer *) deliverer;
-    jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
+    jobs_config jc = {.db_path = cli_db_path(s),
+                      .flush_ms = 1000,
                       .store_wait_ms = (int)store_wait * 1000,
                       .busy_timeout_ms = cli_test_busy_ms(0),
-                      .events_stored = events_stored, .events_ctx = &deliverer};
+                      .events_stored = events_stored,
+                      .events_ctx = &deliverer};
     cli_scraper_config(s, &jc.scraper);
 
     int rc = CLI_WORK;
@@ -317,11 +319,11 @@ int cmd_refresh(const cli_settings *s)
         fill_previous_ranks(d, &out);
     rc = print_summary(c, &job, &out, time_mono_s() - started);
     if (store.lost)
-        cli_error(c, "%lld observations could not be stored: %s (the database refused them for "
-                     "--store-wait %ld s)",
+        cli_error(c,
+                  "%lld observations could not be stored: %s (the database refused them for "
+                  "--store-wait %ld s)",
                   (long long)store.lost, store.why, store_wait);
-    if (rc == CLI_OK &&
-        (job.counts[OBS_BLOCKED] || job.counts[OBS_ERROR] || job.state != JOB_DONE))
+    if (rc == CLI_OK && (job.counts[OBS_BLOCKED] || job.counts[OBS_ERROR] || job.state != JOB_DONE))
         rc = CLI_WORK;
 done:
     jobs_stop(runner, 0);

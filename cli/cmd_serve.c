@@ -75,8 +75,9 @@ static int64_t schedule_interval(const cli_settings *s)
     /* A store asked for every book every few seconds soon answers with captchas: short
      * intervals are for test stores, and say so. */
     if (seconds < CLI_MIN_REFRESH_EVERY_S && !cli_opt_flag(s, OPT_ALLOW_SHORT_INTERVAL)) {
-        cli_usage_error(s->cmd, "--refresh-every '%s' is shorter than 5m; add "
-                                "--allow-short-interval if you mean it (a test store, not Amazon)",
+        cli_usage_error(s->cmd,
+                        "--refresh-every '%s' is shorter than 5m; add "
+                        "--allow-short-interval if you mean it (a test store, not Amazon)",
                         every);
         return -1;
     }
@@ -156,7 +157,8 @@ int cmd_serve(const cli_settings *s)
     const cli_command *c = s->cmd;
     if (s->nargs)
         return cli_usage_error(c, "unexpected argument '%s'", s->args[0]);
-    const char *listen = cli_opt_text(s, OPT_LISTEN) ? cli_opt_text(s, OPT_LISTEN) : "127.0.0.1:8080";
+    const char *listen = cli_opt_text(s, OPT_LISTEN) ? cli_opt_text(s, OPT_LISTEN)
+                                                     : "127.0.0.1:8080";
     char *lerr = NULL;
     if (srv_listen_check(listen, &lerr)) {
         int urc = cli_usage_error(c, "%s", lerr ? lerr : "bad --listen");
@@ -207,16 +209,22 @@ int cmd_serve(const cli_settings *s)
     long grace = cli_opt_int(s, OPT_GRACE, 10);
     static _Atomic(notify_deliverer *) deliverer;
     /* The jobs' control connection serves HTTP threads too: it waits as briefly as they do. */
-    jobs_config jc = {.db_path = cli_db_path(s), .flush_ms = 1000,
-                      .sources = (const scr_source *const *)set.list, .nsources = set.n,
+    jobs_config jc = {.db_path = cli_db_path(s),
+                      .flush_ms = 1000,
+                      .sources = (const scr_source *const *)set.list,
+                      .nsources = set.n,
                       .busy_timeout_ms = cli_test_busy_ms(1000),
-                      .events_stored = events_stored, .events_ctx = &deliverer};
+                      .events_stored = events_stored,
+                      .events_ctx = &deliverer};
     cli_scraper_config(s, &jc.scraper);
-    srv_config sc = {.listen = listen, .db_path = cli_db_path(s),
+    srv_config sc = {.listen = listen,
+                     .db_path = cli_db_path(s),
                      .token = token,
                      .threads = (int)cli_opt_int(s, OPT_THREADS, 0),
-                     .source_names = set.names, .nsources = set.n,
-                     .public_urls = s->public_urls, .npublic_urls = s->npublic_urls,
+                     .source_names = set.names,
+                     .nsources = set.n,
+                     .public_urls = s->public_urls,
+                     .npublic_urls = s->npublic_urls,
                      .private_reads = cli_opt_flag(s, OPT_PRIVATE),
                      .next_scheduled = next_scheduled};
     if (sc.private_reads && !token) {

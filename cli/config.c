@@ -68,23 +68,26 @@ static int read_file(const char *path, buf *out)
 }
 
 /* The rule keys a custom source may have (scr_rules); anything else is named as unknown. */
-static const char *const source_keys[] = {"name", "url", "base", "block_start", "rank", "title",
-                                          "blocked", "not_found", NULL};
+static const char *const source_keys[] = {"name",  "url",     "base",      "block_start", "rank",
+                                          "title", "blocked", "not_found", NULL};
 
 static int check_custom_sources(const char *path, json_t *list)
 {
     size_t i;
     json_t *item;
     if (!json_is_array(list)) {
-        cli_error(NULL, "config %s: \"sources\" must be a list of source objects "
-                        "({\"name\": ..., \"url\": ...})", path);
+        cli_error(NULL,
+                  "config %s: \"sources\" must be a list of source objects "
+                  "({\"name\": ..., \"url\": ...})",
+                  path);
         return CLI_USAGE;
     }
     json_array_foreach(list, i, item) {
         const char *key;
         json_t *val;
         if (!json_is_object(item) || !json_is_string(json_object_get(item, "name"))) {
-            cli_error(NULL, "config %s: \"sources\"[%zu] must be an object with a \"name\"", path, i);
+            cli_error(NULL, "config %s: \"sources\"[%zu] must be an object with a \"name\"", path,
+                      i);
             return CLI_USAGE;
         }
         json_object_foreach(item, key, val) {
@@ -111,8 +114,10 @@ static int load_alert(const char *path, size_t i, json_t *item, cli_rule *out)
     json_t *kind = NULL, *value = NULL, *book = NULL, *source = NULL, *notify = NULL, *v;
     const char *key;
     if (!json_is_object(item)) {
-        cli_error(NULL, "config %s: \"alerts\"[%zu] must be an object like {\"kind\": "
-                        "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}", path, i);
+        cli_error(NULL,
+                  "config %s: \"alerts\"[%zu] must be an object like {\"kind\": "
+                  "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}",
+                  path, i);
         return CLI_USAGE;
     }
     json_object_foreach(item, key, v) {
@@ -123,8 +128,10 @@ static int load_alert(const char *path, size_t i, json_t *item, cli_rule *out)
                         : strcmp(key, "notify") == 0 ? &notify
                                                      : NULL;
         if (!slot) {
-            cli_error(NULL, "config %s: \"alerts\"[%zu]: unknown key \"%s\" (kind, value, book, "
-                            "source, notify)", path, i, key);
+            cli_error(NULL,
+                      "config %s: \"alerts\"[%zu]: unknown key \"%s\" (kind, value, book, "
+                      "source, notify)",
+                      path, i, key);
             return CLI_USAGE;
         }
         *slot = v;
@@ -179,8 +186,10 @@ static int load_alert(const char *path, size_t i, json_t *item, cli_rule *out)
 static int load_alerts(cli_settings *s, const char *path, json_t *list)
 {
     if (!json_is_array(list)) {
-        cli_error(NULL, "config %s: \"alerts\" must be a list of rule objects ({\"kind\": ..., "
-                        "\"notify\": [...]})", path);
+        cli_error(NULL,
+                  "config %s: \"alerts\" must be a list of rule objects ({\"kind\": ..., "
+                  "\"notify\": [...]})",
+                  path);
         return CLI_USAGE;
     }
     cli_rules_free(s->config_alerts, s->nconfig_alerts);
@@ -256,7 +265,7 @@ int cli_config_load(cli_settings *s, const char *path)
             int rc = check_custom_sources(path, val);
             if (rc)
                 return rc;
-            continue;           /* used when sources are built */
+            continue; /* used when sources are built */
         }
         if (strcmp(key, "alerts") == 0) {
             int rc = load_alerts(s, path, val);
@@ -266,12 +275,15 @@ int cli_config_load(cli_settings *s, const char *path)
         }
         int i = cli_option_find(key, strlen(key));
         if (i == OPT_KIND || i == OPT_VALUE || i == OPT_BOOK || i == OPT_NOTIFY) {
-            cli_error(NULL, "config %s: unknown key \"%s\" (alert rules go in the \"alerts\" "
-                            "list)", path, key);
+            cli_error(NULL,
+                      "config %s: unknown key \"%s\" (alert rules go in the \"alerts\" "
+                      "list)",
+                      path, key);
             return CLI_USAGE;
         }
         if (i < 0 ||
-            (cli_options[i].kind == KIND_FLAG && i != OPT_PRIVATE && i != OPT_ALLOW_SHORT_INTERVAL) ||
+            (cli_options[i].kind == KIND_FLAG && i != OPT_PRIVATE &&
+             i != OPT_ALLOW_SHORT_INTERVAL) ||
             i == OPT_CONFIG) {
             cli_error(NULL, "config %s: unknown key \"%s\"", path, key);
             return CLI_USAGE;
@@ -306,7 +318,8 @@ int cli_config_load(cli_settings *s, const char *path)
                 s->public_urls[s->npublic_urls++] = json_string_value(item);
             }
             if (!json_is_array(val)) {
-                cli_error(NULL, "config %s: \"public-url\" must be a string or a list of strings", path);
+                cli_error(NULL, "config %s: \"public-url\" must be a string or a list of strings",
+                          path);
                 return CLI_USAGE;
             }
             continue;

@@ -40,7 +40,7 @@ typedef enum cli_cmd {
     CMD_ALERT = 1 << 10,
 } cli_cmd;
 #define CMD_ALL 0xffffu
-#define CMD_DB                                                                                    \
+#define CMD_DB                                                                                     \
     (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY | CMD_EDIT |          \
      CMD_MIGRATE | CMD_BACKUP | CMD_ALERT)
 #define CMD_SCRAPE (CMD_SERVE | CMD_REFRESH)
@@ -90,20 +90,20 @@ typedef struct cli_settings {
     const char *value[OPT_COUNT];
     const char *sources[CLI_MAX_SOURCES];
     size_t nsources;
-    const char *history_source;   /* history's --source filter: command line only */
-    const char *public_urls[CLI_MAX_PUBLIC_URLS];   /* --public-url, repeatable */
+    const char *history_source;                   /* history's --source filter: command line only */
+    const char *public_urls[CLI_MAX_PUBLIC_URLS]; /* --public-url, repeatable */
     size_t npublic_urls;
-    const char *tags[CLI_MAX_TAGS];   /* edit --tag, repeatable (command line only) */
+    const char *tags[CLI_MAX_TAGS]; /* edit --tag, repeatable (command line only) */
     size_t ntags;
-    int tags_given;                   /* --tag was given (--tag "" alone clears the tags) */
-    const char *notify[CLI_MAX_TARGETS];  /* alert add --notify, repeatable (command line only) */
+    int tags_given;                      /* --tag was given (--tag "" alone clears the tags) */
+    const char *notify[CLI_MAX_TARGETS]; /* alert add --notify, repeatable (command line only) */
     size_t nnotify;
-    struct cli_rule *config_alerts;   /* owned: the config file's "alerts" (NULL: none given) */
+    struct cli_rule *config_alerts; /* owned: the config file's "alerts" (NULL: none given) */
     size_t nconfig_alerts;
-    char *env_public_urls;        /* owned: BOOKRANK_PUBLIC_URL split in place */
-    void *config;                 /* owned: the parsed config file (a jansson value) */
-    char *env_sources;            /* owned: BOOKRANK_SOURCE split in place */
-    const char **args;            /* owned array: positional arguments (borrowed strings) */
+    char *env_public_urls; /* owned: BOOKRANK_PUBLIC_URL split in place */
+    void *config;          /* owned: the parsed config file (a jansson value) */
+    char *env_sources;     /* owned: BOOKRANK_SOURCE split in place */
+    const char **args;     /* owned array: positional arguments (borrowed strings) */
     size_t nargs;
 } cli_settings;
 
@@ -150,9 +150,9 @@ int cli_config_custom_source(const cli_settings *s, const char *name, scr_rules 
 
 /* One alert rule as a user gave it: checked, with its targets copied (owned). */
 typedef struct cli_rule {
-    db_alert_rule rule;          /* book_id "" until resolved; targets owned */
+    db_alert_rule rule; /* book_id "" until resolved; targets owned */
     int has_book;
-    book_id book;                /* the book as given, when has_book */
+    book_id book; /* the book as given, when has_book */
 } cli_rule;
 
 /* Checks a rule given by kind name, value, book (any id form, NULL: every book), source name
@@ -176,7 +176,7 @@ BR_MUST_CHECK int cli_alerts_sync(const cli_settings *s, db *d);
  * (or --notify-secret-file) and $BOOKRANK_SMTP_USER / $BOOKRANK_SMTP_PASSWORD. */
 typedef struct cli_notify {
     const char *smtp_url, *smtp_from, *smtp_user, *smtp_password, *smtp_ca_file;
-    char *secret;                /* owned; NULL: posts are not signed */
+    char *secret; /* owned; NULL: posts are not signed */
 } cli_notify;
 /* CLI_OK, or CLI_USAGE / CLI_WORK after printing why (a bad --smtp URL or sender, an unreadable
  * secret file). Free with cli_notify_free. */
@@ -193,7 +193,7 @@ struct notify_deliverer *cli_deliverer_start(const cli_command *c, const char *d
 
 typedef struct cli_sources {
     scr_source *list[CLI_MAX_SOURCES];
-    const char *names[CLI_MAX_SOURCES];   /* borrowed from the sources */
+    const char *names[CLI_MAX_SOURCES]; /* borrowed from the sources */
     size_t n;
 } cli_sources;
 
@@ -206,9 +206,9 @@ void cli_scraper_config(const cli_settings *s, scr_config *cfg);
 /* ---- common helpers (output.c) ---------------------------------------------------------- */
 
 typedef enum cli_store_mode {
-    CLI_STORE_READ,      /* read-only: never creates, writes or migrates */
-    CLI_STORE_WRITE,     /* creates a missing database, migrates an older one */
-    CLI_STORE_MIGRATE,   /* migrates an existing database, never creates one */
+    CLI_STORE_READ,    /* read-only: never creates, writes or migrates */
+    CLI_STORE_WRITE,   /* creates a missing database, migrates an older one */
+    CLI_STORE_MIGRATE, /* migrates an existing database, never creates one */
 } cli_store_mode;
 /* Opens the store named by --db (default bookrank.db) into *out. CLI_OK, or after printing why
  * CLI_USAGE (no database there, or one that needs `bookrank migrate` or a newer bookrank) or
@@ -219,8 +219,8 @@ const char *cli_db_path(const cli_settings *s);
  * "-" reads the list from standard input): every bad one is reported. CLI_OK with a malloc'd
  * array in *out (caller frees; NULL when none), CLI_USAGE when any is invalid (nothing is done
  * then), CLI_WORK when out of memory or standard input cannot be read. */
-BR_MUST_CHECK int cli_id_args(const cli_command *c, const char *const *args, size_t n,
-                              int need_one, book_id **out, size_t *nout);
+BR_MUST_CHECK int cli_id_args(const cli_command *c, const char *const *args, size_t n, int need_one,
+                              book_id **out, size_t *nout);
 /* The id a book is tracked under (db_book_resolve); CLI_WORK after printing why when it is not
  * tracked or the store fails. */
 BR_MUST_CHECK int cli_resolve(const cli_command *c, db *d, const book_id *in, char out[14]);
@@ -243,8 +243,8 @@ int cli_print_rendered(const cli_command *c, int rc, const buf *b);
  * writer thread as results commit, progress_clear() by either: the counters are atomic and each
  * draw is one write(2). */
 typedef struct progress {
-    int enabled;                 /* set once before any thread starts */
-    _Atomic int64_t total;       /* 0 until the job is known */
+    int enabled;           /* set once before any thread starts */
+    _Atomic int64_t total; /* 0 until the job is known */
     _Atomic int64_t seen;
 } progress;
 

@@ -10,7 +10,7 @@
 #include "internal.h"
 
 const cli_optdef cli_options[OPT_COUNT] = {
-#define OPT(id, name, env, kind, lo, hi, cmds, arg, help)                                        \
+#define OPT(id, name, env, kind, lo, hi, cmds, arg, help)                                          \
     [OPT_##id] = {name, env, KIND_##kind, lo, hi, cmds, arg, help},
 #include "options.def"
 #undef OPT
@@ -238,7 +238,8 @@ int cli_args_parse(cli_settings *s, int argc, char **argv)
         } else if (i == OPT_SOURCE) {
             s->history_source = val;
             if (ncli == CLI_MAX_SOURCES)
-                return cli_usage_error(c, "too many --source options (at most %d)", CLI_MAX_SOURCES);
+                return cli_usage_error(c, "too many --source options (at most %d)",
+                                       CLI_MAX_SOURCES);
             from_argv[ncli++] = val;
         } else {
             s->value[i] = val;

@@ -113,8 +113,9 @@ int cli_id_args(const cli_command *c, const char *const *args, size_t n, int nee
         int toobig = 0;
         char *text = read_stdin(&len, &toobig);
         if (!text) {
-            cli_error(c, "%s", toobig ? "standard input is larger than 64 MiB"
-                                      : "cannot read standard input");
+            cli_error(c, "%s",
+                      toobig ? "standard input is larger than 64 MiB"
+                             : "cannot read standard input");
             free(ic.ids);
             return toobig ? CLI_USAGE : CLI_WORK;
         }

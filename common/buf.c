@@ -82,7 +82,7 @@ char *buf_steal(buf *b, size_t *len)
 {
     if (!b->data && buf_reserve(b, 0))
         return NULL;
-    b->data[b->len] = '\0';    /* also for a buffer nothing was ever appended to */
+    b->data[b->len] = '\0'; /* also for a buffer nothing was ever appended to */
     char *p = b->data;
     if (len)
         *len = b->len;

@@ -14,17 +14,17 @@
 enum { BUF_OK = 0, BUF_NOMEM = -1, BUF_TOOBIG = -2 };
 
 typedef struct buf {
-    char *data;     /* NULL until the first append */
+    char *data; /* NULL until the first append */
     size_t len;
     size_t cap;
-    size_t max;     /* hard cap on len */
+    size_t max; /* hard cap on len */
 } buf;
 
 void buf_init(buf *b, size_t max);
 int buf_append(buf *b, const void *data, size_t len);
 int buf_append_str(buf *b, const char *s);
 int buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_reset(buf *b);                 /* len = 0, keeps the memory */
+void buf_reset(buf *b); /* len = 0, keeps the memory */
 /* Hands the data to the caller (who frees it) and leaves b empty; never NULL unless out of
  * memory. */
 char *buf_steal(buf *b, size_t *len);

@@ -5,8 +5,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define INPUT_MAX 2048      /* longer input is not an id (a URL is at most this long) */
-#define NORMAL_MAX 64       /* an ISBN with separators and a prefix fits */
+#define INPUT_MAX 2048 /* longer input is not an id (a URL is at most this long) */
+#define NORMAL_MAX 64  /* an ISBN with separators and a prefix fits */
 
 static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
 static void explain(char *why, size_t whylen, const char *fmt, ...)
@@ -23,11 +23,16 @@ static void explain(char *why, size_t whylen, const char *fmt, ...)
 const char *id_strerror(id_err err)
 {
     switch (err) {
-    case ID_OK: return "ok";
-    case ID_ERR_EMPTY: return "empty";
-    case ID_ERR_INVALID: return "not an ISBN or ASIN";
-    case ID_ERR_SHORT_LINK: return "a short share link";
-    case ID_ERR_URL: return "not an Amazon product URL";
+    case ID_OK:
+        return "ok";
+    case ID_ERR_EMPTY:
+        return "empty";
+    case ID_ERR_INVALID:
+        return "not an ISBN or ASIN";
+    case ID_ERR_SHORT_LINK:
+        return "a short share link";
+    case ID_ERR_URL:
+        return "not an Amazon product URL";
     }
     return "invalid";
 }
@@ -161,7 +166,8 @@ static id_err product_id(const char *p, book_id *out, char *why, size_t whylen)
 /* Hosts of Amazon's short share links, which name no product until followed. */
 static int short_link_host(const char *h, size_t n)
 {
-    static const char *const hosts[] = {"a.co", "amzn.to", "amzn.eu", "amzn.asia", "amzn.com", NULL};
+    static const char *const hosts[] = {"a.co",      "amzn.to",  "amzn.eu",
+                                        "amzn.asia", "amzn.com", NULL};
     for (size_t i = 0; hosts[i]; i++)
         if (n == strlen(hosts[i]) && starts_with(h, n, hosts[i]))
             return 1;
@@ -186,8 +192,9 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
     const char *h = s + host;
     size_t hn = i - host;
     if (short_link_host(h, hn)) {
-        explain(why, whylen, "short share links like %.*s/... cannot be read: open it in a browser "
-                             "and paste the product page's address (with /dp/ in it)",
+        explain(why, whylen,
+                "short share links like %.*s/... cannot be read: open it in a browser "
+                "and paste the product page's address (with /dp/ in it)",
                 (int)hn, h);
         return ID_ERR_SHORT_LINK;
     }
@@ -199,12 +206,13 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
             break;
         }
     if (!starts_with(h, hn, "amazon.") || hn <= 7) {
-        explain(why, whylen, "a URL that is not an Amazon product page (give an ISBN, an ASIN or an "
-                             "Amazon /dp/ link)");
+        explain(why, whylen,
+                "a URL that is not an Amazon product page (give an ISBN, an ASIN or an "
+                "Amazon /dp/ link)");
         return ID_ERR_URL;
     }
-    static const char *const markers[] = {"/dp/", "/gp/product/", "/gp/aw/d/",
-                                          "/exec/obidos/asin/", "/o/asin/", NULL};
+    static const char *const markers[] = {
+        "/dp/", "/gp/product/", "/gp/aw/d/", "/exec/obidos/asin/", "/o/asin/", NULL};
     for (size_t p = i; p < n; p++) {
         if (s[p] == '?' || s[p] == '#')
             break;
@@ -225,8 +233,8 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
 
 static int looks_like_url(const char *s, size_t n)
 {
-    if (starts_with(s, n, "http://") || starts_with(s, n, "https://") || starts_with(s, n, "www.") ||
-        starts_with(s, n, "a.co/") || starts_with(s, n, "amzn."))
+    if (starts_with(s, n, "http://") || starts_with(s, n, "https://") ||
+        starts_with(s, n, "www.") || starts_with(s, n, "a.co/") || starts_with(s, n, "amzn."))
         return 1;
     return starts_with(s, n, "amazon.") && memchr(s, '/', n) != NULL;
 }

@@ -26,21 +26,21 @@
 
 typedef enum id_err {
     ID_OK = 0,
-    ID_ERR_EMPTY,        /* nothing but blank space and separators */
-    ID_ERR_INVALID,      /* neither an ISBN nor an ASIN (why says what is wrong) */
-    ID_ERR_SHORT_LINK,   /* a short share link */
-    ID_ERR_URL           /* a URL that is not an Amazon product page */
+    ID_ERR_EMPTY,      /* nothing but blank space and separators */
+    ID_ERR_INVALID,    /* neither an ISBN nor an ASIN (why says what is wrong) */
+    ID_ERR_SHORT_LINK, /* a short share link */
+    ID_ERR_URL         /* a URL that is not an Amazon product page */
 } id_err;
 
 typedef enum id_kind { ID_KIND_ISBN = 1, ID_KIND_ASIN = 2 } id_kind;
 
-#define ID_MAX 13           /* longest id: an ISBN-13 */
+#define ID_MAX 13 /* longest id: an ISBN-13 */
 #define ASIN_LEN 10
 
 typedef struct book_id {
-    char id[ID_MAX + 1];    /* the key: the ISBN-13, or the ASIN */
-    char isbn13[14];        /* "" for an ASIN */
-    char isbn10[11];        /* "" for an ASIN and for 979-prefixed ISBNs */
+    char id[ID_MAX + 1]; /* the key: the ISBN-13, or the ASIN */
+    char isbn13[14];     /* "" for an ASIN */
+    char isbn10[11];     /* "" for an ASIN and for 979-prefixed ISBNs */
     id_kind kind;
 } book_id;
 

@@ -8,12 +8,18 @@
 const char *isbn_strerror(isbn_err err)
 {
     switch (err) {
-    case ISBN_OK: return "ok";
-    case ISBN_ERR_EMPTY: return "empty";
-    case ISBN_ERR_CHAR: return "bad character";
-    case ISBN_ERR_LENGTH: return "wrong length";
-    case ISBN_ERR_CHECK: return "bad check digit";
-    case ISBN_ERR_PREFIX: return "bad prefix";
+    case ISBN_OK:
+        return "ok";
+    case ISBN_ERR_EMPTY:
+        return "empty";
+    case ISBN_ERR_CHAR:
+        return "bad character";
+    case ISBN_ERR_LENGTH:
+        return "wrong length";
+    case ISBN_ERR_CHECK:
+        return "bad check digit";
+    case ISBN_ERR_PREFIX:
+        return "bad prefix";
     }
     return "unknown";
 }
@@ -82,9 +88,9 @@ isbn_err isbn_parse_explain(const char *in, size_t len, isbn *out, char *why, si
     if (seen == 0)
         return fail(ISBN_ERR_EMPTY, why, whylen, "empty: no digits");
     if (n != 10 && n != 13)
-        return fail(ISBN_ERR_LENGTH, why, whylen,
-                    "wrong length: %zu digits, an ISBN has 10 or 13", n);
-    if (n == 13 && memchr(digits, 'X', 13))   /* an X typed as 10th of 13 digits too */
+        return fail(ISBN_ERR_LENGTH, why, whylen, "wrong length: %zu digits, an ISBN has 10 or 13",
+                    n);
+    if (n == 13 && memchr(digits, 'X', 13)) /* an X typed as 10th of 13 digits too */
         return fail(ISBN_ERR_CHAR, why, whylen,
                     "bad character: 'X' is only allowed as the last digit of an ISBN-10");
     digits[n] = '\0';
@@ -94,8 +100,8 @@ isbn_err isbn_parse_explain(const char *in, size_t len, isbn *out, char *why, si
     if (n == 10) {
         char want = isbn10_check(digits);
         if (digits[9] != want)
-            return fail(ISBN_ERR_CHECK, why, whylen, "bad check digit: expected %c, got %c",
-                        want, digits[9]);
+            return fail(ISBN_ERR_CHECK, why, whylen, "bad check digit: expected %c, got %c", want,
+                        digits[9]);
         memcpy(res.isbn10, digits, 10);
         memcpy(res.isbn13, "978", 3);
         memcpy(res.isbn13 + 3, digits, 9);
@@ -106,8 +112,8 @@ isbn_err isbn_parse_explain(const char *in, size_t len, isbn *out, char *why, si
                         "bad prefix: an ISBN-13 starts with 978 or 979, not %.3s", digits);
         char want = isbn13_check(digits);
         if (digits[12] != want)
-            return fail(ISBN_ERR_CHECK, why, whylen, "bad check digit: expected %c, got %c",
-                        want, digits[12]);
+            return fail(ISBN_ERR_CHECK, why, whylen, "bad check digit: expected %c, got %c", want,
+                        digits[12]);
         memcpy(res.isbn13, digits, 13);
         if (memcmp(digits, "978", 3) == 0) {
             memcpy(res.isbn10, digits + 3, 9);

@@ -14,16 +14,16 @@
 
 typedef enum isbn_err {
     ISBN_OK = 0,
-    ISBN_ERR_EMPTY,      /* nothing but separators */
-    ISBN_ERR_CHAR,       /* a character that is not a digit, separator or final ISBN-10 X */
-    ISBN_ERR_LENGTH,     /* neither 10 nor 13 digits */
-    ISBN_ERR_CHECK,      /* check digit does not match */
-    ISBN_ERR_PREFIX      /* 13 digits not starting with 978 or 979 */
+    ISBN_ERR_EMPTY,  /* nothing but separators */
+    ISBN_ERR_CHAR,   /* a character that is not a digit, separator or final ISBN-10 X */
+    ISBN_ERR_LENGTH, /* neither 10 nor 13 digits */
+    ISBN_ERR_CHECK,  /* check digit does not match */
+    ISBN_ERR_PREFIX  /* 13 digits not starting with 978 or 979 */
 } isbn_err;
 
 typedef struct isbn {
-    char isbn13[14];     /* 13 digits, NUL-terminated */
-    char isbn10[11];     /* 10 characters, or "" for 979-prefixed numbers */
+    char isbn13[14]; /* 13 digits, NUL-terminated */
+    char isbn10[11]; /* 10 characters, or "" for 979-prefixed numbers */
 } isbn;
 
 /* Parse len bytes of in (need not be NUL-terminated). On ISBN_OK fills *out. */

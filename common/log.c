@@ -11,8 +11,8 @@
 #include <unistd.h>
 
 static _Atomic int current_level = LOG_INFO;
-static int log_fd = STDERR_FILENO;   /* set once by log_open_file, before threads */
-static char log_path[4096];          /* "" = stderr */
+static int log_fd = STDERR_FILENO; /* set once by log_open_file, before threads */
+static char log_path[4096];        /* "" = stderr */
 
 static int open_log(const char *path)
 {
@@ -48,8 +48,14 @@ int log_reopen(void)
     return rc;
 }
 
-void log_set_level(log_level level) { atomic_store(&current_level, (int)level); }
-log_level log_get_level(void) { return (log_level)atomic_load(&current_level); }
+void log_set_level(log_level level)
+{
+    atomic_store(&current_level, (int)level);
+}
+log_level log_get_level(void)
+{
+    return (log_level)atomic_load(&current_level);
+}
 
 int log_level_parse(const char *name)
 {

@@ -17,12 +17,12 @@ struct source_counters {
     char name[64];
     int64_t fetches[OBS_STATUS_COUNT];
     int64_t retries;
-    int64_t latency_le[NBUCKETS];   /* cumulative at render time, per bucket here */
+    int64_t latency_le[NBUCKETS]; /* cumulative at render time, per bucket here */
     int64_t latency_count;
     double latency_sum_s;
-    unsigned char page_bad[METRICS_PAGE_WINDOW];   /* ring: 1 = a page not understood */
+    unsigned char page_bad[METRICS_PAGE_WINDOW]; /* ring: 1 = a page not understood */
     int page_pos, page_n, page_nbad;
-    int warned;                                     /* the share is high, warned already */
+    int warned; /* the share is high, warned already */
 };
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -123,8 +123,9 @@ int metrics_render(buf *out, const metrics_gauges *g)
 {
     int rc = 0;
     pthread_mutex_lock(&metrics_lock);
-    rc |= buf_append_str(out, "# HELP bookrank_fetches_total Finished fetches by source and status.\n"
-                              "# TYPE bookrank_fetches_total counter\n");
+    rc |= buf_append_str(out,
+                         "# HELP bookrank_fetches_total Finished fetches by source and status.\n"
+                         "# TYPE bookrank_fetches_total counter\n");
     for (int i = 0; i < nsources; i++)
         for (int st = 0; st < OBS_STATUS_COUNT; st++) {
             rc |= buf_append_str(out, "bookrank_fetches_total{source=\"");
@@ -139,9 +140,9 @@ int metrics_render(buf *out, const metrics_gauges *g)
         rc |= append_label(out, sources[i].name);
         rc |= buf_printf(out, "\"} %lld\n", (long long)sources[i].retries);
     }
-    rc |= buf_append_str(out,
-                         "# HELP bookrank_fetch_duration_seconds Time per fetch, retries included.\n"
-                         "# TYPE bookrank_fetch_duration_seconds histogram\n");
+    rc |= buf_append_str(
+        out, "# HELP bookrank_fetch_duration_seconds Time per fetch, retries included.\n"
+             "# TYPE bookrank_fetch_duration_seconds histogram\n");
     for (int i = 0; i < nsources; i++) {
         int64_t cumulative = 0;
         for (size_t b = 0; b < NBUCKETS; b++) {
@@ -161,9 +162,10 @@ int metrics_render(buf *out, const metrics_gauges *g)
         rc |= append_label(out, sources[i].name);
         rc |= buf_printf(out, "\"} %lld\n", (long long)sources[i].latency_count);
     }
-    rc |= buf_printf(out, "# HELP bookrank_pages_not_understood_ratio Share of the last %d pages "
-                          "(2xx) per source that yielded no rank.\n"
-                          "# TYPE bookrank_pages_not_understood_ratio gauge\n",
+    rc |= buf_printf(out,
+                     "# HELP bookrank_pages_not_understood_ratio Share of the last %d pages "
+                     "(2xx) per source that yielded no rank.\n"
+                     "# TYPE bookrank_pages_not_understood_ratio gauge\n",
                      METRICS_PAGE_WINDOW);
     for (int i = 0; i < nsources; i++) {
         if (!sources[i].page_n)

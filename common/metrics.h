@@ -29,9 +29,9 @@ typedef struct metrics_gauges {
     int64_t jobs_active;
     int64_t queue_depth;
     int64_t fetches_in_flight;
-    int64_t store_failing;       /* 1 while the store refuses the writer's batches */
-    int64_t store_held;          /* observations kept for the retry */
-    int64_t store_lost;          /* observations given up on (refresh --store-wait) */
+    int64_t store_failing; /* 1 while the store refuses the writer's batches */
+    int64_t store_held;    /* observations kept for the retry */
+    int64_t store_lost;    /* observations given up on (refresh --store-wait) */
 } metrics_gauges;
 
 /* Appends the whole exposition to out. 0, or a BUF_* error. */

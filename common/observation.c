@@ -107,7 +107,8 @@ int obs_copy(observation *dst, const observation *src)
     dst->previous_rank = src->previous_rank;
     dst->rank_free = src->rank_free;
     dst->format = src->format;
-    if (obs_set_str(&dst->source, src->source) || obs_set_str(&dst->rank_category, src->rank_category) ||
+    if (obs_set_str(&dst->source, src->source) ||
+        obs_set_str(&dst->rank_category, src->rank_category) ||
         obs_set_str(&dst->title, src->title) || obs_set_str(&dst->error, src->error) ||
         obs_set_str(&dst->last_ok_category, src->last_ok_category))
         goto fail;

@@ -47,32 +47,32 @@ int obs_status_parse(const char *name);
 
 typedef struct obs_category {
     int64_t rank;
-    char *category;          /* owned */
+    char *category; /* owned */
 } obs_category;
 
 typedef struct observation {
-    char book_id[14];        /* the book's id: its ISBN-13, or its ASIN */
-    char *source;            /* owned: source name, e.g. "amazon.com" */
-    int64_t fetched_at_ms;   /* UTC, ms since the epoch */
+    char book_id[14];      /* the book's id: its ISBN-13, or its ASIN */
+    char *source;          /* owned: source name, e.g. "amazon.com" */
+    int64_t fetched_at_ms; /* UTC, ms since the epoch */
     obs_status status;
-    int64_t rank;            /* -1 when none */
-    char *rank_category;     /* owned, NULL when none */
-    obs_category *categories;/* owned array, page order */
+    int64_t rank;             /* -1 when none */
+    char *rank_category;      /* owned, NULL when none */
+    obs_category *categories; /* owned array, page order */
     size_t ncategories;
-    char *title;             /* owned, NULL when none seen */
-    int http_status;         /* 0 when no HTTP answer */
+    char *title;     /* owned, NULL when none seen */
+    int http_status; /* 0 when no HTTP answer */
     int attempts;
     int64_t duration_ms;
-    char *error;             /* owned, NULL unless status is error (or a blocked/not_found note) */
-    int64_t previous_rank;   /* only set by store reads: the rank before this one, -1 when none */
+    char *error;           /* owned, NULL unless status is error (or a blocked/not_found note) */
+    int64_t previous_rank; /* only set by store reads: the rank before this one, -1 when none */
     /* Only set by store reads of a book's latest observations, when this one is not ok: the
      * last good one of the same book and source (rank -1 when there never was one). */
     int64_t last_ok_rank;
-    char *last_ok_category;  /* owned */
+    char *last_ok_category; /* owned */
     int64_t last_ok_at_ms;
-    int rank_free;           /* the rank is on a free list ("Free in Kindle Store"): never
+    int rank_free;     /* the rank is on a free list ("Free in Kindle Store"): never
                                 compared with paid ranks */
-    obs_format format;       /* what the page says the edition is; UNKNOWN when it does not say */
+    obs_format format; /* what the page says the edition is; UNKNOWN when it does not say */
 } observation;
 
 /* A zeroed observation with rank, previous_rank and last_ok_rank at -1. */

@@ -133,18 +133,36 @@ int time_parse_duration(const char *s, int64_t *seconds)
         int64_t v = 0;
         while (isdigit((unsigned char)*p)) {
             v = v * 10 + (*p++ - '0');
-            if (v > (int64_t)100 * 365 * 86400)   /* what the total allows, also in seconds */
+            if (v > (int64_t)100 * 365 * 86400) /* what the total allows, also in seconds */
                 return -1;
         }
         int64_t unit;
         switch (*p) {
-        case '\0': unit = parts == 0 ? 1 : -1; break;
-        case 's': unit = 1; p++; break;
-        case 'm': unit = 60; p++; break;
-        case 'h': unit = 3600; p++; break;
-        case 'd': unit = 86400; p++; break;
-        case 'w': unit = 604800; p++; break;
-        default: return -1;
+        case '\0':
+            unit = parts == 0 ? 1 : -1;
+            break;
+        case 's':
+            unit = 1;
+            p++;
+            break;
+        case 'm':
+            unit = 60;
+            p++;
+            break;
+        case 'h':
+            unit = 3600;
+            p++;
+            break;
+        case 'd':
+            unit = 86400;
+            p++;
+            break;
+        case 'w':
+            unit = 604800;
+            p++;
+            break;
+        default:
+            return -1;
         }
         if (unit < 0)
             return -1;

@@ -9,8 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-int64_t time_now_ms(void);          /* wall clock */
-int64_t time_mono_ms(void);         /* monotonic, for intervals */
+int64_t time_now_ms(void);  /* wall clock */
+int64_t time_mono_ms(void); /* monotonic, for intervals */
 double time_mono_s(void);
 
 /* "2026-11-24T12:00:05Z" (seconds precision) into out (at least 21 bytes). */

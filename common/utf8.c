@@ -83,7 +83,7 @@ int utf8_sanitize_append(buf *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t keep = out->len;
-    size_t run = 0;      /* start of the current run of valid bytes */
+    size_t run = 0; /* start of the current run of valid bytes */
     int rc = BUF_OK;
     for (size_t i = 0; i < n;) {
         size_t len = u[i] < 0x80 ? 1 : utf8_decode(u + i, n - i, NULL);

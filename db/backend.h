@@ -28,9 +28,9 @@ struct db_backend {
      * close is not called. */
     db_err (*open)(db *d, const char *location, unsigned flags);
     void (*close)(db *d);
-    void (*set_busy_timeout)(db *d, int ms);    /* ms >= 0 */
+    void (*set_busy_timeout)(db *d, int ms); /* ms >= 0 */
     db_err (*schema_version)(db *d, int *version);
-    db_err (*backup)(db *d, const char *dest_path);   /* dest_path is not empty */
+    db_err (*backup)(db *d, const char *dest_path); /* dest_path is not empty */
 
     db_err (*books_add)(db *d, const book_id *ids, size_t n, int *added, char (*id_out)[14]);
     db_err (*book_resolve)(db *d, const book_id *in, char out[14]);
@@ -65,8 +65,7 @@ struct db_backend {
                               int now_true);
     db_err (*alert_event_add)(db *d, const db_alert_event *ev, const char *const *targets,
                               size_t ntargets);
-    db_err (*alert_events_due)(db *d, int64_t now_ms, int limit, db_alert_event **out,
-                               size_t *n);
+    db_err (*alert_events_due)(db *d, int64_t now_ms, int limit, db_alert_event **out, size_t *n);
     db_err (*alert_event_claim)(db *d, int64_t id, int64_t expect, int64_t until, int *claimed);
     db_err (*alert_event_done)(db *d, int64_t id, db_event_state state, int attempts,
                                int64_t next_at_ms, int64_t sent_at_ms, const char *error);
@@ -83,8 +82,8 @@ struct db_backend {
 /* The handle. Belongs to one thread at a time (db.h), so nothing here needs a lock. */
 struct db {
     const struct db_backend *ops;
-    void *impl;            /* the backend's connection state */
-    char errmsg[512];      /* the last failure's message */
+    void *impl;       /* the backend's connection state */
+    char errmsg[512]; /* the last failure's message */
 };
 
 extern const struct db_backend db_sqlite_backend;

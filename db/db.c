@@ -49,16 +49,26 @@ db_err db_fail(db *d, db_err code, const char *fmt, ...)
 const char *db_strerror(db_err code)
 {
     switch (code) {
-    case DB_OK: return "ok";
-    case DB_NOTFOUND: return "not found";
-    case DB_ERROR: return "database error";
-    case DB_BUSY: return "database is locked by another connection";
-    case DB_FULL: return "disk or database is full";
-    case DB_READONLY: return "database is read-only";
-    case DB_NOMEM: return "out of memory";
-    case DB_CONFLICT: return "already exists";
-    case DB_CORRUPT: return "not a database, or a damaged one";
-    case DB_SCHEMA: return "database schema does not match this bookrank";
+    case DB_OK:
+        return "ok";
+    case DB_NOTFOUND:
+        return "not found";
+    case DB_ERROR:
+        return "database error";
+    case DB_BUSY:
+        return "database is locked by another connection";
+    case DB_FULL:
+        return "disk or database is full";
+    case DB_READONLY:
+        return "database is read-only";
+    case DB_NOMEM:
+        return "out of memory";
+    case DB_CONFLICT:
+        return "already exists";
+    case DB_CORRUPT:
+        return "not a database, or a damaged one";
+    case DB_SCHEMA:
+        return "database schema does not match this bookrank";
     }
     return "unknown database error";
 }
@@ -304,7 +314,7 @@ db_err db_book_get(db *d, const char *id, db_book *out)
     if (rc == DB_OK && n == 0)
         rc = db_fail(d, DB_NOTFOUND, "book %s is not tracked", id);
     if (rc == DB_OK) {
-        *out = books[0];   /* moves ownership; the array itself is freed below */
+        *out = books[0]; /* moves ownership; the array itself is freed below */
         memset(&books[0], 0, sizeof books[0]);
     }
     db_books_free(books, n);
@@ -386,8 +396,7 @@ db_err db_observations_add(db *d, const observation *obs, size_t n, int64_t job_
     return d->ops->observations_add(d, obs, n, job_id);
 }
 
-db_err db_history(db *d, const char *id, const db_history_query *q, observation **out,
-                  size_t *n)
+db_err db_history(db *d, const char *id, const db_history_query *q, observation **out, size_t *n)
 {
     *out = NULL;
     *n = 0;
@@ -420,7 +429,7 @@ static const char *const job_state_names[] = {"queued", "running", "done", "canc
 const char *db_job_state_name(db_job_state s)
 {
     return (unsigned)s < sizeof job_state_names / sizeof job_state_names[0] ? job_state_names[s]
-                                                                          : "cancelled";
+                                                                            : "cancelled";
 }
 
 int db_job_state_parse_name(const char *s)
@@ -442,7 +451,7 @@ static const char *const job_origin_names[] = {"api", "schedule", "cli"};
 const char *db_job_origin_name(db_job_origin o)
 {
     return (unsigned)o < sizeof job_origin_names / sizeof job_origin_names[0] ? job_origin_names[o]
-                                                                            : "api";
+                                                                              : "api";
 }
 
 db_job_origin db_job_origin_parse(const char *s)
@@ -458,9 +467,9 @@ db_job_origin db_job_origin_parse(const char *s)
 int db_job_owner_gone(int64_t pid)
 {
     if (pid <= 0 || pid > INT32_MAX)
-        return 1;   /* kill(0 or -1, 0) would probe process groups, not a process */
+        return 1; /* kill(0 or -1, 0) would probe process groups, not a process */
     if ((pid_t)pid == getpid())
-        return 1;   /* ours: this process is the one cleaning up */
+        return 1; /* ours: this process is the one cleaning up */
     return kill((pid_t)pid, 0) == -1 && errno == ESRCH;
 }
 
@@ -506,9 +515,12 @@ db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n)
 const char *db_event_state_name(db_event_state s)
 {
     switch (s) {
-    case EVENT_PENDING: return "pending";
-    case EVENT_SENT: return "sent";
-    case EVENT_FAILED: return "failed";
+    case EVENT_PENDING:
+        return "pending";
+    case EVENT_SENT:
+        return "sent";
+    case EVENT_FAILED:
+        return "failed";
     }
     return "pending";
 }
@@ -567,8 +579,7 @@ db_err db_alert_state_get(db *d, int64_t rule_n, const char *book, const char *s
     return d->ops->alert_state_get(d, rule_n, book, source, was_true);
 }
 
-db_err db_alert_state_set(db *d, int64_t rule_n, const char *book, const char *source,
-                          int now_true)
+db_err db_alert_state_set(db *d, int64_t rule_n, const char *book, const char *source, int now_true)
 {
     return d->ops->alert_state_set(d, rule_n, book, source, now_true);
 }

@@ -32,15 +32,15 @@
 
 typedef enum db_err {
     DB_OK = 0,
-    DB_NOTFOUND = 1,    /* the book, job or database asked for does not exist */
-    DB_ERROR = -1,      /* any failure without a more specific code below */
-    DB_BUSY = -2,       /* another connection held the write lock longer than the busy timeout */
-    DB_FULL = -3,       /* the disk, or the database, is full */
-    DB_READONLY = -4,   /* read-only file, file system or handle */
-    DB_NOMEM = -5,      /* out of memory */
-    DB_CONFLICT = -6,   /* a uniqueness constraint was violated */
-    DB_CORRUPT = -7,    /* not a database, or a malformed one */
-    DB_SCHEMA = -8,     /* the schema is older than this build (needs `bookrank migrate`) or newer */
+    DB_NOTFOUND = 1,  /* the book, job or database asked for does not exist */
+    DB_ERROR = -1,    /* any failure without a more specific code below */
+    DB_BUSY = -2,     /* another connection held the write lock longer than the busy timeout */
+    DB_FULL = -3,     /* the disk, or the database, is full */
+    DB_READONLY = -4, /* read-only file, file system or handle */
+    DB_NOMEM = -5,    /* out of memory */
+    DB_CONFLICT = -6, /* a uniqueness constraint was violated */
+    DB_CORRUPT = -7,  /* not a database, or a malformed one */
+    DB_SCHEMA = -8,   /* the schema is older than this build (needs `bookrank migrate`) or newer */
 } db_err;
 
 /* A short stable description of a code ("ok", "database is read-only", ...); never NULL. */
@@ -86,8 +86,8 @@ BR_MUST_CHECK db *db_connect(const char *location, unsigned flags, db_err *code,
 BR_MUST_CHECK db *db_open(const char *path, char **err);
 /* db_connect(path, DB_OPEN_READ_ONLY, NULL, err). */
 BR_MUST_CHECK db *db_open_readonly(const char *path, char **err);
-void db_close(db *d);                    /* NULL is a no-op */
-const char *db_errmsg(const db *d);      /* borrowed */
+void db_close(db *d);               /* NULL is a no-op */
+const char *db_errmsg(const db *d); /* borrowed */
 
 /* How long a call waits for another connection's write lock before DB_BUSY, for this handle
  * (default 5000 ms; values below 0 count as 0). */
@@ -117,23 +117,23 @@ typedef struct db_asin {
 } db_asin;
 
 typedef struct db_book {
-    char id[14];              /* ISBN-13 or ASIN */
-    char isbn13[14];          /* "" for an ASIN-only book */
-    char isbn10[11];          /* "" when none (an ASIN-only or a 979 book) */
-    char asin[11];            /* the ASIN attached by the user, "" when none */
-    char *title;              /* owned; latest title seen, NULL when none */
-    obs_format format;        /* as set by the user, else as the pages say; UNKNOWN: not known */
-    int format_set;           /* the user set it (pages no longer change it) */
-    char *work;               /* owned, NULL: the work this edition belongs to */
-    char *note;               /* owned, NULL */
-    char **tags;              /* owned array of owned strings, sorted */
+    char id[14];       /* ISBN-13 or ASIN */
+    char isbn13[14];   /* "" for an ASIN-only book */
+    char isbn10[11];   /* "" when none (an ASIN-only or a 979 book) */
+    char asin[11];     /* the ASIN attached by the user, "" when none */
+    char *title;       /* owned; latest title seen, NULL when none */
+    obs_format format; /* as set by the user, else as the pages say; UNKNOWN: not known */
+    int format_set;    /* the user set it (pages no longer change it) */
+    char *work;        /* owned, NULL: the work this edition belongs to */
+    char *note;        /* owned, NULL */
+    char **tags;       /* owned array of owned strings, sorted */
     size_t ntags;
-    char **sources;           /* owned: the sources it is tracked on; NULL = every one */
+    char **sources; /* owned: the sources it is tracked on; NULL = every one */
     size_t nsources;
-    db_asin *asins;           /* owned: per-storefront ASINs, by source */
+    db_asin *asins; /* owned: per-storefront ASINs, by source */
     size_t nasins;
     int64_t added_at_ms;
-    observation *latest;      /* owned array: latest observation per source, by source name,
+    observation *latest; /* owned array: latest observation per source, by source name,
                                  with previous_rank and (when not ok) last_ok set */
     size_t nlatest;
 } db_book;
@@ -155,27 +155,32 @@ BR_MUST_CHECK db_err db_book_remove(db *d, const char *id);
 
 /* What db_book_update changes: the fields whose bit is set (a NULL value clears it). */
 enum {
-    DB_SET_ASIN = 1u << 0, DB_SET_ASINS = 1u << 1, DB_SET_SOURCES = 1u << 2,
-    DB_SET_WORK = 1u << 3, DB_SET_FORMAT = 1u << 4, DB_SET_TAGS = 1u << 5, DB_SET_NOTE = 1u << 6,
+    DB_SET_ASIN = 1u << 0,
+    DB_SET_ASINS = 1u << 1,
+    DB_SET_SOURCES = 1u << 2,
+    DB_SET_WORK = 1u << 3,
+    DB_SET_FORMAT = 1u << 4,
+    DB_SET_TAGS = 1u << 5,
+    DB_SET_NOTE = 1u << 6,
 };
 typedef struct db_book_patch {
     unsigned set;
-    const char *asin;                 /* an ASIN as stored (asin_valid), NULL clears */
-    const db_asin *asins;             /* replaces every per-storefront ASIN */
+    const char *asin;     /* an ASIN as stored (asin_valid), NULL clears */
+    const db_asin *asins; /* replaces every per-storefront ASIN */
     size_t nasins;
-    const char *const *sources;       /* NULL (with DB_SET_SOURCES): every source */
+    const char *const *sources; /* NULL (with DB_SET_SOURCES): every source */
     size_t nsources;
     const char *work, *note;
-    obs_format format;                /* UNKNOWN clears (pages may set it again) */
+    obs_format format; /* UNKNOWN clears (pages may set it again) */
     const char *const *tags;
     size_t ntags;
 } db_book_patch;
 /* Caps on a book's fields (the API and the CLI refuse more; db_book_update checks them too). */
 #define DB_MAX_TAGS 64
-#define DB_TAG_MAX 64      /* bytes of one tag */
-#define DB_WORK_MAX 200    /* bytes */
-#define DB_NOTE_MAX 2000   /* bytes */
-#define DB_MAX_ASINS 32    /* per-storefront ASINs */
+#define DB_TAG_MAX 64    /* bytes of one tag */
+#define DB_WORK_MAX 200  /* bytes */
+#define DB_NOTE_MAX 2000 /* bytes */
+#define DB_MAX_ASINS 32  /* per-storefront ASINs */
 /* 0 when the patch's values fit the caps above (tags non-empty, no control characters in tags
  * and work, ASINs valid); otherwise -1 with why. */
 BR_MUST_CHECK int db_book_patch_check(const db_book_patch *patch, char *why, size_t whylen);
@@ -190,15 +195,15 @@ BR_MUST_CHECK db_err db_book_update(db *d, const char *id, const db_book_patch *
  * in between does not hide the last real rank); -1 when there is none.
  */
 typedef struct db_book_filter {
-    const char *status;       /* only books with a latest observation (of `source`, if set) in
+    const char *status; /* only books with a latest observation (of `source`, if set) in
                                  this status; such a book keeps all its latest observations */
-    const char *source;       /* latest holds only that source (books are still all listed) */
-    const char *id;           /* only this book */
-    const char *tag;          /* only books with this tag */
-    const char *work;         /* only editions of this work */
-    const char *q;            /* text in the title, id, ASIN, work or note (any case) */
-    const char *after;        /* ids greater than this (paging in id order) */
-    int limit;                /* at most this many books (0 = all); with after or limit the
+    const char *source; /* latest holds only that source (books are still all listed) */
+    const char *id;     /* only this book */
+    const char *tag;    /* only books with this tag */
+    const char *work;   /* only editions of this work */
+    const char *q;      /* text in the title, id, ASIN, work or note (any case) */
+    const char *after;  /* ids greater than this (paging in id order) */
+    int limit;          /* at most this many books (0 = all); with after or limit the
                                  order is by id, otherwise by added_at then id */
 } db_book_filter;
 
@@ -215,10 +220,10 @@ void db_books_free(db_book *books, size_t n);
  * title for messages. */
 typedef struct db_target {
     char id[14], isbn13[14], isbn10[11], asin[11];
-    char *title;              /* owned, NULL */
-    char **sources;           /* owned, NULL = every source */
+    char *title;    /* owned, NULL */
+    char **sources; /* owned, NULL = every source */
     size_t nsources;
-    db_asin *asins;           /* owned */
+    db_asin *asins; /* owned */
     size_t nasins;
 } db_target;
 /* The books ids[0..n) (as stored), or every tracked book when ids is NULL (ordered by added_at).
@@ -247,16 +252,16 @@ BR_MUST_CHECK db_err db_data_version(db *d, int64_t *version);
 BR_MUST_CHECK db_err db_observations_add(db *d, const observation *obs, size_t n, int64_t job_id);
 
 typedef struct db_history_query {
-    const char *source;       /* NULL = every source */
-    int64_t since_ms;         /* observations at or after; 0 = all */
-    int64_t before_ms;        /* observations before; 0 = no bound */
-    int limit;                /* <= 0 = 500 */
+    const char *source; /* NULL = every source */
+    int64_t since_ms;   /* observations at or after; 0 = all */
+    int64_t before_ms;  /* observations before; 0 = no bound */
+    int limit;          /* <= 0 = 500 */
 } db_history_query;
 
 /* Newest first (ties: later insert first), previous_rank set on each row. DB_NOTFOUND when the
  * book is not tracked. *out is a malloc'd array (free with db_observations_free). */
-BR_MUST_CHECK db_err db_history(db *d, const char *id, const db_history_query *q,
-                                observation **out, size_t *n);
+BR_MUST_CHECK db_err db_history(db *d, const char *id, const db_history_query *q, observation **out,
+                                size_t *n);
 void db_observations_free(observation *obs, size_t n);
 
 /* Every observation, oldest first (fetched_at, then insert order), one callback each (stop
@@ -273,18 +278,18 @@ int db_job_state_parse_name(const char *name);
 
 /* Who started a job. */
 typedef enum db_job_origin { JOB_BY_API = 0, JOB_BY_SCHEDULE, JOB_BY_CLI } db_job_origin;
-const char *db_job_origin_name(db_job_origin o);   /* "api", "schedule", "cli" */
+const char *db_job_origin_name(db_job_origin o); /* "api", "schedule", "cli" */
 
 typedef struct db_job {
     int64_t id;
     db_job_state state;
     db_job_origin started_by;
-    int all_books;            /* a refresh of every tracked book */
-    int64_t total, done;      /* fetches to make, and made and stored */
-    int64_t skipped;          /* (book, source) pairs the source cannot address: not fetched */
+    int all_books;       /* a refresh of every tracked book */
+    int64_t total, done; /* fetches to make, and made and stored */
+    int64_t skipped;     /* (book, source) pairs the source cannot address: not fetched */
     int64_t counts[OBS_STATUS_COUNT];
-    int64_t created_at_ms, started_at_ms, finished_at_ms;   /* 0 = not yet */
-    int64_t owner_pid;        /* process that created it (set by db_job_create) */
+    int64_t created_at_ms, started_at_ms, finished_at_ms; /* 0 = not yet */
+    int64_t owner_pid; /* process that created it (set by db_job_create) */
 } db_job;
 
 /* Inserts a job; sets job->id, job->owner_pid = getpid() and job->created_at_ms (now, if 0). */
@@ -314,15 +319,15 @@ BR_MUST_CHECK db_err db_jobs_cancel_unfinished(db *d, int64_t now_ms, int *n);
  * delivery loop (notify/deliver.c) reads due rows, claims them, and records the outcome. */
 
 typedef struct db_alert_rule {
-    int64_t n;                  /* its number (set by db_alert_add) */
-    char kind[24];              /* alert_kind_name() */
+    int64_t n;     /* its number (set by db_alert_add) */
+    char kind[24]; /* alert_kind_name() */
     int has_value;
     double value;
-    char book_id[14];           /* "" = every book */
-    char source[64];            /* "" = every source */
-    char **targets;             /* owned by lists (db_alerts_free); borrowed by db_alert_add */
+    char book_id[14]; /* "" = every book */
+    char source[64];  /* "" = every source */
+    char **targets;   /* owned by lists (db_alerts_free); borrowed by db_alert_add */
     size_t ntargets;
-    int from_config;            /* from the config file: not removable through the API */
+    int from_config; /* from the config file: not removable through the API */
     int64_t created_at_ms;
 } db_alert_rule;
 
@@ -341,10 +346,10 @@ BR_MUST_CHECK db_err db_alerts_sync_config(db *d, const db_alert_rule *rules, si
 /* What the evaluator needs about an observation already stored in this transaction (the
  * observation itself is left out of "earlier"). */
 typedef struct db_alert_facts {
-    int64_t best_before;        /* best earlier ok rank on the same kind of list, -1: none */
-    int64_t rank_day_ago;       /* last ok rank at least 24 h older, -1: none */
-    int64_t previous_rank;      /* last earlier ok rank, -1: none */
-    int64_t bad_in_a_row;       /* blocked/error/not_found in a row ending with this one */
+    int64_t best_before;   /* best earlier ok rank on the same kind of list, -1: none */
+    int64_t rank_day_ago;  /* last ok rank at least 24 h older, -1: none */
+    int64_t previous_rank; /* last earlier ok rank, -1: none */
+    int64_t bad_in_a_row;  /* blocked/error/not_found in a row ending with this one */
 } db_alert_facts;
 BR_MUST_CHECK db_err db_alert_facts_get(db *d, const observation *obs, db_alert_facts *out);
 /* A rule's state for a book and source: *was_true 0 when none is stored. */
@@ -357,25 +362,25 @@ typedef enum db_event_state { EVENT_PENDING = 0, EVENT_SENT, EVENT_FAILED } db_e
 const char *db_event_state_name(db_event_state s);
 
 typedef struct db_alert_event {
-    int64_t id;                 /* the row: one event for one target */
-    char uid[40];               /* the event's id, shared by its targets' rows (deduplication) */
+    int64_t id;   /* the row: one event for one target */
+    char uid[40]; /* the event's id, shared by its targets' rows (deduplication) */
     int64_t rule_n;
     char kind[24];
     char book_id[14];
     char source[64];
-    char *target;               /* owned */
-    char *body;                 /* owned: the event JSON */
-    char *message;              /* owned: one line */
-    char *subject;              /* owned: mail subject / ntfy title */
+    char *target;  /* owned */
+    char *body;    /* owned: the event JSON */
+    char *message; /* owned: one line */
+    char *subject; /* owned: mail subject / ntfy title */
     db_event_state state;
     int attempts;
     int64_t created_at_ms, next_at_ms, sent_at_ms;
-    char *last_error;           /* owned, NULL */
+    char *last_error; /* owned, NULL */
 } db_alert_event;
 
 /* Adds one event for each target (state pending, due at once); ev's target is ignored. */
-BR_MUST_CHECK db_err db_alert_event_add(db *d, const db_alert_event *ev,
-                                        const char *const *targets, size_t ntargets);
+BR_MUST_CHECK db_err db_alert_event_add(db *d, const db_alert_event *ev, const char *const *targets,
+                                        size_t ntargets);
 /* Pending rows due at now_ms, oldest first, at most limit. Free with db_alert_events_free. */
 BR_MUST_CHECK db_err db_alert_events_due(db *d, int64_t now_ms, int limit, db_alert_event **out,
                                          size_t *n);
@@ -385,8 +390,7 @@ BR_MUST_CHECK db_err db_alert_event_claim(db *d, int64_t id, int64_t expect_next
                                           int64_t until_ms, int *claimed);
 /* Records an attempt's outcome. */
 BR_MUST_CHECK db_err db_alert_event_done(db *d, int64_t id, db_event_state state, int attempts,
-                                         int64_t next_at_ms, int64_t sent_at_ms,
-                                         const char *error);
+                                         int64_t next_at_ms, int64_t sent_at_ms, const char *error);
 /* The most recent rows, newest first, at most limit. */
 BR_MUST_CHECK db_err db_alert_events_recent(db *d, int limit, db_alert_event **out, size_t *n);
 /* How many rows are pending, and when the first is due (0 when none). */

@@ -41,7 +41,7 @@ db_err db_sq_code(int rc)
         /* Only uniqueness is a conflict the caller can act on; CHECK, NOT NULL and foreign key
          * violations are bad input, reported as DB_ERROR as before. */
         return rc == SQLITE_CONSTRAINT_UNIQUE || rc == SQLITE_CONSTRAINT_PRIMARYKEY ? DB_CONFLICT
-                                                                                   : DB_ERROR;
+                                                                                    : DB_ERROR;
     default:
         return DB_ERROR;
     }
@@ -56,10 +56,14 @@ static void lock_note(const struct sq *s, int rc, char *out, size_t len)
         return;
     int ms = s->busy_ms;
     int n = ms % 1000 == 0 && ms > 0
-                ? snprintf(out, len, " (another connection held the database lock for more than "
-                                     "%d s)", ms / 1000)
-                : snprintf(out, len, " (another connection held the database lock for more than "
-                                     "%d ms)", ms);
+                ? snprintf(out, len,
+                           " (another connection held the database lock for more than "
+                           "%d s)",
+                           ms / 1000)
+                : snprintf(out, len,
+                           " (another connection held the database lock for more than "
+                           "%d ms)",
+                           ms);
     if (n < 0 || (size_t)n >= len)
         out[0] = '\0';
 }
@@ -272,8 +276,7 @@ static db_err sq_open(db *d, const char *path, unsigned flags)
     int readonly = (flags & DB_OPEN_READ_ONLY) != 0;
     /* NOMUTEX (multi-thread mode): a handle is used by one thread at a time (db.h), so
      * SQLite's per-connection mutex would be pure overhead. */
-    int oflags = SQLITE_OPEN_NOMUTEX |
-                 (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
+    int oflags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) |
                  (flags & DB_OPEN_CREATE ? SQLITE_OPEN_CREATE : 0);
 
     if (!sqlite3_threadsafe())

@@ -213,7 +213,7 @@ db_err db_sq_alerts_sync_config(db *d, const db_alert_rule *rules, size_t n)
         if (rc == DB_OK)
             brc |= buf_printf(&keep, "%s%lld", i ? "," : "", (long long)found);
     }
-    brc |= buf_append(&keep, "]", 2);   /* with the terminator */
+    brc |= buf_append(&keep, "]", 2); /* with the terminator */
     if (rc == DB_OK && brc != BUF_OK)
         rc = db_fail(d, DB_NOMEM, "out of memory");
     sqlite3_stmt *st;
@@ -374,9 +374,9 @@ db_err db_sq_alert_event_add(db *d, const db_alert_event *ev, const char *const 
 
 static db_event_state state_parse(const char *s)
 {
-    return s && strcmp(s, "sent") == 0 ? EVENT_SENT
+    return s && strcmp(s, "sent") == 0     ? EVENT_SENT
            : s && strcmp(s, "failed") == 0 ? EVENT_FAILED
-                                            : EVENT_PENDING;
+                                           : EVENT_PENDING;
 }
 
 /* Reads EVENT_COLUMNS rows of a bound statement into a malloc'd array. */

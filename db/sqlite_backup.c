@@ -72,8 +72,10 @@ static db_err claim(db *d, const char *what, const char *dest)
         int e = errno;
         /* what names dest already. */
         if (e == EEXIST)
-            return db_fail(d, DB_ERROR, "%s: the file exists already (a copy never overwrites "
-                                        "a file)", what);
+            return db_fail(d, DB_ERROR,
+                           "%s: the file exists already (a copy never overwrites "
+                           "a file)",
+                           what);
         return db_fail(d, errno_code(e), "%s: cannot create the file: %s", what,
                        strerror_r(e, eb, sizeof eb));
     }
@@ -81,8 +83,9 @@ static db_err claim(db *d, const char *what, const char *dest)
     for (size_t i = 0; i < N_SIDE; i++) {
         if (side_path(side, sizeof side, dest, i) == 0 && access(side, F_OK) == 0) {
             unlink(dest);
-            return db_fail(d, DB_ERROR, "%s: %s exists (left from an earlier copy?); remove it first",
-                           what, side);
+            return db_fail(d, DB_ERROR,
+                           "%s: %s exists (left from an earlier copy?); remove it first", what,
+                           side);
         }
     }
     return DB_OK;
@@ -121,7 +124,7 @@ static db_err copy_db(db *d, sqlite3 *src, const char *dest, const char *what)
     for (;;) {
         rc = sqlite3_backup_step(bk, BACKUP_CHUNK_PAGES);
         if (rc == SQLITE_OK) {
-            deadline = time_mono_ms() + busy_ms;   /* progress: the wait starts afresh */
+            deadline = time_mono_ms() + busy_ms; /* progress: the wait starts afresh */
             continue;
         }
         if (!is_lock_error(rc) || time_mono_ms() >= deadline)

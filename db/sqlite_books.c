@@ -90,9 +90,8 @@ db_err db_sq_book_remove(db *d, const char *id)
         return rc;
     sq_bind_text(st, 1, id);
     /* Observations, latest rows, tags and ASINs go with it through ON DELETE CASCADE. */
-    rc = sqlite3_step(st) == SQLITE_DONE
-             ? (sqlite3_changes(sq_conn(d)) > 0 ? DB_OK : DB_NOTFOUND)
-             : db_sq_fail(d, "remove book");
+    rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(sq_conn(d)) > 0 ? DB_OK : DB_NOTFOUND)
+                                         : db_sq_fail(d, "remove book");
     if (rc == DB_NOTFOUND)
         db_set_err(d, "book %s is not tracked", id ? id : "(null)");
     db_sq_release(st);
@@ -102,8 +101,8 @@ db_err db_sq_book_remove(db *d, const char *id)
 /* ---- the fields users set ------------------------------------------------------------------- */
 
 /* Runs a cached statement with text parameters (NULL binds NULL) and an optional integer. */
-static db_err run_text(db *d, enum sq_stmt_id which, const char *what, const char *a,
-                       const char *b, const char *c)
+static db_err run_text(db *d, enum sq_stmt_id which, const char *what, const char *a, const char *b,
+                       const char *c)
 {
     sqlite3_stmt *st;
     db_err rc = db_sq_stmt(d, which, &st);
@@ -254,7 +253,7 @@ static int split_names(const char *text, char ***out, size_t *n)
             break;
         p = comma + 1;
     }
-    if (!*out) {                 /* "" stored: no source at all (an empty list) */
+    if (!*out) { /* "" stored: no source at all (an empty list) */
         *out = calloc(1, sizeof **out);
         if (!*out)
             return -1;
@@ -277,7 +276,8 @@ static int read_book(sqlite3_stmt *st, db_book *b)
     b->format_set = sqlite3_column_int(st, 6);
     b->added_at_ms = sqlite3_column_int64(st, 10);
     if (db_sq_col_dup(st, 4, &b->title) || db_sq_col_dup(st, 7, &b->work) ||
-        db_sq_col_dup(st, 8, &b->note) || split_names(sq_col_text(st, 9), &b->sources, &b->nsources))
+        db_sq_col_dup(st, 8, &b->note) ||
+        split_names(sq_col_text(st, 9), &b->sources, &b->nsources))
         return -1;
     return 0;
 }
@@ -287,7 +287,7 @@ static db_err collect_books(db *d, sqlite3_stmt *st, db_book **out, size_t *n)
 {
     db_book *books = NULL;
     size_t count = 0, cap = 0;
-    size_t latest_cap = 0;   /* of the last book's latest array, the only one still growing */
+    size_t latest_cap = 0; /* of the last book's latest array, the only one still growing */
     db_err rc = DB_NOMEM;
     int step;
     while ((step = sqlite3_step(st)) == SQLITE_ROW) {
@@ -306,7 +306,7 @@ static db_err collect_books(db *d, sqlite3_stmt *st, db_book **out, size_t *n)
                 goto oom;
         }
         if (sqlite3_column_type(st, BOOK_COL_OBS) == SQLITE_NULL)
-            continue;  /* never fetched (or nothing from the filtered source) */
+            continue; /* never fetched (or nothing from the filtered source) */
         observation *grown = grow_to(b->latest, &latest_cap, b->nlatest + 1, sizeof *grown);
         if (!grown)
             goto oom;
@@ -495,7 +495,8 @@ static int read_target(sqlite3_stmt *st, db_target *t)
     snprintf(t->isbn13, sizeof t->isbn13, "%s", i13 ? i13 : "");
     snprintf(t->isbn10, sizeof t->isbn10, "%s", i10 ? i10 : "");
     snprintf(t->asin, sizeof t->asin, "%s", asin ? asin : "");
-    if (db_sq_col_dup(st, 4, &t->title) || split_names(sq_col_text(st, 5), &t->sources, &t->nsources))
+    if (db_sq_col_dup(st, 4, &t->title) ||
+        split_names(sq_col_text(st, 5), &t->sources, &t->nsources))
         return -1;
     return 0;
 }
@@ -563,7 +564,8 @@ db_err db_sq_targets(db *d, const char *const *ids, size_t n, db_target **out, s
             }
             (*hit)->asins = grown;
             db_asin *a = &grown[(*hit)->nasins++];
-            snprintf(a->source, sizeof a->source, "%s", sq_col_text(st, 1) ? sq_col_text(st, 1) : "");
+            snprintf(a->source, sizeof a->source, "%s",
+                     sq_col_text(st, 1) ? sq_col_text(st, 1) : "");
             snprintf(a->asin, sizeof a->asin, "%s", sq_col_text(st, 2) ? sq_col_text(st, 2) : "");
         }
         if (rc == DB_OK && step != SQLITE_DONE)

@@ -28,16 +28,16 @@
 #include "backend.h"
 
 /* Observation columns as db_sq_read_observation() expects them, from the alias o. */
-#define OBS_COLUMNS                                                                          \
-    "o.id, o.book_id, o.source, o.fetched_at, o.status, o.rank, o.rank_category, "         \
-    "o.categories, o.title, o.http_status, o.attempts, o.duration_ms, o.error, o.rank_free, " \
+#define OBS_COLUMNS                                                                                \
+    "o.id, o.book_id, o.source, o.fetched_at, o.status, o.rank, o.rank_category, "                 \
+    "o.categories, o.title, o.http_status, o.attempts, o.duration_ms, o.error, o.rank_free, "      \
     "o.format"
 #define OBS_NCOLUMNS 15
 
 /* Book columns as collect_books() reads them (alias b), then the latest row's previous rank and
  * last good observation, then the observation. */
-#define BOOK_COLUMNS                                                                         \
-    "b.id, b.isbn13, b.isbn10, b.asin, b.title, b.format, b.format_set, b.work, b.note, "    \
+#define BOOK_COLUMNS                                                                               \
+    "b.id, b.isbn13, b.isbn10, b.asin, b.title, b.format, b.format_set, b.work, b.note, "          \
     "b.sources, b.added_at"
 #define BOOK_NCOLUMNS 11
 #define BOOK_COL_PREVIOUS BOOK_NCOLUMNS
@@ -46,36 +46,37 @@
 
 /* The books a filter selects (alias bb): ?1 source, ?2 status, ?3 id, ?4 tag, ?5 work, ?6 a
  * LIKE pattern for the text search, ?7 the id paging starts after. */
-#define BOOK_FILTER                                                                          \
-    " (?3 IS NULL OR bb.id = ?3)"                                                            \
-    " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM book_tags t WHERE t.book_id = bb.id"          \
-    "   AND t.tag = ?4))"                                                                    \
-    " AND (?5 IS NULL OR bb.work = ?5)"                                                      \
-    " AND (?6 IS NULL OR bb.title LIKE ?6 ESCAPE '\\' OR bb.id LIKE ?6 ESCAPE '\\'"         \
-    "   OR bb.asin LIKE ?6 ESCAPE '\\' OR bb.work LIKE ?6 ESCAPE '\\'"                       \
-    "   OR bb.note LIKE ?6 ESCAPE '\\')"                                                     \
-    " AND (?7 IS NULL OR bb.id > ?7)"                                                        \
-    " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM latest l2"                                    \
-    "   JOIN observations o2 ON o2.id = l2.observation_id"                                   \
+#define BOOK_FILTER                                                                                \
+    " (?3 IS NULL OR bb.id = ?3)"                                                                  \
+    " AND (?4 IS NULL OR EXISTS (SELECT 1 FROM book_tags t WHERE t.book_id = bb.id"                \
+    "   AND t.tag = ?4))"                                                                          \
+    " AND (?5 IS NULL OR bb.work = ?5)"                                                            \
+    " AND (?6 IS NULL OR bb.title LIKE ?6 ESCAPE '\\' OR bb.id LIKE ?6 ESCAPE '\\'"                \
+    "   OR bb.asin LIKE ?6 ESCAPE '\\' OR bb.work LIKE ?6 ESCAPE '\\'"                             \
+    "   OR bb.note LIKE ?6 ESCAPE '\\')"                                                           \
+    " AND (?7 IS NULL OR bb.id > ?7)"                                                              \
+    " AND (?2 IS NULL OR EXISTS (SELECT 1 FROM latest l2"                                          \
+    "   JOIN observations o2 ON o2.id = l2.observation_id"                                         \
     "   WHERE l2.book_id = bb.id AND (?1 IS NULL OR l2.source = ?1) AND o2.status = ?2))"
 
 /* Book rows joined with their latest observations (and the last good one when the latest is
  * not ok), over the books the subquery `selected` picks. */
-#define BOOK_JOIN(selected)                                                                  \
-    "SELECT " BOOK_COLUMNS ", l.previous_rank, lo.rank, lo.rank_category, lo.fetched_at, "   \
-    OBS_COLUMNS " FROM (" selected ") b"                                                     \
-    " LEFT JOIN latest l ON l.book_id = b.id AND (?1 IS NULL OR l.source = ?1)"              \
-    " LEFT JOIN observations o ON o.id = l.observation_id"                                   \
+#define BOOK_JOIN(selected)                                                                        \
+    "SELECT " BOOK_COLUMNS                                                                         \
+    ", l.previous_rank, lo.rank, lo.rank_category, lo.fetched_at, " OBS_COLUMNS " FROM (" selected \
+    ") b"                                                                                          \
+    " LEFT JOIN latest l ON l.book_id = b.id AND (?1 IS NULL OR l.source = ?1)"                    \
+    " LEFT JOIN observations o ON o.id = l.observation_id"                                         \
     " LEFT JOIN observations lo ON lo.id = l.last_ok_id AND o.status <> 'ok'"
 
 /* Job columns as the job reader expects them. */
-#define JOB_COLUMNS                                                                          \
-    "id, state, all_books, total, done, n_ok, n_no_rank, n_not_found, n_blocked, n_error,"   \
+#define JOB_COLUMNS                                                                                \
+    "id, state, all_books, total, done, n_ok, n_no_rank, n_not_found, n_blocked, n_error,"         \
     " created_at, started_at, finished_at, owner_pid, started_by, skipped"
 
 /* Alert event columns as the event reader expects them. */
-#define EVENT_COLUMNS                                                                        \
-    "id, uid, rule_n, kind, book_id, source, target, body, message, subject, state, attempts," \
+#define EVENT_COLUMNS                                                                              \
+    "id, uid, rule_n, kind, book_id, source, target, body, message, subject, state, attempts,"     \
     " created_at, next_at, sent_at, last_error"
 
 enum sq_stmt_id {
@@ -88,8 +89,8 @@ enum sq_stmt_id {
 /* The backend state behind db.impl. */
 struct sq {
     sqlite3 *conn;
-    sqlite3_stmt *stmts[ST_COUNT];   /* prepared on first use, reset after every use */
-    int busy_ms;                     /* how long to wait for another connection's lock */
+    sqlite3_stmt *stmts[ST_COUNT]; /* prepared on first use, reset after every use */
+    int busy_ms;                   /* how long to wait for another connection's lock */
 };
 
 static inline struct sq *sq_of(db *d)

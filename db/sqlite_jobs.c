@@ -54,9 +54,8 @@ db_err db_sq_job_update(db *d, const db_job *job)
     sqlite3_bind_int64(st, 10, job->started_at_ms);
     sqlite3_bind_int64(st, 11, job->finished_at_ms);
     sqlite3_bind_int64(st, 12, job->skipped);
-    rc = sqlite3_step(st) == SQLITE_DONE
-             ? (sqlite3_changes(sq_conn(d)) > 0 ? DB_OK : DB_NOTFOUND)
-             : db_sq_fail(d, "update job");
+    rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(sq_conn(d)) > 0 ? DB_OK : DB_NOTFOUND)
+                                         : db_sq_fail(d, "update job");
     if (rc == DB_NOTFOUND)
         db_set_err(d, "no job %lld", (long long)job->id);
     db_sq_release(st);

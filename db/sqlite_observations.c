@@ -20,7 +20,8 @@ int db_sq_read_observation(sqlite3_stmt *st, int c, observation *obs, int64_t *i
     const char *status = sq_col_text(st, c + 4);
     int s = status ? obs_status_parse(status) : -1;
     obs->status = s < 0 ? OBS_ERROR : (obs_status)s;
-    obs->rank = sqlite3_column_type(st, c + 5) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, c + 5);
+    obs->rank = sqlite3_column_type(st, c + 5) == SQLITE_NULL ? -1
+                                                              : sqlite3_column_int64(st, c + 5);
     obs->http_status = sqlite3_column_int(st, c + 9);
     obs->attempts = sqlite3_column_int(st, c + 10);
     obs->duration_ms = sqlite3_column_int64(st, c + 11);
@@ -32,8 +33,7 @@ int db_sq_read_observation(sqlite3_stmt *st, int c, observation *obs, int64_t *i
         db_sq_col_dup(st, c + 8, &obs->title) || db_sq_col_dup(st, c + 12, &obs->error))
         goto oom;
     const char *cats = sq_col_text(st, c + 7);
-    if (cats &&
-        db_categories_decode(obs, cats, (size_t)sqlite3_column_bytes(st, c + 7)) != DB_OK)
+    if (cats && db_categories_decode(obs, cats, (size_t)sqlite3_column_bytes(st, c + 7)) != DB_OK)
         goto oom;
     return 0;
 oom:
@@ -65,9 +65,11 @@ static db_err latest_after(db *d, const observation *obs, int64_t *best, int64_t
         rc = db_sq_fail(d, "add observations (latest)");
     }
     db_sq_release(st);
-    if (obs->status == OBS_OK && obs->rank >= 0 && !obs->rank_free && (*best < 0 || obs->rank < *best))
+    if (obs->status == OBS_OK && obs->rank >= 0 && !obs->rank_free &&
+        (*best < 0 || obs->rank < *best))
         *best = obs->rank;
-    int bad = obs->status == OBS_BLOCKED || obs->status == OBS_ERROR || obs->status == OBS_NOT_FOUND;
+    int bad = obs->status == OBS_BLOCKED || obs->status == OBS_ERROR ||
+              obs->status == OBS_NOT_FOUND;
     *streak = bad ? *streak + 1 : 0;
     return rc;
 }
@@ -131,7 +133,7 @@ static db_err observation_insert(db *d, const observation *obs, int64_t job_id)
         goto done;
     }
     if (sqlite3_changes(sq_conn(d)) == 0)
-        goto done;   /* DB_OK: the book is not tracked (any more) */
+        goto done; /* DB_OK: the book is not tracked (any more) */
     int64_t id = sqlite3_last_insert_rowid(sq_conn(d));
 
     if ((rc = db_sq_stmt(d, ST_LATEST_REFRESH, &latest)) != DB_OK)
@@ -249,8 +251,7 @@ static db_err book_exists(db *d, const char *id)
     return rc;
 }
 
-db_err db_sq_history(db *d, const char *id, const db_history_query *q, observation **out,
-                     size_t *n)
+db_err db_sq_history(db *d, const char *id, const db_history_query *q, observation **out, size_t *n)
 {
     db_err rc = book_exists(d, id);
     if (rc != DB_OK)

@@ -258,8 +258,10 @@ static db_err migrate_step(db *d, int from, const char *path, int *backup_due)
                 SQLITE_OK)
                 goto fail;
             if (dangling) {
-                ret = db_fail(d, DB_CORRUPT, "%s: migrating the schema: %lld rows refer to "
-                              "missing books", path, (long long)dangling);
+                ret = db_fail(d, DB_CORRUPT,
+                              "%s: migrating the schema: %lld rows refer to "
+                              "missing books",
+                              path, (long long)dangling);
                 goto rollback;
             }
         }

@@ -85,7 +85,7 @@ db_err jobs_evaluate_alerts(jobs *j, const observation *obs, size_t n, int64_t n
                 continue;
             if (!have_facts) {
                 rc = db_alert_facts_get(d, o, &f);
-                if (rc == DB_NOTFOUND) {      /* skipped by the store (book removed) */
+                if (rc == DB_NOTFOUND) { /* skipped by the store (book removed) */
                     rc = DB_OK;
                     break;
                 }
@@ -93,8 +93,10 @@ db_err jobs_evaluate_alerts(jobs *j, const observation *obs, size_t n, int64_t n
                     break;
                 have_facts = 1;
             }
-            alert_facts af = {.status = o->status, .rank = o->rank,
-                              .best_before = f.best_before, .rank_day_ago = f.rank_day_ago,
+            alert_facts af = {.status = o->status,
+                              .rank = o->rank,
+                              .best_before = f.best_before,
+                              .rank_day_ago = f.rank_day_ago,
                               .bad_in_a_row = f.bad_in_a_row};
             int was_true = 0, now_true = 0;
             if ((rc = db_alert_state_get(d, r->n, o->book_id, o->source, &was_true)) != DB_OK)
@@ -111,8 +113,7 @@ db_err jobs_evaluate_alerts(jobs *j, const observation *obs, size_t n, int64_t n
     if (rc != DB_OK && !passing(rc)) {
         /* A failure of this code must not cost the observations: they are stored without
          * their events, and the log says so. */
-        log_error("alerts: could not evaluate the rules for %zu observations: %s", n,
-                  db_errmsg(d));
+        log_error("alerts: could not evaluate the rules for %zu observations: %s", n, db_errmsg(d));
         return DB_OK;
     }
     return rc;

@@ -27,46 +27,46 @@ struct job_fetch;
 
 /* One job in progress. */
 typedef struct job_run {
-    db_job rec;                  /* lock: live state; rec.done counts committed observations */
-    int64_t abandoned;           /* lock: fetches that will never produce an observation */
-    int64_t received;            /* lock: results in (queued for the writer, or abandoned) */
+    db_job rec;        /* lock: live state; rec.done counts committed observations */
+    int64_t abandoned; /* lock: fetches that will never produce an observation */
+    int64_t received;  /* lock: results in (queued for the writer, or abandoned) */
     /* The writer stages progress under the lock, commits without it, then publishes under it
      * again; a run published in between was not staged and must be left alone. */
-    int in_batch;                /* lock: staged for the batch being committed */
-    db_job staged;               /* lock (writer): rec with the batch being committed */
-    int64_t staged_abandoned;    /* lock (writer): abandoned results in that batch */
-    int64_t staged_failed;       /* lock (writer): observations in that batch */
+    int in_batch;             /* lock: staged for the batch being committed */
+    db_job staged;            /* lock (writer): rec with the batch being committed */
+    int64_t staged_abandoned; /* lock (writer): abandoned results in that batch */
+    int64_t staged_failed;    /* lock (writer): observations in that batch */
     /* owned; immutable once published (the feeder and the writer read them) */
-    struct job_fetch *fetches;   /* the (book, source) pairs to fetch */
+    struct job_fetch *fetches; /* the (book, source) pairs to fetch */
     size_t nfetches;
-    db_target *targets;          /* the books (their titles are the fetches' known titles) */
+    db_target *targets; /* the books (their titles are the fetches' known titles) */
     size_t ntargets;
-    pthread_t feeder;            /* lock (with feeder_started) */
-    int feeder_started;          /* lock: joined by reap_finished_locked or jobs_stop */
-    _Atomic int cancel;          /* jobs_cancel asked: the feeder stops, the job ends cancelled */
+    pthread_t feeder;   /* lock (with feeder_started) */
+    int feeder_started; /* lock: joined by reap_finished_locked or jobs_stop */
+    _Atomic int cancel; /* jobs_cancel asked: the feeder stops, the job ends cancelled */
     struct jobs *owner;
-    struct job_run *next;        /* lock */
+    struct job_run *next; /* lock */
 } job_run;
 
 /* One fetch of a job: a book as the source addresses it (the pool's callback context). */
 typedef struct job_fetch {
     struct job_run *run;
     scr_book book;
-    size_t source;               /* index into jobs_config.sources */
-    const char *title;           /* borrowed from the run's targets, NULL */
+    size_t source;     /* index into jobs_config.sources */
+    const char *title; /* borrowed from the run's targets, NULL */
 } job_fetch;
 
 /* One finished fetch waiting for the writer. */
 typedef struct pending {
     job_run *run;
-    const job_fetch *fetch;      /* what it was (for the known title); NULL when abandoned */
-    observation *obs;            /* owned; NULL when abandoned */
+    const job_fetch *fetch; /* what it was (for the known title); NULL when abandoned */
+    observation *obs;       /* owned; NULL when abandoned */
     struct pending *next;
 } pending;
 
 struct jobs {
-    jobs_config cfg;             /* immutable after jobs_start */
-    scr_pool *pool;              /* immutable from jobs_start until jobs_stop frees it */
+    jobs_config cfg; /* immutable after jobs_start */
+    scr_pool *pool;  /* immutable from jobs_start until jobs_stop frees it */
 
     pthread_mutex_t lock;        /* the runner lock (see above) */
     pthread_cond_t changed;      /* lock: progress or state changed, a creation ended */
@@ -88,11 +88,11 @@ struct jobs {
     int64_t store_held;          /* lock: observations in the batch being retried */
     char store_why[200];         /* lock */
     pthread_t writer;
-    _Atomic uint64_t commits;    /* bumped after each commit, before progress is published */
-    db *writer_db;               /* writer thread; jobs_stop after joining it */
+    _Atomic uint64_t commits; /* bumped after each commit, before progress is published */
+    db *writer_db;            /* writer thread; jobs_stop after joining it */
 
     pthread_mutex_t control_lock; /* never taken with lock held */
-    db *control;                 /* control_lock */
+    db *control;                  /* control_lock */
 };
 
 static inline int jobs_run_unfinished(const job_run *r)

@@ -37,21 +37,21 @@ typedef void (*jobs_observer_fn)(void *ctx, int64_t job_id, const observation *o
 typedef struct jobs_config {
     const char *db_path;
     scr_config scraper;
-    const scr_source *const *sources;   /* borrowed, nsources >= 1 */
+    const scr_source *const *sources; /* borrowed, nsources >= 1 */
     size_t nsources;
-    int flush_ms;                       /* commit interval, default 1000 */
+    int flush_ms; /* commit interval, default 1000 */
     /* A batch the store refuses for a reason that passes (its write lock held by another
      * process past the busy timeout, a full disk, a read-only file) is kept and retried with a
      * backoff of up to 5 s, and new fetches pause meanwhile (the ones under way finish: memory
      * stays bounded). store_wait_ms > 0 gives up after the store has refused that long (the
      * results are then lost and their jobs end cancelled); 0 retries until jobs_stop. */
     int store_wait_ms;
-    int busy_timeout_ms;                /* the runner's store connections (0: db's default) */
+    int busy_timeout_ms; /* the runner's store connections (0: db's default) */
     /* Called on the writer thread after a commit that stored alert events (e.g. to wake the
      * delivery loop); optional, must not block. */
     void (*events_stored)(void *ctx);
     void *events_ctx;
-    jobs_observer_fn observer;          /* optional */
+    jobs_observer_fn observer; /* optional */
     void *observer_ctx;
 } jobs_config;
 
@@ -62,13 +62,13 @@ jobs *jobs_start(const jobs_config *cfg, char **err);
 /* What a jobs_* call can fail with; 0 is success. */
 typedef enum jobs_err {
     JOBS_OK = 0,
-    JOBS_NOT_FOUND,      /* no such job */
-    JOBS_BUSY,           /* JOBS_MAX_ACTIVE refreshes of given books are unfinished already */
-    JOBS_STOPPING,       /* the runner is shutting down */
-    JOBS_STORE,          /* the store could not be read or written */
+    JOBS_NOT_FOUND, /* no such job */
+    JOBS_BUSY,      /* JOBS_MAX_ACTIVE refreshes of given books are unfinished already */
+    JOBS_STOPPING,  /* the runner is shutting down */
+    JOBS_STORE,     /* the store could not be read or written */
     JOBS_NOMEM,
-    JOBS_SYSTEM,         /* a thread could not be started */
-    JOBS_FINISHED        /* jobs_cancel: the job has ended already */
+    JOBS_SYSTEM,  /* a thread could not be started */
+    JOBS_FINISHED /* jobs_cancel: the job has ended already */
 } jobs_err;
 
 /* A short stable description of an error code ("no such job", ...). */
@@ -98,7 +98,7 @@ typedef struct jobs_store_state {
     int failing;
     int64_t since_ms;
     int64_t lost;
-    int64_t held;              /* observations waiting for the store to take them */
+    int64_t held; /* observations waiting for the store to take them */
     char why[200];
 } jobs_store_state;
 void jobs_store_health(jobs *j, jobs_store_state *out);

@@ -47,7 +47,7 @@ static int wait_for_room(job_run *run, size_t submitted)
            (submitted - (size_t)run->received >= window || j->store_failing)) {
         struct timespec until;
         clock_gettime(CLOCK_MONOTONIC, &until);
-        until.tv_nsec += 200 * 1000000L;   /* a bound, in case a wake is missed */
+        until.tv_nsec += 200 * 1000000L; /* a bound, in case a wake is missed */
         if (until.tv_nsec >= 1000000000L) {
             until.tv_sec++;
             until.tv_nsec -= 1000000000L;
@@ -284,14 +284,22 @@ fail:
 const char *jobs_strerror(jobs_err err)
 {
     switch (err) {
-    case JOBS_OK: return "ok";
-    case JOBS_NOT_FOUND: return "no such job";
-    case JOBS_BUSY: return "too many refreshes are running";
-    case JOBS_STOPPING: return "shutting down";
-    case JOBS_STORE: return "the store is not available";
-    case JOBS_NOMEM: return "out of memory";
-    case JOBS_SYSTEM: return "cannot start a thread";
-    case JOBS_FINISHED: return "the job has ended";
+    case JOBS_OK:
+        return "ok";
+    case JOBS_NOT_FOUND:
+        return "no such job";
+    case JOBS_BUSY:
+        return "too many refreshes are running";
+    case JOBS_STOPPING:
+        return "shutting down";
+    case JOBS_STORE:
+        return "the store is not available";
+    case JOBS_NOMEM:
+        return "out of memory";
+    case JOBS_SYSTEM:
+        return "cannot start a thread";
+    case JOBS_FINISHED:
+        return "the job has ended";
     }
     return "unknown error";
 }

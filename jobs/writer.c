@@ -145,7 +145,7 @@ static int write_batch(jobs *j, pending *batch, int final)
         for (pending *p = batch; p; p = p->next)
             if (p->obs) {
                 job_ids[k] = p->run->rec.id;
-                arr[k++] = *p->obs;     /* shallow: the pending entries keep ownership */
+                arr[k++] = *p->obs; /* shallow: the pending entries keep ownership */
             }
     } else {
         free(arr);
@@ -208,7 +208,7 @@ static int write_batch(jobs *j, pending *batch, int final)
     if (!ok && passing && !final && (arr || !n)) {
         pthread_mutex_lock(&j->lock);
         for (job_run *r = j->runs; r; r = r->next)
-            r->in_batch = 0;    /* nothing staged is published */
+            r->in_batch = 0; /* nothing staged is published */
         if (!j->store_failing) {
             j->store_failing = 1;
             j->store_failing_since = now;
@@ -234,19 +234,19 @@ static int write_batch(jobs *j, pending *batch, int final)
         log_info("store: writing again after %.1f s; %zu held observations stored",
                  (double)(now - j->store_failing_since) / 1000.0, n);
         j->store_failing = 0;
-        pthread_cond_broadcast(&j->fed);     /* the feeders go on */
+        pthread_cond_broadcast(&j->fed); /* the feeders go on */
     } else if (!ok) {
         j->store_lost += (int64_t)n;
         snprintf(j->store_why, sizeof j->store_why, "%s", why);
         if (j->store_failing) {
-            j->store_failing = 0;            /* given up: the next batch starts afresh */
+            j->store_failing = 0; /* given up: the next batch starts afresh */
             pthread_cond_broadcast(&j->fed);
         }
     }
     j->store_held = 0;
     for (job_run *r = j->runs; r; r = r->next) {
         if (!r->in_batch)
-            continue;           /* published while the batch was being committed */
+            continue; /* published while the batch was being committed */
         r->in_batch = 0;
         if (ok) {
             assert(valid_transition(r->rec.state, r->staged.state));
@@ -343,7 +343,7 @@ void *jobs_writer_main(void *arg)
 {
     jobs *j = arg;
     int flush_ms = j->cfg.flush_ms > 0 ? j->cfg.flush_ms : 1000;
-    pending *held = NULL;        /* a batch the store refused, retried first */
+    pending *held = NULL; /* a batch the store refused, retried first */
     int held_due = 0;
     int64_t retry_ms = RETRY_FIRST_MS, failing_since = 0, last_log = 0;
 

@@ -85,10 +85,11 @@ int notify_mail_compose(buf *out, const char *from, const char *to, const char *
     rc = rc ? rc : subject_value(out, subject);
     rc = rc ? rc : buf_append_str(out, "\r\nMessage-ID: <");
     rc = rc ? rc : header_value(out, message_id && *message_id ? message_id : "alert");
-    rc = rc ? rc : buf_append_str(out, "@bookrank>\r\nMIME-Version: 1.0\r\n"
-                                       "Content-Type: text/plain; charset=utf-8\r\n"
-                                       "Content-Transfer-Encoding: 8bit\r\n"
-                                       "Auto-Submitted: auto-generated\r\n\r\n");
+    rc = rc ? rc
+            : buf_append_str(out, "@bookrank>\r\nMIME-Version: 1.0\r\n"
+                                  "Content-Type: text/plain; charset=utf-8\r\n"
+                                  "Content-Transfer-Encoding: 8bit\r\n"
+                                  "Auto-Submitted: auto-generated\r\n\r\n");
     /* Body lines end with CRLF; a bare LF in the text becomes one. */
     for (const char *p = body; rc == BUF_OK && *p; p++) {
         if (*p == '\n' && (p == body || p[-1] != '\r'))

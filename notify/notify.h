@@ -22,30 +22,30 @@
 #include "../common/compiler.h"
 
 typedef struct notify_config {
-    const char *smtp_url;        /* "smtp://host:port" or "smtps://host:port"; NULL: no mail */
-    const char *smtp_from;       /* envelope and From address */
-    const char *smtp_user;       /* credentials (from BOOKRANK_SMTP_USER/_PASSWORD); NULL: none */
+    const char *smtp_url;  /* "smtp://host:port" or "smtps://host:port"; NULL: no mail */
+    const char *smtp_from; /* envelope and From address */
+    const char *smtp_user; /* credentials (from BOOKRANK_SMTP_USER/_PASSWORD); NULL: none */
     const char *smtp_password;
-    const char *smtp_ca_file;    /* a CA bundle to trust for a private mail server; NULL: system */
-    const char *secret;          /* --notify-secret; NULL: webhook posts are not signed */
-    double timeout_s;            /* per attempt, default 10 */
-    const char *user_agent;      /* NULL: "bookrank/VERSION" */
+    const char *smtp_ca_file; /* a CA bundle to trust for a private mail server; NULL: system */
+    const char *secret;       /* --notify-secret; NULL: webhook posts are not signed */
+    double timeout_s;         /* per attempt, default 10 */
+    const char *user_agent;   /* NULL: "bookrank/VERSION" */
 } notify_config;
 
 /* One message to one target. For a batch (several events for one target and rule kind within a
  * minute), json is {"batch": true, "events": [...]} and text holds one line per event. */
 typedef struct notify_message {
-    const char *event_id;        /* X-Bookrank-Event and the mail's Message-ID */
-    const char *json;            /* webhook body */
+    const char *event_id; /* X-Bookrank-Event and the mail's Message-ID */
+    const char *json;     /* webhook body */
     size_t json_len;
-    const char *text;            /* chat, ntfy and mail body: one line per event */
-    const char *subject;         /* mail subject and ntfy title: title and rank */
+    const char *text;    /* chat, ntfy and mail body: one line per event */
+    const char *subject; /* mail subject and ntfy title: title and rank */
 } notify_message;
 
 typedef enum notify_err {
     NOTIFY_OK = 0,
-    NOTIFY_FAILED,               /* the target refused or could not be reached: try again later */
-    NOTIFY_CONFIG,               /* cannot be sent as configured (mail without --smtp): no retry */
+    NOTIFY_FAILED, /* the target refused or could not be reached: try again later */
+    NOTIFY_CONFIG, /* cannot be sent as configured (mail without --smtp): no retry */
     NOTIFY_NOMEM
 } notify_err;
 const char *notify_strerror(notify_err err);
@@ -71,8 +71,8 @@ void notify_sign(const char *secret, const char *body, size_t len, char *out);
  * Message-ID, MIME headers for UTF-8 plain text, CRLF line ends, then the body. Header values
  * are stripped of CR and LF, so no text can add a header. */
 BR_MUST_CHECK int notify_mail_compose(buf *out, const char *from, const char *to,
-                                      const char *subject, const char *message_id,
-                                      const char *body, int64_t now_ms);
+                                      const char *subject, const char *message_id, const char *body,
+                                      int64_t now_ms);
 
 /* ---- the delivery loop (deliver.c) ---------------------------------------------------------
  * One thread with its own store connection and sender: it sends what is due in the outbox after
@@ -85,12 +85,12 @@ BR_MUST_CHECK int notify_mail_compose(buf *out, const char *from, const char *to
  * without --smtp) fails at once. Sent and failed rows older than 30 days are pruned hourly. */
 
 typedef struct notify_deliver_config {
-    const char *db_path;         /* the store (SQLite path), opened by the delivery thread */
-    notify_config notify;        /* the transports; strings copied by notify_deliverer_start */
-    int64_t retry_first_ms;      /* first retry delay; 0 or less: 10000 (doubles each time) */
-    int64_t storm_ms;            /* one message per target and rule kind this often; 0: 60000 */
-    int64_t poll_ms;             /* looks at the outbox at least this often; 0: 1000 */
-    int64_t give_up_ms;          /* retries stop this long after creation; 0: one day */
+    const char *db_path;    /* the store (SQLite path), opened by the delivery thread */
+    notify_config notify;   /* the transports; strings copied by notify_deliverer_start */
+    int64_t retry_first_ms; /* first retry delay; 0 or less: 10000 (doubles each time) */
+    int64_t storm_ms;       /* one message per target and rule kind this often; 0: 60000 */
+    int64_t poll_ms;        /* looks at the outbox at least this often; 0: 1000 */
+    int64_t give_up_ms;     /* retries stop this long after creation; 0: one day */
 } notify_deliver_config;
 
 typedef struct notify_deliverer notify_deliverer;

@@ -20,7 +20,7 @@
 #define BOOKRANK_VERSION "dev"
 #endif
 
-#define RESPONSE_MAX 4096            /* what is kept of a target's answer, for messages */
+#define RESPONSE_MAX 4096 /* what is kept of a target's answer, for messages */
 
 struct notify_sender {
     const notify_config *cfg;
@@ -32,10 +32,14 @@ struct notify_sender {
 const char *notify_strerror(notify_err err)
 {
     switch (err) {
-    case NOTIFY_OK: return "sent";
-    case NOTIFY_FAILED: return "not delivered";
-    case NOTIFY_CONFIG: return "cannot be sent as configured";
-    case NOTIFY_NOMEM: return "out of memory";
+    case NOTIFY_OK:
+        return "sent";
+    case NOTIFY_FAILED:
+        return "not delivered";
+    case NOTIFY_CONFIG:
+        return "cannot be sent as configured";
+    case NOTIFY_NOMEM:
+        return "out of memory";
     }
     return "unknown error";
 }
@@ -69,8 +73,9 @@ static size_t on_response(char *data, size_t size, size_t nmemb, void *userdata)
     size_t n = size * nmemb;
     /* Only the start of an answer is kept; the rest is read and dropped. */
     if (s->response.len < RESPONSE_MAX - 1)
-        (void)buf_append(&s->response, data,
-                         n < RESPONSE_MAX - 1 - s->response.len ? n : RESPONSE_MAX - 1 - s->response.len);
+        (void)buf_append(
+            &s->response, data,
+            n < RESPONSE_MAX - 1 - s->response.len ? n : RESPONSE_MAX - 1 - s->response.len);
     return n;
 }
 
@@ -110,10 +115,10 @@ static CURLcode common_options(notify_sender *s)
     s->errbuf[0] = '\0';
     long timeout_ms = (long)((s->cfg->timeout_s > 0 ? s->cfg->timeout_s : 10.0) * 1000.0);
     CURLcode rc = CURLE_OK;
-#define SET(opt, val)                                                                            \
-    do {                                                                                         \
-        if (rc == CURLE_OK)                                                                      \
-            rc = curl_easy_setopt(c, opt, val);                                                  \
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, opt, val);                                                    \
     } while (0)
     SET(CURLOPT_NOSIGNAL, 1L);
     SET(CURLOPT_ERRORBUFFER, s->errbuf);
@@ -295,10 +300,10 @@ static notify_err send_mail(notify_sender *s, const char *to, const notify_messa
     int creds = cfg->smtp_user && *cfg->smtp_user;
     int implicit_tls = strncasecmp(cfg->smtp_url, "smtps://", 8) == 0;
     CURLcode rc = common_options(s);
-#define SET(opt, val)                                                                            \
-    do {                                                                                         \
-        if (rc == CURLE_OK)                                                                      \
-            rc = curl_easy_setopt(s->curl, opt, val);                                            \
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(s->curl, opt, val);                                              \
     } while (0)
     SET(CURLOPT_URL, cfg->smtp_url);
     SET(CURLOPT_PROTOCOLS_STR, "smtp,smtps");
@@ -340,12 +345,18 @@ notify_err notify_send(notify_sender *s, const char *target, const notify_messag
     if (alert_target_parse(target, &kind, &rest, why, whylen) != 0)
         return NOTIFY_CONFIG;
     switch (kind) {
-    case TARGET_WEBHOOK: return send_webhook(s, rest, m, why, whylen);
-    case TARGET_SLACK: return send_chat(s, rest, "text", "Slack", m, why, whylen);
-    case TARGET_DISCORD: return send_chat(s, rest, "content", "Discord", m, why, whylen);
-    case TARGET_NTFY: return send_ntfy(s, rest, m, why, whylen);
-    case TARGET_MAILTO: return send_mail(s, rest, m, why, whylen);
-    case TARGET_KIND_COUNT: break;
+    case TARGET_WEBHOOK:
+        return send_webhook(s, rest, m, why, whylen);
+    case TARGET_SLACK:
+        return send_chat(s, rest, "text", "Slack", m, why, whylen);
+    case TARGET_DISCORD:
+        return send_chat(s, rest, "content", "Discord", m, why, whylen);
+    case TARGET_NTFY:
+        return send_ntfy(s, rest, m, why, whylen);
+    case TARGET_MAILTO:
+        return send_mail(s, rest, m, why, whylen);
+    case TARGET_KIND_COUNT:
+        break;
     }
     return NOTIFY_CONFIG;
 }

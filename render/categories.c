@@ -49,8 +49,10 @@ static int hex4(const char *p, uint32_t *out)
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
         char c = p[i];
-        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (d < 0)
             return -1;
         v = v * 16 + (uint32_t)d;
@@ -126,7 +128,7 @@ static int read_int(cat_lexer *x, int64_t *out)
         v = v * 10 + (*q++ - '0');
     }
     if (q < x->end && (*q == '.' || *q == 'e' || *q == 'E'))
-        return -1;                /* not an integer */
+        return -1; /* not an integer */
     x->p = q;
     *out = neg ? -v : v;
     return 0;
@@ -171,14 +173,13 @@ int render_categories_parse(observation *obs, const char *text, size_t len)
                         break;
                     if (strcmp(key.data, "rank") == 0 && read_int(&x, &rank) == 0)
                         have_rank = 1;
-                    else if (strcmp(key.data, "category") == 0 &&
-                             (r = read_string(&x, &name)) == 0)
+                    else if (strcmp(key.data, "category") == 0 && (r = read_string(&x, &name)) == 0)
                         have_name = 1;
                     else if (r == -2 || skip_scalar(&x, &key) != 0) {
                         r = r == -2 ? -2 : -1;
                         break;
                     } else {
-                        r = 0;       /* another member, or one of the wrong type: skipped */
+                        r = 0; /* another member, or one of the wrong type: skipped */
                     }
                 } while (eat(&x, ','));
                 if (r == -2) {
@@ -190,8 +191,7 @@ int render_categories_parse(observation *obs, const char *text, size_t len)
                     break;
                 }
             }
-            if (have_rank && have_name &&
-                obs_add_category(obs, rank, name.data, name.len) != 0) {
+            if (have_rank && have_name && obs_add_category(obs, rank, name.data, name.len) != 0) {
                 ret = -1;
                 break;
             }

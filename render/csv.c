@@ -80,8 +80,9 @@ static int csv_book_fields(buf *out, const db_book *b)
     const char *asin = b->asin[0] ? b->asin : b->isbn13[0] ? b->isbn10 : b->id;
     int rc = buf_printf(out, "%.13s,%.13s,%.10s,", b->id, b->isbn13, asin);
     rc = rc ? rc : csv_field(out, b->title);
-    rc = rc ? rc : buf_printf(out, ",%s,",
-                              b->format != OBS_FORMAT_UNKNOWN ? obs_format_name(b->format) : "");
+    rc = rc ? rc
+            : buf_printf(out, ",%s,",
+                         b->format != OBS_FORMAT_UNKNOWN ? obs_format_name(b->format) : "");
     rc = rc ? rc : csv_field(out, b->work);
     rc = rc ? rc : buf_append(out, ",", 1);
     if (!rc && b->ntags) {

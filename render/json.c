@@ -25,7 +25,7 @@ void jw_begin(jw *w, buf *out, int flags)
 int jw_end(jw *w)
 {
     if (w->rc == BUF_OK && w->depth != 0)
-        w->rc = BUF_NOMEM;   /* unbalanced: a bug in a shape, never silently valid JSON */
+        w->rc = BUF_NOMEM; /* unbalanced: a bug in a shape, never silently valid JSON */
     if (w->rc == BUF_OK && w->pretty)
         w->rc = buf_append(w->out, "\n", 1);
     return w->rc;

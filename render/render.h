@@ -32,11 +32,11 @@ enum { RENDER_COMPACT = 0, RENDER_PRETTY = 1 };
  * other modules call the shapes below. */
 typedef struct jw {
     buf *out;
-    int rc;                 /* first BUF_* error, sticky */
+    int rc; /* first BUF_* error, sticky */
     int pretty;
     unsigned depth;
-    uint64_t has_items;     /* bit d: the container at depth d already holds a value */
-    int after_key;          /* the next value completes a "key": pair */
+    uint64_t has_items; /* bit d: the container at depth d already holds a value */
+    int after_key;      /* the next value completes a "key": pair */
 } jw;
 
 #define JW_MAX_DEPTH 64
@@ -48,14 +48,14 @@ void jw_object_close(jw *w);
 void jw_array_open(jw *w);
 void jw_array_close(jw *w);
 void jw_key(jw *w, const char *key);
-void jw_string(jw *w, const char *s);        /* NULL writes null */
+void jw_string(jw *w, const char *s); /* NULL writes null */
 void jw_string_n(jw *w, const char *s, size_t n);
 void jw_int(jw *w, int64_t v);
-void jw_rank(jw *w, int64_t rank);           /* rank < 0 writes null */
-void jw_double(jw *w, double v);             /* finite, %.3f-like shortest form */
+void jw_rank(jw *w, int64_t rank); /* rank < 0 writes null */
+void jw_double(jw *w, double v);   /* finite, %.3f-like shortest form */
 void jw_bool(jw *w, int v);
 void jw_null(jw *w);
-void jw_time(jw *w, int64_t ms);             /* ISO 8601 UTC "...Z", null for <= 0 */
+void jw_time(jw *w, int64_t ms); /* ISO 8601 UTC "...Z", null for <= 0 */
 
 /* ---- shapes ---------------------------------------------------------------------------------- */
 
@@ -108,7 +108,7 @@ BR_MUST_CHECK int render_refresh(buf *out, const db_job *job, const observation 
  * RENDER_ECHO_MAX bytes (cut on a character boundary). */
 typedef struct render_detail {
     size_t index;
-    const char *input;      /* NULL writes null (an entry that was not text) */
+    const char *input; /* NULL writes null (an entry that was not text) */
     size_t input_len;
     const char *reason;
 } render_detail;

@@ -363,7 +363,7 @@ int render_refresh(buf *out, const db_job *job, const observation *results, size
         observation_members(&w, &results[i]);
         jw_key(&w, "id");
         jw_string(&w, results[i].book_id);
-        jw_key(&w, "isbn13");      /* a book's id is its ISBN-13 when it has one */
+        jw_key(&w, "isbn13"); /* a book's id is its ISBN-13 when it has one */
         string_or_null(&w, strlen(results[i].book_id) == 13 ? results[i].book_id : NULL);
         jw_object_close(&w);
     }

@@ -47,13 +47,13 @@
 #include "../common/utf8.h"
 #include "text.h"
 
-#define FIRST_OUT_CAP 1024            /* block text tried for the first entry */
-#define FIRST_RAW_CAP (64u * 1024)    /* raw bytes that may hold it (long blank runs) */
-#define BLOCK_OUT_CAP (16u * 1024)    /* block text of a whole block */
+#define FIRST_OUT_CAP 1024         /* block text tried for the first entry */
+#define FIRST_RAW_CAP (64u * 1024) /* raw bytes that may hold it (long blank runs) */
+#define BLOCK_OUT_CAP (16u * 1024) /* block text of a whole block */
 #define BLOCK_RAW_CAP (256u * 1024)
-#define TAG_RAW_CAP 4096              /* a longer tag ends the window: no real block has one */
+#define TAG_RAW_CAP 4096 /* a longer tag ends the window: no real block has one */
 #define NORMALIZE_BUDGET (32u * 1024 * 1024) /* raw bytes normalized per page, all hits */
-#define PAREN_CAP 512                 /* longest "(See Top 100 in ...)" skipped between entries */
+#define PAREN_CAP 512 /* longest "(See Top 100 in ...)" skipped between entries */
 #define MAX_CATEGORIES 64
 #define MAX_TITLE_TRIES 16
 #define OVECTOR_PAIRS 10
@@ -66,17 +66,17 @@ typedef struct page_ctx {
     const unsigned char *page;
     size_t len;
     pcre2_match_data *md;
-    size_t budget;                   /* raw bytes normalization may still read */
+    size_t budget; /* raw bytes normalization may still read */
     /* Where the next "-->", "</style", "</script" at or after close_from[k] is (len: none).
      * Decoy labels inside one long style or script would otherwise each search it again. */
     size_t close_from[CLOSE_KINDS], close_at[CLOSE_KINDS];
     int close_known[CLOSE_KINDS];
-    char *text;                      /* block text, BLOCK_OUT_CAP bytes, allocated on first use */
-    size_t lex_pos;                  /* in_text(): the page up to here is known to be parsed */
-    size_t lex_open_at, lex_open_end;/* lex_context(): the last construct found to reach past a */
-    size_t lex_open_body;            /* query, and where its raw content starts */
-    size_t block_at;                 /* where the label of the block read starts (len: none) */
-    size_t title_at;                 /* where the title element starts (len: none) */
+    char *text;                       /* block text, BLOCK_OUT_CAP bytes, allocated on first use */
+    size_t lex_pos;                   /* in_text(): the page up to here is known to be parsed */
+    size_t lex_open_at, lex_open_end; /* lex_context(): the last construct found to reach past a */
+    size_t lex_open_body;             /* query, and where its raw content starts */
+    size_t block_at;                  /* where the label of the block read starts (len: none) */
+    size_t title_at;                  /* where the title element starts (len: none) */
 } page_ctx;
 
 /* ---- block text --------------------------------------------------------------------------- */
@@ -108,7 +108,7 @@ static size_t find_close(page_ctx *c, int kind, size_t from)
         return c->close_at[kind];
     const char *needle = close_text[kind];
     const unsigned char *hit = from < c->len ? find_literal(c->page + from, c->len - from, needle,
-                                                      strlen(needle))
+                                                            strlen(needle))
                                              : NULL;
     c->close_known[kind] = 1;
     c->close_from[kind] = from;
@@ -160,9 +160,10 @@ static size_t construct_end(page_ctx *c, size_t q, size_t *body_at)
         j = (size_t)(close - p) + 1;
     }
     j++;
-    int kind = closing ? -1 : strcmp(name, "script") == 0 ? CLOSE_SCRIPT
-                            : strcmp(name, "style") == 0  ? CLOSE_STYLE
-                                                          : -1;
+    int kind = closing                       ? -1
+               : strcmp(name, "script") == 0 ? CLOSE_SCRIPT
+               : strcmp(name, "style") == 0  ? CLOSE_STYLE
+                                             : -1;
     if (kind < 0)
         return j;
     *body_at = j;
@@ -242,7 +243,7 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
         end = from + c->budget;
     char *o = c->text;
     size_t n = 0, i = from;
-    size_t far = from;      /* furthest byte looked at: the budget pays for scans that fail too */
+    size_t far = from; /* furthest byte looked at: the budget pays for scans that fail too */
     /* 24: room for the longest single write, a "</name>" tag of up to 16 name bytes. */
     while (i < end && n + 24 < out_cap) {
         unsigned char ch = p[i];
@@ -259,9 +260,9 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             }
             int closing = i + 1 < end && p[i + 1] == '/';
             size_t name_at = i + 1 + (size_t)closing;
-            if (name_at >= end || !(scr_is_alpha(p[name_at]) || (!closing && (p[name_at] == '!' ||
-                                                                          p[name_at] == '?')))) {
-                memcpy(o + n, "&lt;", 4);   /* a '<' that opens nothing is text */
+            if (name_at >= end || !(scr_is_alpha(p[name_at]) ||
+                                    (!closing && (p[name_at] == '!' || p[name_at] == '?')))) {
+                memcpy(o + n, "&lt;", 4); /* a '<' that opens nothing is text */
                 n += 4;
                 i++;
                 continue;
@@ -293,8 +294,8 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
             }
             i = j + 1;
             if (name_len == 0)
-                continue;                   /* <!DOCTYPE ...>, <?...?> */
-            int skip = closing ? -1
+                continue; /* <!DOCTYPE ...>, <?...?> */
+            int skip = closing                       ? -1
                        : strcmp(name, "style") == 0  ? CLOSE_STYLE
                        : strcmp(name, "script") == 0 ? CLOSE_SCRIPT
                                                      : -1;
@@ -348,7 +349,7 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
                 n += used;
                 i += used;
             } else if (ch == 0xa0) {
-                text_space(o, &n);          /* no-break space of a Latin-1 page */
+                text_space(o, &n); /* no-break space of a Latin-1 page */
                 i++;
             } else {
                 o[n++] = (char)ch;
@@ -369,9 +370,10 @@ static size_t normalize(page_ctx *c, size_t from, size_t out_cap, size_t raw_cap
 static int tag_ends_block(const char *tag, size_t len)
 {
     static const char *const enders[] = {
-        "</ul>", "</ol>", "</td>", "</tr>", "</table>", "</tbody>", "<table>", "<tr>", "<td>",
-        "<th>",  "<div>", "</div>", "</dl>", "</dd>", "<dt>", "<p>", "</p>", "<hr>", "<h1>",
-        "<h2>",  "<h3>", "<h4>", "<h5>", "<h6>", "<section>", "</section>", "<body>", "</body>",
+        "</ul>", "</ol>", "</td>", "</tr>",     "</table>",   "</tbody>", "<table>",
+        "<tr>",  "<td>",  "<th>",  "<div>",     "</div>",     "</dl>",    "</dd>",
+        "<dt>",  "<p>",   "</p>",  "<hr>",      "<h1>",       "<h2>",     "<h3>",
+        "<h4>",  "<h5>",  "<h6>",  "<section>", "</section>", "<body>",   "</body>",
     };
     for (size_t k = 0; k < sizeof enders / sizeof enders[0]; k++)
         if (strlen(enders[k]) == len && memcmp(enders[k], tag, len) == 0)
@@ -427,12 +429,13 @@ typedef struct entry {
  * languages: its length, or 0. */
 static size_t free_word(const char *t, size_t i, size_t n)
 {
-    static const char *const words[] = {"Free", "Gratis", "Kostenlos", "Gratuit", "Gratuits",
-                                        "gratuit", "gratuits", "Gr\xc3\xa1tis", "Gratuito",
-                                        "Darmowe", NULL};
+    static const char *const words[] = {"Free",     "Gratis",  "Kostenlos", "Gratuit",
+                                        "Gratuits", "gratuit", "gratuits",  "Gr\xc3\xa1tis",
+                                        "Gratuito", "Darmowe", NULL};
     for (size_t k = 0; words[k]; k++) {
         size_t len = strlen(words[k]);
-        if (n - i >= len && memcmp(t + i, words[k], len) == 0 && (i + len == n || t[i + len] == ' '))
+        if (n - i >= len && memcmp(t + i, words[k], len) == 0 &&
+            (i + len == n || t[i + len] == ' '))
             return len;
     }
     return 0;
@@ -446,7 +449,7 @@ static int match_entry(page_ctx *c, const char *text, size_t n, size_t at, entry
 {
     int rc = pcre2_match(c->src->rank, (PCRE2_SPTR)text, n, at, 0, c->md, c->src->match_ctx);
     if (rc < 0)
-        return ENTRY_NONE;                  /* no match, or a limit hit: not an entry */
+        return ENTRY_NONE; /* no match, or a limit hit: not an entry */
     PCRE2_SIZE *ov = pcre2_get_ovector_pointer(c->md);
     if (ov[1] <= at || ov[2] == PCRE2_UNSET)
         return ENTRY_NONE;
@@ -567,7 +570,7 @@ static int labels_in(page_ctx *c, size_t from, size_t to, observation *out)
         size_t label_at = ov[0], label_end = ov[1];
         start = label_end > label_at ? label_end : label_at + 1;
         if (!in_text(c, label_at))
-            continue;              /* in a comment, script, style or attribute: a decoy */
+            continue; /* in a comment, script, style or attribute: a decoy */
         if (!c->text && !(c->text = malloc(BLOCK_OUT_CAP)))
             return -1;
         int got = read_block(c, label_end, out);
@@ -582,7 +585,7 @@ static int labels_in(page_ctx *c, size_t from, size_t to, observation *out)
 /* The link every rank block has ("See Top 100 in Books", the category ladders) and that is rare
  * elsewhere on a page: the built-in labels are looked for just before it first. */
 #define BESTSELLERS_LINK "/gp/bestsellers/"
-#define LINK_WINDOW 8192              /* label to its first link: under 1 KB on every page seen */
+#define LINK_WINDOW 8192 /* label to its first link: under 1 KB on every page seen */
 
 /*
  * Finds the first Best Sellers Rank block. With the built-in label table the windows before the
@@ -595,7 +598,7 @@ static int find_rank(page_ctx *c, observation *out)
         size_t from = 0, done_to = 0;
         for (int links = 0; links < 64 && from < c->len; links++) {
             const unsigned char *l = find_literal(c->page + from, c->len - from, BESTSELLERS_LINK,
-                                            sizeof BESTSELLERS_LINK - 1);
+                                                  sizeof BESTSELLERS_LINK - 1);
             if (!l)
                 break;
             size_t at = (size_t)(l - c->page);
@@ -679,8 +682,8 @@ static size_t find_in(const page_ctx *c, size_t from, size_t to, const char *nee
     return hit ? (size_t)(hit - c->page) : SIZE_MAX;
 }
 
-#define TITLE_AREA 8192               /* subtitle and binding follow the title within this */
-#define DETAILS_AREA (64u * 1024)     /* the product details before the rank block */
+#define TITLE_AREA 8192           /* subtitle and binding follow the title within this */
+#define DETAILS_AREA (64u * 1024) /* the product details before the rank block */
 
 /*
  * The edition's format where the page says it: next to the title (the subtitle line "Hardcover –
@@ -796,9 +799,12 @@ static scr_err set_error(observation *out, const char *message)
 const char *scr_strerror(scr_err err)
 {
     switch (err) {
-    case SCR_OK: return "ok";
-    case SCR_NOMEM: return "out of memory";
-    case SCR_INVALID: return "invalid argument";
+    case SCR_OK:
+        return "ok";
+    case SCR_NOMEM:
+        return "out of memory";
+    case SCR_INVALID:
+        return "invalid argument";
     }
     return "unknown error";
 }
@@ -825,8 +831,9 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
     if (http_status == 403 || http_status == 429) {
         out->status = OBS_BLOCKED;
         return obs_set_str(&out->error, http_status == 403 ? "HTTP 403 (refused)"
-                                                            : "HTTP 429 (too many requests)")
-                   ? SCR_NOMEM : SCR_OK;
+                                                           : "HTTP 429 (too many requests)")
+                   ? SCR_NOMEM
+                   : SCR_OK;
     }
 
     scr_err result = SCR_OK;
@@ -847,16 +854,19 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
             out->status = OBS_BLOCKED;
         else
             out->status = OBS_ERROR;
-        if (snprintf(msg, sizeof msg, "HTTP %d%s", http_status, captcha ? " with a captcha page" : "") < 0)
+        if (snprintf(msg, sizeof msg, "HTTP %d%s", http_status,
+                     captcha ? " with a captcha page" : "") < 0)
             msg[0] = '\0';
-        result = obs_set_str(&out->error, msg[0] ? msg : "unexpected HTTP status") ? SCR_NOMEM : SCR_OK;
+        result = obs_set_str(&out->error, msg[0] ? msg : "unexpected HTTP status") ? SCR_NOMEM
+                                                                                   : SCR_OK;
         goto done;
     }
 
     if (shown_marker(&c, &src->blocked)) {
         out->status = OBS_BLOCKED;
         result = obs_set_str(&out->error, "captcha page (the store asked us to prove we are human)")
-                     ? SCR_NOMEM : SCR_OK;
+                     ? SCR_NOMEM
+                     : SCR_OK;
         goto done;
     }
     /* The markers' lexing went wherever they matched; the label scan starts over. */
@@ -874,7 +884,8 @@ scr_err scr_extract(const scr_source *src, int http_status, const char *page, si
         goto done;
     }
     if (rc == BLOCK_OVERFLOW) {
-        result = set_error(out, "the rank has more digits than any rank can have: page not understood");
+        result = set_error(out,
+                           "the rank has more digits than any rank can have: page not understood");
     } else if (rc > 0) {
         out->status = OBS_OK;
     } else if (out->title) {

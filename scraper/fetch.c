@@ -32,20 +32,20 @@
 #define BODY_KEEP_MAX (64u * 1024u)
 
 struct scr_fetcher {
-    const scr_fetch_policy *policy;   /* of the fetch under way; NULL = no rules */
-    int via_proxy;          /* every connection goes to the proxy: addresses are its business */
-    char refused_addr[64];  /* the address on_open_socket refused ("" = none) */
-    struct curl_slist *language;      /* the Accept-Language header of the fetch under way */
-    struct curl_slist *resolve;       /* BOOKRANK_TEST_RESOLVE */
+    const scr_fetch_policy *policy; /* of the fetch under way; NULL = no rules */
+    int via_proxy;         /* every connection goes to the proxy: addresses are its business */
+    char refused_addr[64]; /* the address on_open_socket refused ("" = none) */
+    struct curl_slist *language; /* the Accept-Language header of the fetch under way */
+    struct curl_slist *resolve;  /* BOOKRANK_TEST_RESOLVE */
     char language_value[128];
     CURL *curl;
-    CURLM *multi;           /* drives curl; owns the kept-alive connections; wakeable */
+    CURLM *multi; /* drives curl; owns the kept-alive connections; wakeable */
     const atomic_int *abort_flag;
     double timeout_s;
-    buf body;               /* the answer being received, capped at SCR_MAX_PAGE */
-    int too_big, nomem;     /* why the write callback refused data */
-    double retry_after_s;   /* from the current answer's headers, -1 when none */
-    char encoding[64];      /* the current answer's Content-Encoding ("" = none) */
+    buf body;              /* the answer being received, capped at SCR_MAX_PAGE */
+    int too_big, nomem;    /* why the write callback refused data */
+    double retry_after_s;  /* from the current answer's headers, -1 when none */
+    char encoding[64];     /* the current answer's Content-Encoding ("" = none) */
     int connect_timed_out; /* the last attempt timed out before its connection was made */
     char errbuf[CURL_ERROR_SIZE];
 };
@@ -144,9 +144,9 @@ int scr_address_is_private(int family, const void *addr)
     if (family == AF_INET6) {
         static const unsigned char zero[15] = {0};
         if (memcmp(a, zero, 15) == 0 && (a[15] == 0 || a[15] == 1))
-            return 1;                                    /* :: and ::1 */
+            return 1; /* :: and ::1 */
         if ((a[0] & 0xfe) == 0xfc || (a[0] == 0xfe && (a[1] & 0xc0) == 0x80) || a[0] == 0xff)
-            return 1;                                    /* unique local, link-local, multicast */
+            return 1; /* unique local, link-local, multicast */
         static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
         if (memcmp(a, mapped, 12) == 0)
             return scr_address_is_private(AF_INET, a + 12);
@@ -159,12 +159,14 @@ int scr_address_is_private(int family, const void *addr)
  * URL has no host. */
 static int url_host(const char *url, char *out, size_t outlen, int *port, int *https)
 {
-    size_t skip = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    size_t skip = strncasecmp(url, "https://", 8) == 0  ? 8
+                  : strncasecmp(url, "http://", 7) == 0 ? 7
+                                                        : 0;
     if (!skip)
         return -1;
     *https = skip == 8;
     const char *h = url + skip;
-    if (*h == '[') {                                      /* [v6]:port */
+    if (*h == '[') { /* [v6]:port */
         const char *close = strchr(h, ']');
         if (!close)
             return -1;
@@ -197,7 +199,8 @@ static int url_host(const char *url, char *out, size_t outlen, int *port, int *h
     return 0;
 }
 
-void scr_fetch_policy_init(scr_fetch_policy *p, const char *url_template, const char *accept_language)
+void scr_fetch_policy_init(scr_fetch_policy *p, const char *url_template,
+                           const char *accept_language)
 {
     memset(p, 0, sizeof *p);
     p->accept_language = accept_language;
@@ -291,19 +294,19 @@ scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag
     CURL *c = f->curl;
     CURLcode rc = CURLE_OK;
     /* Each setopt's result is folded into rc: the first failure is what gets reported. */
-#define SET(opt, val) \
-    do { \
-        if (rc == CURLE_OK) \
-            rc = curl_easy_setopt(c, opt, val); \
+#define SET(opt, val)                                                                              \
+    do {                                                                                           \
+        if (rc == CURLE_OK)                                                                        \
+            rc = curl_easy_setopt(c, opt, val);                                                    \
     } while (0)
-    SET(CURLOPT_NOSIGNAL, 1L);               /* worker threads: no SIGALRM for DNS timeouts */
+    SET(CURLOPT_NOSIGNAL, 1L); /* worker threads: no SIGALRM for DNS timeouts */
     SET(CURLOPT_ERRORBUFFER, f->errbuf);
     /* Redirects are followed here, hop by hop, so that each target is checked (scr_fetch). */
     SET(CURLOPT_FOLLOWLOCATION, 0L);
     SET(CURLOPT_PROTOCOLS_STR, "http,https");
     SET(CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
     SET(CURLOPT_OPENSOCKETDATA, f);
-    SET(CURLOPT_ACCEPT_ENCODING, "");        /* every encoding this libcurl can decode */
+    SET(CURLOPT_ACCEPT_ENCODING, ""); /* every encoding this libcurl can decode */
     SET(CURLOPT_TIMEOUT_MS, timeout_ms);
     SET(CURLOPT_CONNECTTIMEOUT_MS, connect_ms);
     SET(CURLOPT_LOW_SPEED_LIMIT, LOW_SPEED_LIMIT);
@@ -411,7 +414,7 @@ static int unasked_encoding(const char *encoding, const char *accepted, char *ou
         const char *name = p;
         size_t len_name = n;
         if (n == 6 && strncmp(p, "x-gzip", 6) == 0)
-            name += 2, len_name = 4;           /* an old spelling libcurl takes as gzip */
+            name += 2, len_name = 4; /* an old spelling libcurl takes as gzip */
         int known = n == 8 && strncmp(p, "identity", 8) == 0;
         for (const char *a = accepted; !known && *a;) {
             a += strspn(a, " ,");
@@ -437,7 +440,8 @@ static void encoding_error(scr_fetcher *f, const char *detail, scr_fetch_result 
     if (f->encoding[0] && unasked_encoding(f->encoding, accepted, unasked, sizeof unasked))
         set_error(out, FETCH_OTHER,
                   "the store sent the page as Content-Encoding: %s, which we did not ask for "
-                  "(we take %s)", unasked, accepted);
+                  "(we take %s)",
+                  unasked, accepted);
     else if (f->encoding[0])
         set_error(out, FETCH_OTHER,
                   "the page's %s-compressed data is damaged and cannot be decompressed (%s)",
@@ -499,8 +503,10 @@ static void classify(scr_fetcher *f, CURLcode rc, scr_fetch_result *out)
         break;
     case CURLE_COULDNT_CONNECT:
         if (f->refused_addr[0])
-            set_error(out, FETCH_REFUSED, "refused to connect to %s: not a public address, and the "
-                                          "source's URL does not point there", f->refused_addr);
+            set_error(out, FETCH_REFUSED,
+                      "refused to connect to %s: not a public address, and the "
+                      "source's URL does not point there",
+                      f->refused_addr);
         else
             set_error(out, FETCH_CONNECT, "could not connect: %s", detail);
         break;
@@ -654,9 +660,9 @@ scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, const scr_fetch_policy 
             rc = perform(f);
         if (rc == CURLE_OPERATION_TIMEDOUT) {
             curl_off_t connected = 0;
-            f->connect_timed_out =
-                curl_easy_getinfo(f->curl, CURLINFO_CONNECT_TIME_T, &connected) == CURLE_OK &&
-                connected == 0;
+            f->connect_timed_out = curl_easy_getinfo(f->curl, CURLINFO_CONNECT_TIME_T,
+                                                     &connected) == CURLE_OK &&
+                                   connected == 0;
         }
         code = 0;
         if (curl_easy_getinfo(f->curl, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK)

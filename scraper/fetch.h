@@ -23,22 +23,22 @@
 #define SCR_FETCH_WHY_LEN 192
 
 typedef enum scr_fetch_err {
-    FETCH_OK = 0,      /* an HTTP answer arrived (any status) */
-    FETCH_TIMEOUT,     /* total, connect or low-speed timeout - retryable */
-    FETCH_CONNECT,     /* refused, reset, resolve failure, truncated body - retryable */
-    FETCH_TOO_BIG,     /* body over SCR_MAX_PAGE */
-    FETCH_REDIRECTS,   /* more than 5 redirects (a loop) */
-    FETCH_ABORTED,     /* abort_flag was set */
+    FETCH_OK = 0,    /* an HTTP answer arrived (any status) */
+    FETCH_TIMEOUT,   /* total, connect or low-speed timeout - retryable */
+    FETCH_CONNECT,   /* refused, reset, resolve failure, truncated body - retryable */
+    FETCH_TOO_BIG,   /* body over SCR_MAX_PAGE */
+    FETCH_REDIRECTS, /* more than 5 redirects (a loop) */
+    FETCH_ABORTED,   /* abort_flag was set */
     FETCH_NOMEM,
-    FETCH_REFUSED,     /* a redirect or an address the source's policy does not allow */
-    FETCH_OTHER        /* protocol, TLS, bad encoding ... - not retried */
+    FETCH_REFUSED, /* a redirect or an address the source's policy does not allow */
+    FETCH_OTHER    /* protocol, TLS, bad encoding ... - not retried */
 } scr_fetch_err;
 
 typedef struct scr_fetch_result {
     scr_fetch_err err;
-    int http_status;       /* last HTTP status seen, 0 when none */
-    double retry_after_s;  /* Retry-After of the final answer clamped to [0, 60], -1 when none */
-    const char *body;      /* borrowed from the fetcher, valid until its next fetch; never NULL */
+    int http_status;      /* last HTTP status seen, 0 when none */
+    double retry_after_s; /* Retry-After of the final answer clamped to [0, 60], -1 when none */
+    const char *body;     /* borrowed from the fetcher, valid until its next fetch; never NULL */
     size_t len;
     char why[SCR_FETCH_WHY_LEN]; /* what went wrong when err != FETCH_OK ("timeout after 30 s",
                                    * "connection reset"...): the observation's error text */
@@ -46,11 +46,11 @@ typedef struct scr_fetch_result {
 
 /* What a source allows its fetches, derived once from its URL template (source.c). */
 typedef struct scr_fetch_policy {
-    const char *accept_language;  /* sent as Accept-Language; NULL = none */
-    char domain[256];             /* redirects are followed only to this host (the template's,
+    const char *accept_language; /* sent as Accept-Language; NULL = none */
+    char domain[256];            /* redirects are followed only to this host (the template's,
                                      without a leading "www.") and its subdomains */
-    int port;                     /* ...and to this port (0: the scheme's default) */
-    int private_ok;               /* the template itself names a loopback, private or
+    int port;                    /* ...and to this port (0: the scheme's default) */
+    int private_ok;              /* the template itself names a loopback, private or
                                      link-local address (or localhost): such addresses are
                                      allowed; otherwise connecting to one is refused */
 } scr_fetch_policy;
@@ -70,14 +70,14 @@ typedef struct scr_fetcher scr_fetcher;
  * borrowed and must outlive the fetcher. NULL with a malloc'd message in *err on failure.
  */
 BR_MUST_CHECK scr_fetcher *scr_fetcher_new(const scr_config *cfg, const atomic_int *abort_flag,
-                                          char **err);
+                                           char **err);
 void scr_fetcher_free(scr_fetcher *f); /* NULL is a no-op */
 
 /* GETs url into out, following up to 5 redirects that policy allows (same scheme or an upgrade
  * to https, the policy's domain and port; see scr_fetch_policy); returns out->err. A redirect
  * elsewhere ends the fetch with FETCH_REFUSED. policy may be NULL (no rules: tests). */
-BR_MUST_CHECK scr_fetch_err scr_fetch(scr_fetcher *f, const char *url, const scr_fetch_policy *policy,
-                                      scr_fetch_result *out);
+BR_MUST_CHECK scr_fetch_err scr_fetch(scr_fetcher *f, const char *url,
+                                      const scr_fetch_policy *policy, scr_fetch_result *out);
 
 /* Makes a fetch running in another thread look at abort_flag now. Any thread; f must be alive. */
 void scr_fetcher_wake(scr_fetcher *f);

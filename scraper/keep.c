@@ -20,8 +20,8 @@ struct scr_keep {
     char *dir;
     int max;
     pthread_mutex_t lock;
-    unsigned seq;        /* lock: tells apart pages kept in the same millisecond */
-    int warned;          /* lock: a write failure was logged */
+    unsigned seq; /* lock: tells apart pages kept in the same millisecond */
+    int warned;   /* lock: a write failure was logged */
 };
 
 scr_keep *scr_keep_new(const char *dir, int max_pages, char **err)
@@ -81,7 +81,8 @@ static void prune_locked(scr_keep *k)
     for (int i = 0; i < n; i++) {
         if (i < n - k->max) {
             char path[4096];
-            if ((size_t)snprintf(path, sizeof path, "%s/%s", k->dir, names[i]->d_name) < sizeof path)
+            if ((size_t)snprintf(path, sizeof path, "%s/%s", k->dir, names[i]->d_name) <
+                sizeof path)
                 (void)unlink(path);
         }
         free(names[i]);
@@ -96,14 +97,14 @@ void scr_keep_page(scr_keep *k, const char *source, const char *id, obs_status s
     safe_copy(src, sizeof src, source);
     safe_copy(bid, sizeof bid, id);
     int64_t now = time_now_ms();
-    time_format_iso(now, when, sizeof when);   /* 2026-12-02T13:00:00Z */
+    time_format_iso(now, when, sizeof when); /* 2026-12-02T13:00:00Z */
     for (char *c = when; *c; c++)
         if (*c == ':')
             *c = '-';
     pthread_mutex_lock(&k->lock);
     unsigned seq = k->seq++;
-    snprintf(name, sizeof name, "%s.%03d.%06u_%s_%s_%s_%d.html", when, (int)(now % 1000), seq % 1000000u,
-             src, bid, obs_status_name(status), http_status);
+    snprintf(name, sizeof name, "%s.%03d.%06u_%s_%s_%s_%d.html", when, (int)(now % 1000),
+             seq % 1000000u, src, bid, obs_status_name(status), http_status);
     int ok = (size_t)snprintf(path, sizeof path, "%s/%s", k->dir, name) < sizeof path &&
              (size_t)snprintf(tmp, sizeof tmp, "%s/.%s.tmp", k->dir, name) < sizeof tmp;
     FILE *f = ok ? fopen(tmp, "wb") : NULL;

@@ -20,7 +20,7 @@ typedef struct scr_keep scr_keep;
 /* Creates dir if needed (mode 0700: pages may carry cookies' effects, nobody else's business).
  * NULL with a malloc'd message in *err. */
 BR_MUST_CHECK scr_keep *scr_keep_new(const char *dir, int max_pages, char **err);
-void scr_keep_free(scr_keep *k);   /* NULL is a no-op */
+void scr_keep_free(scr_keep *k); /* NULL is a no-op */
 /* Keeps one page (best effort: a failure is logged once, never fails the fetch). */
 void scr_keep_page(scr_keep *k, const char *source, const char *id, obs_status status,
                    int http_status, const char *page, size_t len);

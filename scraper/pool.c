@@ -33,53 +33,53 @@
 
 typedef struct pool_host {
     struct pool_host *next;
-    char *key;                /* "scheme://host:port", lower-case host */
+    char *key; /* "scheme://host:port", lower-case host */
     /* guarded by scr_pool.lock: */
     int in_flight;
-    int64_t next_start_us;    /* token bucket with burst 1: earliest start of the next request */
-    int64_t paused_until_us;  /* cool-down after `blocked`, or the store's Retry-After */
+    int64_t next_start_us;   /* token bucket with burst 1: earliest start of the next request */
+    int64_t paused_until_us; /* cool-down after `blocked`, or the store's Retry-After */
 } pool_host;
 
 typedef struct pool_job {
     struct pool_job *next;
     const scr_source *src;
     scr_book book;
-    char *url;                /* NULL when early_error is set */
-    const char *early_error;  /* static text: reported without fetching */
-    pool_host *host;          /* NULL when early_error is set */
+    char *url;               /* NULL when early_error is set */
+    const char *early_error; /* static text: reported without fetching */
+    pool_host *host;         /* NULL when early_error is set */
     scr_result_fn fn;
     void *ctx;
-    int started;              /* taken by a worker at least once (then counted in in_flight) */
+    int started; /* taken by a worker at least once (then counted in in_flight) */
     int attempts;
-    int64_t start_us;         /* monotonic, when first taken: duration includes retry waits */
-    int64_t not_before_us;    /* backoff: not to be retried before this */
+    int64_t start_us;      /* monotonic, when first taken: duration includes retry waits */
+    int64_t not_before_us; /* backoff: not to be retried before this */
 } pool_job;
 
 typedef struct pool_worker {
     scr_pool *pool;
-    scr_fetcher *fetcher;     /* this worker's own easy handle */
+    scr_fetcher *fetcher; /* this worker's own easy handle */
     pthread_t thread;
-    int running;              /* thread created (joined in scr_pool_free) */
-    uint64_t rng;             /* backoff jitter, worker-private */
+    int running;  /* thread created (joined in scr_pool_free) */
+    uint64_t rng; /* backoff jitter, worker-private */
 } pool_worker;
 
 struct scr_pool {
-    scr_config cfg;           /* immutable after scr_pool_new; string members not kept */
-    int64_t interval_us;      /* 1 / rate, 0 = unlimited */
-    int64_t interval_all_us;  /* 1 / rate_all, 0 = unlimited */
-    scr_keep *keep;           /* kept pages, NULL = none */
+    scr_config cfg;          /* immutable after scr_pool_new; string members not kept */
+    int64_t interval_us;     /* 1 / rate, 0 = unlimited */
+    int64_t interval_all_us; /* 1 / rate_all, 0 = unlimited */
+    scr_keep *keep;          /* kept pages, NULL = none */
     pthread_mutex_t lock;
-    pthread_cond_t work_cv;   /* workers: new job, freed slot, requeued retry, stop */
-    pthread_cond_t space_cv;  /* submitters: room in the queue, stop */
-    pthread_cond_t done_cv;   /* scr_pool_free: a started job finished, a submitter left */
+    pthread_cond_t work_cv;  /* workers: new job, freed slot, requeued retry, stop */
+    pthread_cond_t space_cv; /* submitters: room in the queue, stop */
+    pthread_cond_t done_cv;  /* scr_pool_free: a started job finished, a submitter left */
     /* guarded by lock: */
-    pool_job *head, *tail;    /* never-started jobs in submit order, retries in front */
-    long queued;              /* never-started jobs in the queue */
-    long in_flight;           /* started and not yet reported (fetching or in backoff) */
+    pool_job *head, *tail;     /* never-started jobs in submit order, retries in front */
+    long queued;               /* never-started jobs in the queue */
+    long in_flight;            /* started and not yet reported (fetching or in backoff) */
     int64_t next_start_all_us; /* the pool-wide token bucket (rate_all), burst 1 */
-    int submitters;           /* threads inside scr_pool_submit */
-    int stopping;             /* no new work; never-started jobs were abandoned */
-    int aborting;             /* grace is over: stop everything */
+    int submitters;            /* threads inside scr_pool_submit */
+    int stopping;              /* no new work; never-started jobs were abandoned */
+    int aborting;              /* grace is over: stop everything */
     pool_host *hosts;
     /* set with aborting; read lock-free by the fetchers' progress callbacks */
     atomic_int abort_flag;
@@ -161,7 +161,8 @@ static char *config_check(const scr_config *cfg)
     if (!(cfg->cooldown_s >= 0 && cfg->cooldown_s <= 86400))
         return buf_strdup_printf("cooldown must be 0..86400 s");
     if (!(cfg->rate_all >= 0 && cfg->rate_all <= 1e6))
-        return buf_strdup_printf("rate-all must be 0 (unlimited) or a positive number of requests/s");
+        return buf_strdup_printf(
+            "rate-all must be 0 (unlimited) or a positive number of requests/s");
     if (cfg->keep_pages < 0 || cfg->keep_pages > 100000 || (cfg->keep_pages && !cfg->pages_dir))
         return buf_strdup_printf("keep-pages must be 0..100000, with a directory");
     if (!(cfg->backoff_base_s >= 0 && cfg->backoff_base_s <= BACKOFF_MAX_S))
@@ -411,7 +412,8 @@ static void run_attempt(pool_worker *w, pool_job *job)
 
     obs_init(&ans);
     job->attempts++;
-    scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, scr_source_fetch_policy(job->src), &res);
+    scr_fetch_err fetched = scr_fetch(w->fetcher, job->url, scr_source_fetch_policy(job->src),
+                                      &res);
     if (fetched == FETCH_OK) {
         retry = classify_answer(job, &res, &ans);
         if (p->keep && ans.status != OBS_OK)
@@ -441,8 +443,7 @@ static void run_attempt(pool_worker *w, pool_job *job)
         if (!p->tail)
             p->tail = job;
     } else if (ans.status == OBS_BLOCKED && p->cfg.cooldown_s > 0) {
-        h->paused_until_us = max64(h->paused_until_us,
-                                   now + (int64_t)(p->cfg.cooldown_s * 1e6));
+        h->paused_until_us = max64(h->paused_until_us, now + (int64_t)(p->cfg.cooldown_s * 1e6));
     }
     /* A slot is free, or a retry is waiting. With nothing queued no worker can use the slot:
      * waking hundreds of idle workers on every finished request at the tail of a refresh would

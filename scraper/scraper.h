@@ -34,8 +34,8 @@
  * (blocked, not found, not understood) is not an error of the call: it is the observation. */
 typedef enum scr_err {
     SCR_OK = 0,
-    SCR_NOMEM,           /* out of memory: the result is unusable */
-    SCR_INVALID          /* a required argument was NULL */
+    SCR_NOMEM,  /* out of memory: the result is unusable */
+    SCR_INVALID /* a required argument was NULL */
 } scr_err;
 
 /* A short stable description of an error code ("out of memory", ...). */
@@ -59,7 +59,7 @@ extern const char *const scr_preset_names[];
  * {isbn13}; presets use https://www.amazon.TLD/dp/{asin}).
  */
 BR_MUST_CHECK scr_source *scr_source_new_preset(const char *name, const char *url_template,
-                                               char **err);
+                                                char **err);
 
 /*
  * A custom source from its rules as text (the config file's "sources" entries). Fields not given
@@ -83,19 +83,19 @@ BR_MUST_CHECK scr_source *scr_source_new_preset(const char *name, const char *ur
  * compile, lacks its capture groups, the name or template is invalid, or base is unknown.
  */
 typedef struct scr_rules {
-    const char *name;            /* required */
-    const char *url_template;    /* required */
-    const char *base;            /* preset whose rules fill what is not given */
-    const char *block_start;     /* where the Best Sellers Rank block begins */
-    const char *rank;            /* one rank entry: group 1 = number, group 2 = category */
-    const char *title;           /* group 1 = title */
-    const char *blocked;         /* any match => blocked (captcha / robot check) */
-    const char *not_found;       /* any match => not_found */
+    const char *name;         /* required */
+    const char *url_template; /* required */
+    const char *base;         /* preset whose rules fill what is not given */
+    const char *block_start;  /* where the Best Sellers Rank block begins */
+    const char *rank;         /* one rank entry: group 1 = number, group 2 = category */
+    const char *title;        /* group 1 = title */
+    const char *blocked;      /* any match => blocked (captcha / robot check) */
+    const char *not_found;    /* any match => not_found */
 } scr_rules;
 
 BR_MUST_CHECK scr_source *scr_source_new_custom(const scr_rules *rules, char **err);
-void scr_source_free(scr_source *src);           /* NULL is a no-op */
-const char *scr_source_name(const scr_source *src); /* borrowed */
+void scr_source_free(scr_source *src);                  /* NULL is a no-op */
+const char *scr_source_name(const scr_source *src);     /* borrowed */
 const char *scr_source_template(const scr_source *src); /* borrowed */
 /* The Accept-Language its fetches send (the preset's store language; a custom source takes its
  * base's); NULL when none. Borrowed. */
@@ -104,10 +104,10 @@ const char *scr_source_accept_language(const scr_source *src);
 /* What a source needs to know of a book to fetch it: its id and the values a URL template can
  * use. Empty strings for what the book does not have. */
 typedef struct scr_book {
-    char id[14];             /* ISBN-13 or ASIN: the observation's book_id */
+    char id[14]; /* ISBN-13 or ASIN: the observation's book_id */
     char isbn13[14];
     char isbn10[11];
-    char asin[11];           /* the ASIN for this source: the book's per-store one, the one
+    char asin[11]; /* the ASIN for this source: the book's per-store one, the one
                                 attached to it, or its ISBN-10 */
 } scr_book;
 
@@ -235,8 +235,8 @@ void scr_pool_free(scr_pool *pool, int grace_ms);
 
 /* Snapshot of what the pool is doing, for metrics. Any thread; a NULL pool reads as idle. */
 typedef struct scr_pool_stats {
-    long queued;     /* accepted, not started */
-    long in_flight;  /* started, not yet reported (fetching or waiting to retry) */
+    long queued;    /* accepted, not started */
+    long in_flight; /* started, not yet reported (fetching or waiting to retry) */
 } scr_pool_stats;
 void scr_pool_stats_get(scr_pool *pool, scr_pool_stats *out);
 

@@ -93,19 +93,20 @@ static const char default_block_start[] =
  *   "商品里排第968,928名日本图书" (Chinese interface);
  *   "Kitap kategorisinde 1.234. sırada" (Turkish: the category first).
  */
-#define RANK_NUMBER "((?:[0-9]|\xd9[\xa0-\xa9])++(?:(?:[,.\\x20']|\xd9[\xab\xac])(?:[0-9]|\xd9[\xa0-\xa9])++)*+)"
-#define RANK_CATEGORY "((?:<a>(?:[^<]|</?(?:b|i|em|strong|span)>)*+</a>|</?(?:b|i|em|strong)>|[^<(])*+)"
+#define RANK_NUMBER                                                                                \
+    "((?:[0-9]|\xd9[\xa0-\xa9])++(?:(?:[,.\\x20']|\xd9[\xab\xac])(?:[0-9]|\xd9[\xa0-\xa9])++)*+)"
+#define RANK_CATEGORY                                                                              \
+    "((?:<a>(?:[^<]|</?(?:b|i|em|strong|span)>)*+</a>|</?(?:b|i|em|strong)>|[^<(])*+)"
 static const char default_rank[] =
     "(?|"
-    "(?:\\#|[Nn][Rr]\\.?|No\\.|[Nn](?:\\xc2?\\xb0|\\xc2\\xba|o\\.)|n\\.|Pozycja|\xe2\x84\x96)?\\x20?+"
-    RANK_NUMBER
+    "(?:\\#|[Nn][Rr]\\.?|No\\.|[Nn](?:\\xc2?\\xb0|\\xc2\\xba|o\\.)|n\\.|Pozycja|\xe2\x84\x96)?\\x20?+" RANK_NUMBER
     "(?:\\x20|<[^<>]{1,20}>)*+"
     "(?:(?:Paid|Free|Bezahlt|Kostenlos|Gratis|Gr\xc3\xa1tis|[Pp]ayants?|[Gg]ratuits?|Pago|Pagati|"
     "Gratuito|Darmowe|P\xc5\x82\x61tne)\\x20++)?"
-    "(?:in|en|dans|em|i|w\\x20kategorii|\xd9\x81\xd9\x8a|In|En|Dans|Em)(?=[\\x20<])\\x20?+"
-    RANK_CATEGORY
+    "(?:in|en|dans|em|i|w\\x20kategorii|\xd9\x81\xd9\x8a|In|En|Dans|Em)(?=[\\x20<])\\x20?+" RANK_CATEGORY
     "|-?\\x20?+" RANK_NUMBER "\xe4\xbd\x8d\\x20?+" RANK_CATEGORY
-    "|(?:\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92)?\xe7\xac\xac\\x20?+" RANK_NUMBER "\\x20?+\xe5\x90\x8d\\x20?+" RANK_CATEGORY
+    "|(?:\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92)?\xe7\xac\xac\\x20?+" RANK_NUMBER
+    "\\x20?+\xe5\x90\x8d\\x20?+" RANK_CATEGORY
     "|(?=[^<(]{1,200}?\\x20kategorisinde\\x20" RANK_NUMBER "\\.\\x20s\xc4\xb1rada)"
     "([^<(]{1,200}?)\\x20kategorisinde\\x20[^<]{1,40}?\\.\\x20s\xc4\xb1rada"
     ")";
@@ -194,8 +195,10 @@ static size_t placeholder_len(const char *s)
 static const char *placeholder_value(const char *s, const scr_book *book)
 {
     switch (s[1]) {
-    case 'a': return book->asin;
-    case 'i': return s[2] == 'd' ? book->id : s[5] == '1' && s[6] == '0' ? book->isbn10 : book->isbn13;
+    case 'a':
+        return book->asin;
+    case 'i':
+        return s[2] == 'd' ? book->id : s[5] == '1' && s[6] == '0' ? book->isbn10 : book->isbn13;
     }
     return "";
 }
@@ -225,7 +228,8 @@ static char *template_problem(const char *tpl)
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)tpl[i];
         if (c <= 0x20 || c >= 0x7f)
-            return buf_strdup_printf("URL template has a space, control or non-ASCII byte at offset %zu", i);
+            return buf_strdup_printf(
+                "URL template has a space, control or non-ASCII byte at offset %zu", i);
         if (c == '{') {
             size_t n = placeholder_len(tpl + i);
             if (n) {
@@ -234,7 +238,8 @@ static char *template_problem(const char *tpl)
                 continue;
             }
             return buf_strdup_printf("URL template has an unknown placeholder at offset %zu "
-                                     "(only {asin}, {id}, {isbn10} and {isbn13} exist)", i);
+                                     "(only {asin}, {id}, {isbn10} and {isbn13} exist)",
+                                     i);
         }
         if (c == '}')
             return buf_strdup_printf("URL template has a stray '}' at offset %zu", i);
@@ -249,8 +254,8 @@ static pcre2_code *compile_rule(const char *source_name, const char *what, const
                                 uint32_t extra_options, uint32_t needs_groups, char **err)
 {
     if (strlen(text) > MAX_PATTERN_LEN) {
-        set_err(err, buf_strdup_printf("source %s: %s pattern is longer than %d bytes", source_name, what,
-                             MAX_PATTERN_LEN));
+        set_err(err, buf_strdup_printf("source %s: %s pattern is longer than %d bytes", source_name,
+                                       what, MAX_PATTERN_LEN));
         return NULL;
     }
     int code;
@@ -264,14 +269,15 @@ static pcre2_code *compile_rule(const char *source_name, const char *what, const
         if (pcre2_get_error_message(code, why, sizeof why) < 0)
             memcpy(why, "unknown error", sizeof "unknown error");
         set_err(err, buf_strdup_printf("source %s: %s pattern: %s at offset %zu", source_name, what,
-                             (const char *)why, (size_t)offset));
+                                       (const char *)why, (size_t)offset));
         return NULL;
     }
     uint32_t groups = 0;
     pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
     if (groups < needs_groups) {
-        set_err(err, buf_strdup_printf("source %s: %s pattern needs %u capture group%s", source_name, what,
-                             needs_groups, needs_groups == 1 ? "" : "s"));
+        set_err(err,
+                buf_strdup_printf("source %s: %s pattern needs %u capture group%s", source_name,
+                                  what, needs_groups, needs_groups == 1 ? "" : "s"));
         pcre2_code_free(re);
         return NULL;
     }
@@ -334,17 +340,17 @@ static scr_source *source_build(const scr_rules *r, char **err)
     pcre2_set_depth_limit(src->match_ctx, DEPTH_LIMIT);
     pcre2_set_heap_limit(src->match_ctx, HEAP_LIMIT_KIB);
 
-    src->block_start = compile_rule(r->name, "block_start",
-                                    r->block_start ? r->block_start : default_block_start, 0, 0,
-                                    err);
+    src->block_start = compile_rule(
+        r->name, "block_start", r->block_start ? r->block_start : default_block_start, 0, 0, err);
     if (!src->block_start)
         goto fail;
     src->builtin_labels = r->block_start == NULL;
     int base = preset_index(r->base ? r->base : r->name);
-    scr_fetch_policy_init(&src->policy, src->url_template, base >= 0 ? preset_languages[base] : NULL);
+    scr_fetch_policy_init(&src->policy, src->url_template,
+                          base >= 0 ? preset_languages[base] : NULL);
     /* Entries are read one after another from a known start, so the rank rule is anchored. */
-    src->rank = compile_rule(r->name, "rank", r->rank ? r->rank : default_rank, PCRE2_ANCHORED,
-                             2, err);
+    src->rank = compile_rule(r->name, "rank", r->rank ? r->rank : default_rank, PCRE2_ANCHORED, 2,
+                             err);
     if (!src->rank)
         goto fail;
     src->title = compile_rule(r->name, "title", r->title ? r->title : default_title, 0, 1, err);
@@ -397,7 +403,8 @@ scr_source *scr_source_new_custom(const scr_rules *rules, char **err)
         unsigned char c = (unsigned char)rules->name[i];
         if (nlen > MAX_NAME_LEN || c <= 0x20 || c >= 0x7f) {
             set_err(err, buf_strdup_printf("custom source: the name must be 1-%d printable ASCII "
-                                 "characters without spaces", MAX_NAME_LEN));
+                                           "characters without spaces",
+                                           MAX_NAME_LEN));
             return NULL;
         }
     }
@@ -408,7 +415,8 @@ scr_source *scr_source_new_custom(const scr_rules *rules, char **err)
         return NULL;
     }
     if (rules->base && preset_index(rules->base) < 0) {
-        set_err(err, buf_strdup_printf("source %s: unknown base preset '%.64s'", rules->name, rules->base));
+        set_err(err, buf_strdup_printf("source %s: unknown base preset '%.64s'", rules->name,
+                                       rules->base));
         return NULL;
     }
     /* Every preset has the same rules today, so `base` only needs to be valid; it stays in the
@@ -472,5 +480,5 @@ void scr_book_from_isbn(const isbn *in, scr_book *out)
     memcpy(out->id, in->isbn13, sizeof in->isbn13);
     memcpy(out->isbn13, in->isbn13, sizeof in->isbn13);
     memcpy(out->isbn10, in->isbn10, sizeof in->isbn10);
-    memcpy(out->asin, in->isbn10, sizeof in->isbn10);   /* a print book's ASIN is its ISBN-10 */
+    memcpy(out->asin, in->isbn10, sizeof in->isbn10); /* a print book's ASIN is its ISBN-10 */
 }

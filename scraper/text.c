@@ -26,44 +26,42 @@ int scr_is_nbsp_cp(uint32_t cp)
 
 /* HTML's names for U+00A0..U+00FF, in order. */
 static const char *const latin1_names[96] = {
-    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",
-    "uml",    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",
-    "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",  "para",   "middot",
-    "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest",
-    "Agrave", "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil",
-    "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave", "Iacute", "Icirc",  "Iuml",
-    "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",   "times",
-    "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",
-    "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
-    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",
-    "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
-    "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
+    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",   "uml",
+    "copy",   "ordf",   "laquo",  "not",    "shy",    "reg",    "macr",   "deg",    "plusmn",
+    "sup2",   "sup3",   "acute",  "micro",  "para",   "middot", "cedil",  "sup1",   "ordm",
+    "raquo",  "frac14", "frac12", "frac34", "iquest", "Agrave", "Aacute", "Acirc",  "Atilde",
+    "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute", "Ecirc",  "Euml",   "Igrave",
+    "Iacute", "Icirc",  "Iuml",   "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde",
+    "Ouml",   "times",  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",
+    "szlig",  "agrave", "aacute", "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil",
+    "egrave", "eacute", "ecirc",  "euml",   "igrave", "iacute", "icirc",  "iuml",   "eth",
+    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide", "oslash", "ugrave",
+    "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml",
 };
 
 static const struct {
     const char *name;
     uint32_t cp;
 } other_names[] = {
-    {"amp", '&'},       {"lt", '<'},         {"gt", '>'},         {"quot", '"'},
-    {"apos", '\''},     {"ndash", 0x2013},   {"mdash", 0x2014},   {"lsquo", 0x2018},
-    {"rsquo", 0x2019},  {"sbquo", 0x201a},   {"ldquo", 0x201c},   {"rdquo", 0x201d},
-    {"bdquo", 0x201e},  {"hellip", 0x2026},  {"bull", 0x2022},    {"trade", 0x2122},
-    {"euro", 0x20ac},   {"dagger", 0x2020},  {"Dagger", 0x2021},  {"permil", 0x2030},
-    {"lsaquo", 0x2039}, {"rsaquo", 0x203a},  {"OElig", 0x152},    {"oelig", 0x153},
-    {"Scaron", 0x160},  {"scaron", 0x161},   {"Yuml", 0x178},     {"fnof", 0x192},
-    {"circ", 0x2c6},    {"tilde", 0x2dc},    {"ensp", 0x2002},    {"emsp", 0x2003},
-    {"thinsp", 0x2009}, {"zwnj", 0x200c},    {"zwj", 0x200d},     {"lrm", 0x200e},
-    {"rlm", 0x200f},    {"prime", 0x2032},   {"Prime", 0x2033},   {"minus", 0x2212},
-    {"rarr", 0x2192},   {"larr", 0x2190},    {"hyphen", 0x2010},  {"NewLine", '\n'},
+    {"amp", '&'},       {"lt", '<'},        {"gt", '>'},        {"quot", '"'},
+    {"apos", '\''},     {"ndash", 0x2013},  {"mdash", 0x2014},  {"lsquo", 0x2018},
+    {"rsquo", 0x2019},  {"sbquo", 0x201a},  {"ldquo", 0x201c},  {"rdquo", 0x201d},
+    {"bdquo", 0x201e},  {"hellip", 0x2026}, {"bull", 0x2022},   {"trade", 0x2122},
+    {"euro", 0x20ac},   {"dagger", 0x2020}, {"Dagger", 0x2021}, {"permil", 0x2030},
+    {"lsaquo", 0x2039}, {"rsaquo", 0x203a}, {"OElig", 0x152},   {"oelig", 0x153},
+    {"Scaron", 0x160},  {"scaron", 0x161},  {"Yuml", 0x178},    {"fnof", 0x192},
+    {"circ", 0x2c6},    {"tilde", 0x2dc},   {"ensp", 0x2002},   {"emsp", 0x2003},
+    {"thinsp", 0x2009}, {"zwnj", 0x200c},   {"zwj", 0x200d},    {"lrm", 0x200e},
+    {"rlm", 0x200f},    {"prime", 0x2032},  {"Prime", 0x2033},  {"minus", 0x2212},
+    {"rarr", 0x2192},   {"larr", 0x2190},   {"hyphen", 0x2010}, {"NewLine", '\n'},
     {"Tab", '\t'},
 };
 
 /* What HTML makes of &#128;..&#159; (Windows-1252, as browsers do); 0 = stays a control. */
 static const uint16_t cp1252_high[32] = {
-    0x20ac, 0,      0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021,
-    0x02c6, 0x2030, 0x0160, 0x2039, 0x0152, 0,      0x017d, 0,
-    0,      0x2018, 0x2019, 0x201c, 0x201d, 0x2022, 0x2013, 0x2014,
-    0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0,      0x017e, 0x0178,
+    0x20ac, 0,      0x201a, 0x0192, 0x201e, 0x2026, 0x2020, 0x2021, 0x02c6, 0x2030, 0x0160,
+    0x2039, 0x0152, 0,      0x017d, 0,      0,      0x2018, 0x2019, 0x201c, 0x201d, 0x2022,
+    0x2013, 0x2014, 0x02dc, 0x2122, 0x0161, 0x203a, 0x0153, 0,      0x017e, 0x0178,
 };
 
 size_t scr_decode_entity(const unsigned char *s, size_t n, uint32_t *cp)
@@ -173,7 +171,7 @@ char *scr_clean_text(const char *in, size_t n)
             continue;
         }
         if (cp == 0xad || cp == 0x200b || cp == 0xfeff)
-            continue;                       /* invisible: soft hyphen, zero-width space, BOM */
+            continue; /* invisible: soft hyphen, zero-width space, BOM */
         unsigned char enc[4];
         size_t len = utf8_encode(enc, cp);
         size_t space = pending_space && o > 0;
@@ -196,14 +194,24 @@ static int is_ladder_sep(const char *s, size_t i, size_t n)
 {
     if (s[i] == '>')
         return 1;
-    return i + 3 <= n && memcmp(s + i, "\xe2\x80\xba", 3) == 0 ? 3 : 0;   /* U+203A */
+    return i + 3 <= n && memcmp(s + i, "\xe2\x80\xba", 3) == 0 ? 3 : 0; /* U+203A */
 }
 
 void scr_ladder_step(char *s, int first)
 {
     static const char *const see_top[] = {
-        "(See Top", "(Siehe Top", "(Voir les", "(Voir le Top", "(Ver el Top", "(Ver los",
-        "(Visualizza i Top", "(Top 100 in", "(Conhe\xc3\xa7" "a o Top", "(Zobacz Top", "(Visa topp",
+        "(See Top",
+        "(Siehe Top",
+        "(Voir les",
+        "(Voir le Top",
+        "(Ver el Top",
+        "(Ver los",
+        "(Visualizza i Top",
+        "(Top 100 in",
+        "(Conhe\xc3\xa7"
+        "a o Top",
+        "(Zobacz Top",
+        "(Visa topp",
     };
     for (size_t k = 0; k < sizeof see_top / sizeof see_top[0]; k++) {
         char *cut = strstr(s, see_top[k]);
@@ -211,7 +219,7 @@ void scr_ladder_step(char *s, int first)
             *cut = '\0';
     }
     size_t n = strlen(s);
-    for (;;) {                      /* a dangling separator at either end is not a step */
+    for (;;) { /* a dangling separator at either end is not a step */
         while (n > 0 && s[n - 1] == ' ')
             n--;
         if (n > 0 && s[n - 1] == '>')
@@ -252,15 +260,15 @@ int64_t scr_parse_rank(const char *s, size_t n)
         if (c >= '0' && c <= '9') {
             d = c - '0';
         } else if (c == 0xd9 && i + 1 < n && u[i + 1] >= 0xa0 && u[i + 1] <= 0xa9) {
-            d = u[++i] - 0xa0;                      /* Arabic-Indic digits U+0660-U+0669 */
+            d = u[++i] - 0xa0; /* Arabic-Indic digits U+0660-U+0669 */
         } else if (c == 0xdb && i + 1 < n && u[i + 1] >= 0xb0 && u[i + 1] <= 0xb9) {
-            d = u[++i] - 0xb0;                      /* Extended Arabic-Indic U+06F0-U+06F9 */
+            d = u[++i] - 0xb0; /* Extended Arabic-Indic U+06F0-U+06F9 */
         } else if (c == 0xd9 && i + 1 < n && (u[i + 1] == 0xab || u[i + 1] == 0xac)) {
-            i++;                                    /* Arabic separators U+066B, U+066C */
+            i++; /* Arabic separators U+066B, U+066C */
             continue;
         } else if (c != ',' && c != '.' && c != ' ' && c != '\'' && c != 0xc2 && c != 0xa0 &&
                    c != 0xe2 && c != 0x80 && c != 0xaf) {
-            return -1;              /* the bytes above are those of U+00A0 and U+202F */
+            return -1; /* the bytes above are those of U+00A0 and U+202F */
         }
         if (d < 0)
             continue;

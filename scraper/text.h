@@ -14,9 +14,9 @@
 
 #include "../common/compiler.h"
 
-#define SCR_TEXT_CAP 1000                 /* bytes of a title or category name */
-#define SCR_TEXT_INPUT_CAP (64u * 1024)   /* captured bytes looked at to build one */
-#define SCR_RANK_MAX_DIGITS 15            /* longer digit runs are not a rank */
+#define SCR_TEXT_CAP 1000               /* bytes of a title or category name */
+#define SCR_TEXT_INPUT_CAP (64u * 1024) /* captured bytes looked at to build one */
+#define SCR_RANK_MAX_DIGITS 15          /* longer digit runs are not a rank */
 
 /* ASCII classes, as HTML tokenising needs them (locale-independent, unlike <ctype.h>). */
 static inline int scr_is_blank(unsigned char c)

@@ -287,7 +287,7 @@ static int plain_text(const char *s, size_t n, int lines)
 }
 
 typedef struct patch_state {
-    buf *strings;                /* every text, each NUL-terminated; offsets until the end */
+    buf *strings; /* every text, each NUL-terminated; offsets until the end */
     size_t offsets[2 + BODY_MAX_TAGS + 64];
     size_t noffsets;
     char *why;
@@ -311,8 +311,10 @@ static int text_field(patch_state *ps, json_t *v, const char *key, size_t max, i
         return 1;
     size_t n = json_string_length(v);
     if (!json_is_string(v) || n == 0 || n > max || !plain_text(json_string_value(v), n, lines)) {
-        snprintf(ps->why, ps->whylen, "\"%s\" must be null or text of 1 to %zu bytes without control "
-                 "characters%s", key, max, lines ? " (newlines and tabs are fine)" : "");
+        snprintf(ps->why, ps->whylen,
+                 "\"%s\" must be null or text of 1 to %zu bytes without control "
+                 "characters%s",
+                 key, max, lines ? " (newlines and tabs are fine)" : "");
         return -1;
     }
     *off = keep(ps, json_string_value(v), n);
@@ -359,7 +361,8 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
     size_t work_at = 0, note_at = 0, tag_at[BODY_MAX_TAGS], source_at[64];
     body_err rc = BODY_OK;
     if (!json_is_object(doc)) {
-        rc = fail(BODY_INVALID, "the body must be a JSON object like {\"work\": \"...\"}", why, whylen);
+        rc = fail(BODY_INVALID, "the body must be a JSON object like {\"work\": \"...\"}", why,
+                  whylen);
         goto done;
     }
     const char *key;
@@ -372,7 +375,8 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
                 continue;
             if (!json_is_string(v) ||
                 !asin_normalize(json_string_value(v), json_string_length(v), out->asin)) {
-                rc = fail(BODY_INVALID, "\"asin\" must be null or an ASIN like B004VHAZH6", why, whylen);
+                rc = fail(BODY_INVALID, "\"asin\" must be null or an ASIN like B004VHAZH6", why,
+                          whylen);
                 goto done;
             }
         } else if (strcmp(key, "asins") == 0) {
@@ -382,8 +386,9 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
             const char *store;
             json_t *a;
             if (!json_is_object(v) || json_object_size(v) > BODY_MAX_ASINS) {
-                rc = fail(BODY_INVALID, "\"asins\" must be an object like {\"amazon.de\": \"B0...\"}",
-                          why, whylen);
+                rc = fail(BODY_INVALID,
+                          "\"asins\" must be an object like {\"amazon.de\": \"B0...\"}", why,
+                          whylen);
                 goto done;
             }
             json_object_foreach(v, store, a) {
@@ -404,8 +409,10 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
             size_t i;
             json_t *name;
             if (!json_is_array(v) || json_array_size(v) == 0 || json_array_size(v) > 64) {
-                rc = fail(BODY_INVALID, "\"sources\" must be null (every source) or a list of "
-                                        "source names", why, whylen);
+                rc = fail(BODY_INVALID,
+                          "\"sources\" must be null (every source) or a list of "
+                          "source names",
+                          why, whylen);
                 goto done;
             }
             json_array_foreach(v, i, name) {
@@ -422,7 +429,7 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
                 }
             }
             p->nsources = json_array_size(v);
-            p->sources = out->sources;       /* pointed at the strings at the end */
+            p->sources = out->sources; /* pointed at the strings at the end */
         } else if (strcmp(key, "work") == 0) {
             p->set |= DB_SET_WORK;
             if ((r = text_field(&ps, v, key, BODY_WORK_MAX, 0, &work_at)) < 0) {
@@ -443,8 +450,10 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
                 continue;
             int f = json_is_string(v) ? obs_format_parse(json_string_value(v)) : -1;
             if (f < 0) {
-                rc = fail(BODY_INVALID, "\"format\" must be null, paperback, hardcover, kindle, "
-                                        "audiobook or other", why, whylen);
+                rc = fail(BODY_INVALID,
+                          "\"format\" must be null, paperback, hardcover, kindle, "
+                          "audiobook or other",
+                          why, whylen);
                 goto done;
             }
             p->format = (obs_format)f;
@@ -455,15 +464,17 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
             size_t i;
             json_t *tag;
             if (!json_is_array(v) || json_array_size(v) > BODY_MAX_TAGS) {
-                rc = fail(BODY_INVALID, "\"tags\" must be null or a list of at most 64 tags", why, whylen);
+                rc = fail(BODY_INVALID, "\"tags\" must be null or a list of at most 64 tags", why,
+                          whylen);
                 goto done;
             }
             json_array_foreach(v, i, tag) {
                 size_t n = json_string_length(tag);
                 if (!json_is_string(tag) || n == 0 || n > BODY_TAG_MAX ||
                     !plain_text(json_string_value(tag), n, 0)) {
-                    rc = fail(BODY_INVALID, "a tag is text of 1 to 64 bytes without control characters",
-                              why, whylen);
+                    rc = fail(BODY_INVALID,
+                              "a tag is text of 1 to 64 bytes without control characters", why,
+                              whylen);
                     goto done;
                 }
                 if ((tag_at[i] = keep(&ps, json_string_value(tag), n)) == (size_t)-1) {
@@ -475,8 +486,10 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
             p->tags = out->tags;
         } else {
             char msg[128];
-            snprintf(msg, sizeof msg, "unknown field \"%.40s\" (asin, asins, sources, work, format, "
-                     "tags, note)", key);
+            snprintf(msg, sizeof msg,
+                     "unknown field \"%.40s\" (asin, asins, sources, work, format, "
+                     "tags, note)",
+                     key);
             rc = fail(BODY_INVALID, msg, why, whylen);
             goto done;
         }
@@ -528,15 +541,19 @@ static body_err alert_book(body_alert *out, json_t *v, char *why, size_t whylen)
     if (!v || json_is_null(v))
         return BODY_OK;
     if (!json_is_string(v))
-        return fail(BODY_INVALID, "\"book\" must be null (every book) or a book id (ISBN, ASIN "
-                                  "or product URL)", why, whylen);
+        return fail(BODY_INVALID,
+                    "\"book\" must be null (every book) or a book id (ISBN, ASIN "
+                    "or product URL)",
+                    why, whylen);
     const char *text = json_string_value(v);
     size_t n = json_string_length(v);
     if (id_parse(text, n, &out->book, out->detail_reason, sizeof out->detail_reason) != ID_OK) {
         size_t keep_len = n < sizeof out->detail_input ? n : sizeof out->detail_input;
         memcpy(out->detail_input, text, keep_len);
-        out->detail = (render_detail){.index = 0, .input = out->detail_input,
-                                      .input_len = keep_len, .reason = out->detail_reason};
+        out->detail = (render_detail){.index = 0,
+                                      .input = out->detail_input,
+                                      .input_len = keep_len,
+                                      .reason = out->detail_reason};
         char msg[220];
         snprintf(msg, sizeof msg, "\"book\" is not a book id: %s", out->detail_reason);
         return fail(BODY_INVALID_ISBN, msg, why, whylen);
@@ -568,8 +585,10 @@ static body_err alert_fields(json_t *doc, body_alert *out, char *why, size_t why
     }
     int k = json_is_string(kind) ? alert_kind_parse(json_string_value(kind)) : -1;
     if (k < 0)
-        return fail(BODY_INVALID, "\"kind\" must be rank_better_than, rank_worse_than, new_best, "
-                                  "change_pct or trouble", why, whylen);
+        return fail(BODY_INVALID,
+                    "\"kind\" must be rank_better_than, rank_worse_than, new_best, "
+                    "change_pct or trouble",
+                    why, whylen);
     snprintf(r->kind, sizeof r->kind, "%s", alert_kind_name((alert_kind)k));
     if (value && !json_is_null(value)) {
         if (!json_is_number(value))
@@ -580,13 +599,16 @@ static body_err alert_fields(json_t *doc, body_alert *out, char *why, size_t why
     if (source && !json_is_null(source)) {
         if (!json_is_string(source) ||
             !source_name_ok(json_string_value(source), json_string_length(source)))
-            return fail(BODY_INVALID, "\"source\" must be null (every source) or a source name "
-                                      "like amazon.com", why, whylen);
+            return fail(BODY_INVALID,
+                        "\"source\" must be null (every source) or a source name "
+                        "like amazon.com",
+                        why, whylen);
         snprintf(r->source, sizeof r->source, "%s", json_string_value(source));
     }
     if (!json_is_array(notify))
-        return fail(BODY_INVALID, "\"notify\" must be a list of targets like "
-                                  "[\"webhook:https://...\", \"mailto:you@example.org\"]",
+        return fail(BODY_INVALID,
+                    "\"notify\" must be a list of targets like "
+                    "[\"webhook:https://...\", \"mailto:you@example.org\"]",
                     why, whylen);
     char reason[200], msg[260];
     if (json_array_size(notify) == 0 || json_array_size(notify) > ALERT_MAX_TARGETS) {
@@ -635,8 +657,9 @@ body_err body_parse_alert(const char *content_type, const char *body, size_t len
         return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
     body_err rc = json_is_object(doc)
                       ? alert_fields(doc, out, why, whylen)
-                      : fail(BODY_INVALID, "the body must be a JSON object like {\"kind\": "
-                                           "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}",
+                      : fail(BODY_INVALID,
+                             "the body must be a JSON object like {\"kind\": "
+                             "\"rank_better_than\", \"value\": 1000, \"notify\": [...]}",
                              why, whylen);
     json_decref(doc);
     if (rc != BODY_OK && rc != BODY_INVALID_ISBN) {

@@ -29,11 +29,11 @@
 
 typedef enum body_err {
     BODY_OK = 0,
-    BODY_INVALID_JSON,           /* not JSON (why: the parser's message) */
-    BODY_INVALID,                /* JSON, but not {"isbns": [...], "refresh": bool} */
-    BODY_INVALID_ISBN,           /* some entries are not ISBNs: see details */
-    BODY_TOO_MANY,               /* more than cap entries */
-    BODY_UNSUPPORTED_TYPE,       /* neither application/json nor text/plain */
+    BODY_INVALID_JSON,     /* not JSON (why: the parser's message) */
+    BODY_INVALID,          /* JSON, but not {"isbns": [...], "refresh": bool} */
+    BODY_INVALID_ISBN,     /* some entries are not ISBNs: see details */
+    BODY_TOO_MANY,         /* more than cap entries */
+    BODY_UNSUPPORTED_TYPE, /* neither application/json nor text/plain */
     BODY_NOMEM
 } body_err;
 
@@ -43,14 +43,14 @@ const char *body_strerror(body_err err);
 typedef struct body_detail_text body_detail_text;
 
 typedef struct body_list {
-    book_id *items;              /* owned: the entries in order (on BODY_OK) */
+    book_id *items; /* owned: the entries in order (on BODY_OK) */
     size_t n;
-    int refresh;                 /* JSON "refresh": true */
+    int refresh; /* JSON "refresh": true */
     /* On BODY_INVALID_ISBN: one entry per bad input, ready for render_error. An input that was
      * not text (a JSON number, object...) has input NULL. The strings are owned by the list. */
     render_detail *details;
     size_t ndetails;
-    body_detail_text *text;      /* owned storage behind details */
+    body_detail_text *text; /* owned storage behind details */
 } body_list;
 
 /*
@@ -77,10 +77,10 @@ void body_list_free(body_list *l);
 #define BODY_MAX_ASINS DB_MAX_ASINS
 
 typedef struct body_patch {
-    db_book_patch patch;         /* points into the storage below */
+    db_book_patch patch; /* points into the storage below */
     char asin[11];
     db_asin asins[BODY_MAX_ASINS];
-    char *strings;               /* owned: the texts patch points at */
+    char *strings; /* owned: the texts patch points at */
     const char *tags[BODY_MAX_TAGS];
     const char *sources[64];
 } body_patch;
@@ -99,11 +99,11 @@ void body_patch_free(body_patch *p);
  * and the reason says which key is wrong. The book is read in any id form (BODY_INVALID_ISBN with
  * one detail when it is not an id) but not looked up: the handler resolves it to the stored id. */
 typedef struct body_alert {
-    db_alert_rule rule;          /* kind, value, source and targets set; book_id "" */
+    db_alert_rule rule; /* kind, value, source and targets set; book_id "" */
     int has_book;
-    book_id book;                /* the book as parsed, when has_book */
+    book_id book;                     /* the book as parsed, when has_book */
     char *targets[ALERT_MAX_TARGETS]; /* owned copies; rule.targets points here */
-    render_detail detail;        /* on BODY_INVALID_ISBN: the bad book (points into the below) */
+    render_detail detail; /* on BODY_INVALID_ISBN: the bad book (points into the below) */
     char detail_input[RENDER_ECHO_MAX + 1];
     char detail_reason[160];
 } body_alert;

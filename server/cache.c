@@ -12,26 +12,26 @@
 #include "../common/timeutil.h"
 #include "../db/db.h"
 
-#define CACHE_SLOTS 8192           /* direct-mapped: a collision simply replaces */
-#define CACHE_MAX_ENTRY 65536      /* larger answers are not kept */
+#define CACHE_SLOTS 8192      /* direct-mapped: a collision simply replaces */
+#define CACHE_MAX_ENTRY 65536 /* larger answers are not kept */
 
 typedef struct cache_slot {
     char key[14];
     uint64_t version;
-    char *data;                    /* owned */
+    char *data; /* owned */
     size_t len;
 } cache_slot;
 
 struct resp_cache {
     pthread_rwlock_t lock;
-    cache_slot *slots;             /* guarded by lock */
-    jobs *runner;                  /* borrowed; set before any thread sees the cache */
-    _Atomic uint64_t local;        /* this server's own changes */
-    _Atomic uint64_t external;     /* data_version changes seen (and failed reads) */
+    cache_slot *slots;         /* guarded by lock */
+    jobs *runner;              /* borrowed; set before any thread sees the cache */
+    _Atomic uint64_t local;    /* this server's own changes */
+    _Atomic uint64_t external; /* data_version changes seen (and failed reads) */
     _Atomic int64_t next_watch_ms;
     pthread_mutex_t watch_lock;
-    db *watch;                     /* guarded by watch_lock; never writes */
-    int64_t last_data_version;     /* guarded by watch_lock */
+    db *watch;                 /* guarded by watch_lock; never writes */
+    int64_t last_data_version; /* guarded by watch_lock */
 };
 
 resp_cache *cache_new(const char *db_path, jobs *runner, char **err)

@@ -12,10 +12,10 @@
 
 struct dbpool {
     pthread_mutex_t lock;
-    db **idle;                 /* guarded by lock */
-    size_t nidle;              /* guarded by lock */
-    size_t cap;                /* constant */
-    const char *path;          /* constant, borrowed */
+    db **idle;        /* guarded by lock */
+    size_t nidle;     /* guarded by lock */
+    size_t cap;       /* constant */
+    const char *path; /* constant, borrowed */
 };
 
 dbpool *dbpool_new(const char *db_path, size_t cap, char **err)

@@ -107,7 +107,7 @@ static void run_route(hctx *h, const router_match *m)
     }
     fn(h, m->arg);
     if (m->route->mutating && h->env->cache)
-        cache_bump(h->env->cache);   /* after the change is committed */
+        cache_bump(h->env->cache); /* after the change is committed */
 }
 
 static void error_with_header(hctx *h, unsigned status, const char *code, const char *message,

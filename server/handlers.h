@@ -29,12 +29,12 @@
 typedef struct handlers_health handlers_health;
 
 typedef struct handlers_env {
-    const srv_config *cfg;       /* borrowed, defaults filled in */
-    jobs *runner;                /* borrowed; NULL (with pool and cache) when cfg->store_down */
-    resp_cache *cache;           /* borrowed */
-    dbpool *pool;                /* borrowed */
-    buf oom;                     /* owned: the rendered out-of-memory answer */
-    handlers_health *health;     /* owned: what /healthz last said (atomics) */
+    const srv_config *cfg;   /* borrowed, defaults filled in */
+    jobs *runner;            /* borrowed; NULL (with pool and cache) when cfg->store_down */
+    resp_cache *cache;       /* borrowed */
+    dbpool *pool;            /* borrowed */
+    buf oom;                 /* owned: the rendered out-of-memory answer */
+    handlers_health *health; /* owned: what /healthz last said (atomics) */
 } handlers_env;
 
 /* 0, or -1 with a malloc'd message in *err (err may be NULL). Everything is borrowed. */

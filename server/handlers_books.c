@@ -45,7 +45,7 @@ void h_books_add(hctx *h, const char *arg)
     if (h_read_isbns(h, &l, 0))
         return;
     int *added = calloc(l.n, sizeof *added);
-    char (*stored)[14] = calloc(l.n, sizeof *stored);
+    char(*stored)[14] = calloc(l.n, sizeof *stored);
     const char **ids = calloc(l.n, sizeof *ids);
     db *d = h_db(h);
     db_job job;
@@ -229,8 +229,8 @@ void h_book_history(hctx *h, const char *arg)
         long v = strtol(limit, &end, 10);
         if (end == limit || *end || v < SRV_HISTORY_LIMIT_MIN || v > SRV_HISTORY_LIMIT_MAX) {
             h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from " SRV_STR(SRV_HISTORY_LIMIT_MIN) " to "
-                        SRV_STR(SRV_HISTORY_LIMIT_MAX));
+                    "limit must be a whole number from " SRV_STR(
+                        SRV_HISTORY_LIMIT_MIN) " to " SRV_STR(SRV_HISTORY_LIMIT_MAX));
             return;
         }
         q.limit = (int)v;

@@ -12,7 +12,7 @@
 
 db *h_db(hctx *h)
 {
-    if (!h->store && h->env->pool)   /* no pool: serving without the store (store_down) */
+    if (!h->store && h->env->pool) /* no pool: serving without the store (store_down) */
         h->store = dbpool_take(h->env->pool);
     return h->store;
 }

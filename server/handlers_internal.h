@@ -54,7 +54,7 @@ typedef struct hctx {
     const handlers_env *env;
     const srv_request *req;
     srv_response *resp;
-    db *store;                   /* borrowed from env->pool by h_db, given back after the call */
+    db *store; /* borrowed from env->pool by h_db, given back after the call */
 } hctx;
 
 typedef void (*handler_fn)(hctx *h, const char *arg);

@@ -35,7 +35,7 @@ static int untrack_added(hctx *h, const char *const *ids, const int *added, size
     db_err rc = db_begin(d);
     for (size_t i = 0; rc == DB_OK && i < n; i++)
         if (added[i] && (rc = db_book_remove(d, ids[i])) == DB_NOTFOUND)
-            rc = DB_OK;          /* removed meanwhile by someone else: just as good */
+            rc = DB_OK; /* removed meanwhile by someone else: just as good */
     if (rc == DB_OK)
         rc = db_commit(d);
     else
@@ -91,7 +91,7 @@ void h_refresh(hctx *h, const char *arg)
     /* Books named in a refresh become tracked, as with `bookrank refresh ID...`; when the
      * refresh is refused (429, 503), the ones added here are taken back. */
     int *added = l.n ? calloc(l.n, sizeof *added) : NULL;
-    char (*stored)[14] = l.n ? calloc(l.n, sizeof *stored) : NULL;
+    char(*stored)[14] = l.n ? calloc(l.n, sizeof *stored) : NULL;
     const char **ids = l.n ? calloc(l.n, sizeof *ids) : NULL;
     if (l.n && (!added || !stored || !ids)) {
         h_oom(h);
@@ -200,7 +200,9 @@ void h_jobs_list(hctx *h, const char *arg)
         if (list[i].state == JOB_RUNNING && jobs_get(h->env->runner, list[i].id, &live) == JOBS_OK)
             list[i] = live;
     }
-    int64_t next = h->env->cfg->next_scheduled ? h->env->cfg->next_scheduled(h->env->cfg->schedule_ctx) : 0;
+    int64_t next = h->env->cfg->next_scheduled
+                       ? h->env->cfg->next_scheduled(h->env->cfg->schedule_ctx)
+                       : 0;
     h_json(h, render_jobs(&h->resp->body, list, n, next), HTTP_OK);
     free(list);
 }

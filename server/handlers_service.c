@@ -27,7 +27,7 @@
 
 typedef struct export_ctx {
     buf *out;
-    int rc;                      /* the first BUF_* error of a row */
+    int rc; /* the first BUF_* error of a row */
 } export_ctx;
 
 static int export_row(void *ctx, const observation *obs)
@@ -171,7 +171,7 @@ int h_store_problem(hctx *h, char *why, size_t len)
                 (long long)((now - since) / 1000));
             return 1;
         }
-        return 0;                /* held for a moment: a commit, a cron refresh */
+        return 0; /* held for a moment: a commit, a cron refresh */
     }
     atomic_store(&hh->busy_since_ms, 0);
     if (fsp) {
@@ -235,9 +235,9 @@ void h_metrics(hctx *h, const char *arg)
     metrics_gauges g = {0};
     db *d = h_db(h);
     if (d && db_books_count(d, &g.books_tracked) != DB_OK)
-        g.books_tracked = 0;     /* the other metrics are still worth having */
+        g.books_tracked = 0; /* the other metrics are still worth having */
     scr_pool_stats ps = {0};
-    if (h->env->runner) {        /* none while serving without the store */
+    if (h->env->runner) { /* none while serving without the store */
         jobs_pool_stats(h->env->runner, &ps);
         g.jobs_active = jobs_active(h->env->runner);
     }

@@ -40,8 +40,8 @@
 #include "router.h"
 
 struct srv {
-    srv_config cfg;              /* defaults filled in; strings borrowed from the caller */
-    jobs *runner;                /* borrowed */
+    srv_config cfg; /* defaults filled in; strings borrowed from the caller */
+    jobs *runner;   /* borrowed */
     resp_cache *cache;
     dbpool *pool;
     handlers_env env;
@@ -55,14 +55,14 @@ typedef struct request_state {
     srv *server;
     struct MHD_Connection *conn;
     double started;
-    srv_request req;             /* strings borrowed from libmicrohttpd for the request's life */
-    srv_arg *args;               /* owned array behind req.args */
+    srv_request req; /* strings borrowed from libmicrohttpd for the request's life */
+    srv_arg *args;   /* owned array behind req.args */
     size_t args_cap;
-    router_match match;          /* the router's verdict on the headers */
-    int keep;                    /* body bytes are kept: the request passed every check */
+    router_match match; /* the router's verdict on the headers */
+    int keep;           /* body bytes are kept: the request passed every check */
     buf body;
-    size_t received;             /* body bytes seen, kept or dropped */
-    srv_transport_err refused;   /* the transport's verdict (SRV_TRANSPORT_OK so far) */
+    size_t received;           /* body bytes seen, kept or dropped */
+    srv_transport_err refused; /* the transport's verdict (SRV_TRANSPORT_OK so far) */
     int responded;
 } request_state;
 
@@ -126,8 +126,7 @@ static enum MHD_Result on_arg(void *cls, enum MHD_ValueKind kind, const char *ke
     return MHD_YES;
 }
 
-static void read_request(request_state *r, const char *method, const char *url,
-                         const char *version)
+static void read_request(request_state *r, const char *method, const char *url, const char *version)
 {
     r->req.method = method;
     r->req.version = version;
@@ -161,9 +160,12 @@ static const char *const dashboard_headers[] = {
     "Content-Security-Policy",
     "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    "X-Frame-Options", "DENY",
-    "Referrer-Policy", "no-referrer",
-    NULL, NULL,
+    "X-Frame-Options",
+    "DENY",
+    "Referrer-Policy",
+    "no-referrer",
+    NULL,
+    NULL,
 };
 
 /* Queues resp (which it empties), counts it and writes the access-log line. */
@@ -173,15 +175,15 @@ static enum MHD_Result send_response(request_state *r, srv_response *resp)
     size_t len;
     enum MHD_ResponseMemoryMode mode;
     if (resp->fixed) {
-        data = (void *)(uintptr_t)resp->fixed;   /* MHD only reads PERSISTENT data */
+        data = (void *)(uintptr_t)resp->fixed; /* MHD only reads PERSISTENT data */
         len = resp->fixed_len;
         mode = MHD_RESPMEM_PERSISTENT;
     } else if (resp->body.len == 0) {
-        data = (void *)(uintptr_t)"";
+        data = (void *)(uintptr_t) "";
         len = 0;
         mode = MHD_RESPMEM_PERSISTENT;
     } else {
-        data = buf_steal(&resp->body, &len);   /* never NULL: the buf holds data */
+        data = buf_steal(&resp->body, &len); /* never NULL: the buf holds data */
         mode = MHD_RESPMEM_MUST_FREE;
     }
     struct MHD_Response *mr = MHD_create_response_from_buffer(len, data, mode);
@@ -251,7 +253,7 @@ static enum MHD_Result on_headers(srv *s, request_state *r)
             return refuse(r, SRV_BODY_TOO_LARGE);
         return MHD_YES;
     }
-    if (r->refused)              /* the arguments did not fit in memory */
+    if (r->refused) /* the arguments did not fit in memory */
         return MHD_YES;
     router_verdict v = router_check(&s->routes, &r->req, &r->match);
     if (v == ROUTER_OK || v == ROUTER_ASSET) {
@@ -455,7 +457,8 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         s->cfg.threads = cores > 0 ? (int)cores : 2;
     }
-    s->routes = (router_config){.token = s->cfg.token, .asset = web_asset_find,
+    s->routes = (router_config){.token = s->cfg.token,
+                                .asset = web_asset_find,
                                 .private_reads = s->cfg.private_reads};
     for (size_t i = 0; i < s->cfg.npublic_urls; i++) {
         char why[200];
@@ -496,21 +499,18 @@ srv *srv_start(const srv_config *cfg, jobs *runner, char **err)
      * poll with idle connections only notices MHD_stop_daemon at its next timeout (~30 s). At
      * <= 1024 connections over the pool threads poll costs nothing measurable (tests/integration/test_hostile.py,
      * tests/integration/test_load.py: 1,000 slow connections, SIGTERM exits in milliseconds). */
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
     if (ss.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     s->daemon = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s,
-        MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.threads,
-        MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit,
-        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.connection_timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONNECTION_MEMORY,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_UNESCAPE_CALLBACK, on_unescape, NULL,
-        MHD_OPTION_END);
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE,
+        (unsigned)s->cfg.threads, MHD_OPTION_CONNECTION_LIMIT, s->cfg.connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.per_ip_limit, MHD_OPTION_CONNECTION_TIMEOUT,
+        s->cfg.connection_timeout_s, MHD_OPTION_CONNECTION_MEMORY_LIMIT, SRV_CONNECTION_MEMORY,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, on_unescape,
+        NULL, MHD_OPTION_END);
     if (!s->daemon) {
         *err = buf_strdup_printf("cannot listen on %s (address in use or not allowed?)",
                                  cfg->listen);

@@ -27,14 +27,14 @@ typedef struct srv_arg {
  * libmicrohttpd's lookup does) and the counts say how many there were.
  */
 typedef struct srv_request {
-    const char *method;          /* as sent: "GET", "HEAD", "get", ... */
-    const char *version;         /* "HTTP/1.1", "HTTP/1.0" */
-    const char *path;            /* percent-decoded, without the query */
-    const srv_arg *args;         /* percent-decoded, in order */
+    const char *method;  /* as sent: "GET", "HEAD", "get", ... */
+    const char *version; /* "HTTP/1.1", "HTTP/1.0" */
+    const char *path;    /* percent-decoded, without the query */
+    const srv_arg *args; /* percent-decoded, in order */
     size_t nargs;
     const char *host;
     const char *origin;
-    const char *fetch_site;      /* Sec-Fetch-Site */
+    const char *fetch_site; /* Sec-Fetch-Site */
     const char *authorization;
     const char *content_type;
     const char *content_length;
@@ -54,12 +54,12 @@ const char *srv_request_arg(const srv_request *r, const char *name);
 /* What the transport refuses before a handler runs; the handlers turn it into a response. */
 typedef enum srv_transport_err {
     SRV_TRANSPORT_OK = 0,
-    SRV_FRAMING_CODING,          /* a transfer coding other than chunked */
-    SRV_FRAMING_MIXED,           /* Content-Length beside Transfer-Encoding */
-    SRV_FRAMING_LENGTHS,         /* more than one Content-Length */
-    SRV_FRAMING_CODINGS,         /* more than one Transfer-Encoding header */
-    SRV_BODY_TOO_LARGE,          /* over srv_config.max_body */
-    SRV_TRANSPORT_NOMEM          /* the request could not be held in memory */
+    SRV_FRAMING_CODING,  /* a transfer coding other than chunked */
+    SRV_FRAMING_MIXED,   /* Content-Length beside Transfer-Encoding */
+    SRV_FRAMING_LENGTHS, /* more than one Content-Length */
+    SRV_FRAMING_CODINGS, /* more than one Transfer-Encoding header */
+    SRV_BODY_TOO_LARGE,  /* over srv_config.max_body */
+    SRV_TRANSPORT_NOMEM  /* the request could not be held in memory */
 } srv_transport_err;
 
 /* Why the body's framing cannot be trusted, from the headers alone. A transfer coding other than
@@ -78,7 +78,7 @@ int srv_request_expects_continue(const srv_request *r);
 #define SRV_HEADER_VALUE_MAX 160
 
 typedef struct srv_header {
-    const char *name;            /* a string literal */
+    const char *name; /* a string literal */
     char value[SRV_HEADER_VALUE_MAX];
 } srv_header;
 
@@ -89,8 +89,8 @@ typedef struct srv_header {
  * headers (Content-Security-Policy, X-Frame-Options, Referrer-Policy).
  */
 typedef struct srv_response {
-    unsigned status;             /* 0 until a handler has answered */
-    const char *content_type;    /* a string literal or static data */
+    unsigned status;          /* 0 until a handler has answered */
+    const char *content_type; /* a string literal or static data */
     buf body;
     const void *fixed;
     size_t fixed_len;

@@ -97,7 +97,7 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
     memset(m, 0, offsetof(router_match, arg));
     m->arg[0] = m->allow[0] = '\0';
     if (strcmp(method, "HEAD") == 0)
-        method = "GET";       /* libmicrohttpd sends HEAD answers without their body */
+        method = "GET"; /* libmicrohttpd sends HEAD answers without their body */
     if (strlen(path) > SRV_PATH_MAX)
         return m->verdict = ROUTER_PATH_TOO_LONG;
 
@@ -112,7 +112,7 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
         size_t n = strlen(rest);
         int history = n > 8 && strcmp(rest + n - 8, "/history") == 0;
         n -= history ? 8 : 0;
-        memcpy(url_arg, rest, n);    /* n <= SRV_PATH_MAX: checked above */
+        memcpy(url_arg, rest, n); /* n <= SRV_PATH_MAX: checked above */
         url_arg[n] = '\0';
         path = history ? "/api/books/_/history" : "/api/books/_";
     }
@@ -133,8 +133,8 @@ router_verdict router_route_path(const router_config *cfg, const char *method, c
         return m->verdict = ROUTER_OK;
 
     /* Anything outside /api/ that no route takes may be a file of the dashboard. */
-    if (!m->allow[0] && strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0 &&
-        cfg->asset && (m->asset = cfg->asset(path)) != NULL) {
+    if (!m->allow[0] && strncmp(path, "/api/", 5) != 0 && strcmp(path, "/api") != 0 && cfg->asset &&
+        (m->asset = cfg->asset(path)) != NULL) {
         if (strcmp(method, "GET") == 0)
             return m->verdict = ROUTER_ASSET;
         m->asset = NULL;
@@ -198,7 +198,7 @@ int router_host_ok(const router_config *cfg, const char *host)
     if (!host || host_part(host, strlen(host), h, sizeof h) != 0)
         return 0;
     if (h[0] == '[' || is_ipv4_literal(h))
-        return 1;                        /* an address: no name an attacker could own */
+        return 1; /* an address: no name an attacker could own */
     size_t n = strlen(h);
     if (strcmp(h, "localhost") == 0 || (n > 10 && strcmp(h + n - 10, ".localhost") == 0))
         return 1;
@@ -210,12 +210,15 @@ int router_host_ok(const router_config *cfg, const char *host)
 
 int router_add_public_url(router_config *cfg, const char *url, char *why, size_t whylen)
 {
-    size_t skip = strncasecmp(url, "https://", 8) == 0 ? 8 : strncasecmp(url, "http://", 7) == 0 ? 7 : 0;
+    size_t skip = strncasecmp(url, "https://", 8) == 0  ? 8
+                  : strncasecmp(url, "http://", 7) == 0 ? 7
+                                                        : 0;
     const char *auth = url + skip;
     size_t alen = strcspn(auth, "/?#");
     char host[ROUTER_HOST_MAX];
     if (!skip || alen == 0 || host_part(auth, alen, host, sizeof host) != 0) {
-        snprintf(why, whylen, "--public-url '%.80s' is not an http:// or https:// URL with a host", url);
+        snprintf(why, whylen, "--public-url '%.80s' is not an http:// or https:// URL with a host",
+                 url);
         return -1;
     }
     if (cfg->npublic == ROUTER_MAX_PUBLIC) {

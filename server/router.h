@@ -42,11 +42,11 @@ typedef enum router_handler {
 
 typedef struct router_route {
     const char *method;
-    const char *pattern;         /* "*" takes one non-empty segment: the handler's argument */
+    const char *pattern; /* "*" takes one non-empty segment: the handler's argument */
     router_handler handler;
-    int mutating;                /* changes something: same-site only, and the token */
-    int secret;                  /* holds secrets (alert targets): the token whenever one is set */
-    int open;                    /* answered even with --private (health checks) */
+    int mutating; /* changes something: same-site only, and the token */
+    int secret;   /* holds secrets (alert targets): the token whenever one is set */
+    int open;     /* answered even with --private (health checks) */
 } router_route;
 
 extern const router_route router_routes[];
@@ -66,9 +66,9 @@ typedef const struct web_asset *(*router_asset_fn)(const char *path);
 #define ROUTER_HOST_MAX 256
 
 typedef struct router_config {
-    const char *token;           /* NULL or "" = no token needed */
-    router_asset_fn asset;       /* NULL = no dashboard */
-    int private_reads;           /* --private: reads of the API need the token too */
+    const char *token;     /* NULL or "" = no token needed */
+    router_asset_fn asset; /* NULL = no dashboard */
+    int private_reads;     /* --private: reads of the API need the token too */
     /* --public-url: the host names (lower case, no port) and origins ("https://name[:port]")
      * users reach the server at through a proxy. */
     char public_hosts[ROUTER_MAX_PUBLIC][ROUTER_HOST_MAX];
@@ -86,22 +86,22 @@ BR_MUST_CHECK int router_add_public_url(router_config *cfg, const char *url, cha
 int router_host_ok(const router_config *cfg, const char *host);
 
 typedef enum router_verdict {
-    ROUTER_OK = 0,               /* route and arg are set */
-    ROUTER_BAD_REQUEST,          /* HTTP/1.1 without exactly one Host header */
-    ROUTER_MISDIRECTED,          /* a Host this server does not answer to */
-    ROUTER_ASSET,                /* a dashboard file (GET or HEAD): asset is set */
-    ROUTER_PATH_TOO_LONG,        /* over SRV_PATH_MAX bytes */
+    ROUTER_OK = 0,        /* route and arg are set */
+    ROUTER_BAD_REQUEST,   /* HTTP/1.1 without exactly one Host header */
+    ROUTER_MISDIRECTED,   /* a Host this server does not answer to */
+    ROUTER_ASSET,         /* a dashboard file (GET or HEAD): asset is set */
+    ROUTER_PATH_TOO_LONG, /* over SRV_PATH_MAX bytes */
     ROUTER_NOT_FOUND,
-    ROUTER_WRONG_METHOD,         /* allow lists the methods the path takes */
-    ROUTER_CROSS_SITE,           /* a mutating request from another site */
-    ROUTER_UNAUTHORIZED          /* a mutating request without the token */
+    ROUTER_WRONG_METHOD, /* allow lists the methods the path takes */
+    ROUTER_CROSS_SITE,   /* a mutating request from another site */
+    ROUTER_UNAUTHORIZED  /* a mutating request without the token */
 } router_verdict;
 
 typedef struct router_match {
     router_verdict verdict;
-    const router_route *route;   /* the matched route (also for CROSS_SITE, UNAUTHORIZED) */
+    const router_route *route; /* the matched route (also for CROSS_SITE, UNAUTHORIZED) */
     const struct web_asset *asset;
-    char arg[ROUTER_ARG_MAX];    /* the "*" segment, "" when none */
+    char arg[ROUTER_ARG_MAX];     /* the "*" segment, "" when none */
     char allow[ROUTER_ALLOW_MAX]; /* "GET, POST, HEAD" for WRONG_METHOD */
 } router_match;
 

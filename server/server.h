@@ -24,20 +24,20 @@
 #include "../jobs/jobs.h"
 
 typedef struct srv_config {
-    const char *listen;          /* "ADDR:PORT", "[v6]:PORT"; port 0 = ephemeral */
+    const char *listen; /* "ADDR:PORT", "[v6]:PORT"; port 0 = ephemeral */
     const char *db_path;
-    const char *token;           /* NULL or "" = no auth */
+    const char *token;               /* NULL or "" = no auth */
     const char *const *source_names; /* configured sources, shown by GET /api/config */
     size_t nsources;
-    int threads;                 /* request threads; 0 = number of cores */
-    size_t max_body;             /* request body cap, default 1 MiB */
-    size_t max_isbns;            /* per request, default 10000 */
-    unsigned connection_limit;   /* default 1024 */
-    unsigned per_ip_limit;       /* default 256 */
-    unsigned connection_timeout_s; /* idle timeout, default 30 */
+    int threads;                    /* request threads; 0 = number of cores */
+    size_t max_body;                /* request body cap, default 1 MiB */
+    size_t max_isbns;               /* per request, default 10000 */
+    unsigned connection_limit;      /* default 1024 */
+    unsigned per_ip_limit;          /* default 256 */
+    unsigned connection_timeout_s;  /* idle timeout, default 30 */
     const char *const *public_urls; /* --public-url: where users reach it through a proxy */
     size_t npublic_urls;
-    int private_reads;           /* --private: reads need the token too */
+    int private_reads; /* --private: reads need the token too */
     /* When the next scheduled refresh starts (Unix ms; 0 = none), for GET /api/jobs. Called
      * from request threads; NULL when nothing is scheduled. */
     int64_t (*next_scheduled)(void *ctx);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 
 typedef struct web_asset {
-    const char *path;          /* "/", "/index.html", "/style.css", "/js/main.js", ... */
+    const char *path; /* "/", "/index.html", "/style.css", "/js/main.js", ... */
     const char *content_type;
     const unsigned char *data;
     size_t len;

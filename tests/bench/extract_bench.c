@@ -70,7 +70,9 @@ static char *read_file(const char *path, size_t *len)
 /* The preset a fixture belongs to, from its name: amazon_co_uk_... -> amazon.co.uk. */
 static const char *preset_for(const char *name)
 {
-    static const struct { const char *prefix, *preset; } map[] = {
+    static const struct {
+        const char *prefix, *preset;
+    } map[] = {
         {"amazon_co_uk_", "amazon.co.uk"}, {"amazon_com_au_", "amazon.com.au"},
         {"amazon_com_", "amazon.com"},     {"amazon_de_", "amazon.de"},
         {"amazon_fr_", "amazon.fr"},       {"amazon_ca_", "amazon.ca"},

@@ -43,7 +43,7 @@ static int make_isbn(long i, isbn *out)
 static int fill_obs(observation *o, const isbn *b, int64_t at_ms, long serial)
 {
     obs_init(o);
-    memcpy(o->book_id, b->isbn13, sizeof o->book_id);   /* an ISBN book's id is its ISBN-13 */
+    memcpy(o->book_id, b->isbn13, sizeof o->book_id); /* an ISBN book's id is its ISBN-13 */
     o->fetched_at_ms = at_ms;
     o->status = OBS_OK;
     o->rank = 1000 + serial % 1999000;
@@ -144,8 +144,9 @@ static int bench_append(const char *dir, int argc, char **argv)
         for (long k = 0; k < n; k++)
             obs_clear(&obs[k]);
     }
-    printf("{\"obs_per_s\": %.0f, \"batch\": %ld, \"total\": %ld, \"books\": %ld, \"seconds\": %.3f}\n",
-           (double)total / busy, batch, total, nbooks, busy);
+    printf(
+        "{\"obs_per_s\": %.0f, \"batch\": %ld, \"total\": %ld, \"books\": %ld, \"seconds\": %.3f}\n",
+        (double)total / busy, batch, total, nbooks, busy);
     free(obs);
     free(books);
     db_close(d);

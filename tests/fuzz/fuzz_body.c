@@ -19,7 +19,9 @@
 #include "server/body.h"
 
 static const char *const fuzz_body_types[4] = {
-    "application/json", "text/plain", "Application/JSON; charset=utf-8",
+    "application/json",
+    "text/plain",
+    "Application/JSON; charset=utf-8",
     "application/x-www-form-urlencoded",
 };
 static const size_t fuzz_body_caps[8] = {0, 1, 2, 3, 5, 16, 100, 1000};
@@ -61,8 +63,8 @@ static void fuzz_check_list(const body_list *l, body_err rc, const char *why, co
         FUZZ_CHECK(i == 0 || d->index > l->details[i - 1].index,
                    "%s: detail %zu index %zu after %zu", type, i, d->index,
                    i ? l->details[i - 1].index : 0);
-        FUZZ_CHECK(d->input_len <= RENDER_ECHO_MAX + 1, "%s: detail %zu echoes %zu bytes", type,
-                   i, d->input_len);
+        FUZZ_CHECK(d->input_len <= RENDER_ECHO_MAX + 1, "%s: detail %zu echoes %zu bytes", type, i,
+                   d->input_len);
         if (!json) {
             /* A text entry is a slice of the body, echoed from its start. */
             FUZZ_CHECK(d->input != NULL && d->input_len > 0 &&
@@ -149,7 +151,7 @@ static void fuzz_body(const uint8_t *data, size_t size)
     body_list_free(&l);
     FUZZ_CHECK(l.items == NULL && l.details == NULL && l.n == 0 && l.ndetails == 0,
                "body_list_free left data");
-    body_list_free(&l);      /* twice is harmless */
+    body_list_free(&l); /* twice is harmless */
     fuzz_patch(type, body, len);
 }
 

@@ -50,10 +50,10 @@ static inline void fuzz_fail(const char *fmt, ...)
 #endif
 }
 
-#define FUZZ_CHECK(cond, ...)                                                                \
-    do {                                                                                     \
-        if (!(cond))                                                                         \
-            fuzz_fail(__VA_ARGS__);                                                          \
+#define FUZZ_CHECK(cond, ...)                                                                      \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fuzz_fail(__VA_ARGS__);                                                                \
     } while (0)
 
 /* A NUL-terminated malloc'd copy of the input up to its first NUL (aborts when out of memory:
@@ -145,8 +145,7 @@ static inline void fuzz_check_isbn(const isbn *b, const char *what)
         return;
     FUZZ_CHECK(memcmp(d13, "978", 3) == 0 || memcmp(d13, "979", 3) == 0,
                "%s: isbn13 %s has a bad prefix", what, d13);
-    FUZZ_CHECK(d13[12] == fuzz_isbn13_check(d13), "%s: isbn13 %s has a bad check digit", what,
-               d13);
+    FUZZ_CHECK(d13[12] == fuzz_isbn13_check(d13), "%s: isbn13 %s has a bad check digit", what, d13);
     const char *d10 = b->isbn10;
     FUZZ_CHECK(memchr(d10, '\0', sizeof b->isbn10) != NULL, "%s: isbn10 not terminated", what);
     if (!memchr(d10, '\0', sizeof b->isbn10))
@@ -206,8 +205,8 @@ static inline void fuzz_check_id(const book_id *b, const char *what)
     } else if (b->kind == ID_KIND_ASIN) {
         FUZZ_CHECK(fuzz_asin_form(b->id), "%s: ASIN id '%s' is not B and nine letters or digits",
                    what, b->id);
-        FUZZ_CHECK(asin_valid(b->id, strlen(b->id)), "%s: asin_valid refuses the ASIN id %s",
-                   what, b->id);
+        FUZZ_CHECK(asin_valid(b->id, strlen(b->id)), "%s: asin_valid refuses the ASIN id %s", what,
+                   b->id);
         FUZZ_CHECK(b->isbn13[0] == '\0' && b->isbn10[0] == '\0', "%s: ASIN %s has an ISBN", what,
                    b->id);
     } else {

@@ -63,8 +63,8 @@ static void fuzz_check_text(const char *s, const char *what, const char *preset)
     FUZZ_CHECK(n > 0, "%s: empty %s", preset, what);
     FUZZ_CHECK(n <= 1000, "%s: %s of %zu bytes", preset, what, n);
     FUZZ_CHECK(fuzz_valid_utf8(s, n), "%s: %s is not valid UTF-8", preset, what);
-    FUZZ_CHECK(n == 0 || (s[0] != ' ' && s[n - 1] != ' '), "%s: %s not trimmed: '%s'", preset,
-               what, s);
+    FUZZ_CHECK(n == 0 || (s[0] != ' ' && s[n - 1] != ' '), "%s: %s not trimmed: '%s'", preset, what,
+               s);
     FUZZ_CHECK(strstr(s, "  ") == NULL, "%s: %s has a double space: '%s'", preset, what, s);
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -95,8 +95,8 @@ static void fuzz_check_observation(const observation *o, int http, const char *p
     } else if (o->status == OBS_NO_RANK) {
         FUZZ_CHECK(o->rank == -1, "%s: no_rank with rank %lld", preset, (long long)o->rank);
         FUZZ_CHECK(o->title != NULL, "%s: no_rank without a title", preset);
-        FUZZ_CHECK(o->rank_category == NULL && o->ncategories == 0,
-                   "%s: no_rank with categories", preset);
+        FUZZ_CHECK(o->rank_category == NULL && o->ncategories == 0, "%s: no_rank with categories",
+                   preset);
     } else {
         FUZZ_CHECK(o->rank == -1 && !o->title && !o->rank_category && o->ncategories == 0 &&
                        !o->categories,

@@ -116,20 +116,19 @@ static const char *fuzz_route_book_url(const char *path, char *url_arg, size_t a
     if (history)
         n -= 8;
     if (n + 1 > arglen)
-        abort();   /* the caller passes room for any path of at most SRV_PATH_MAX bytes */
+        abort(); /* the caller passes room for any path of at most SRV_PATH_MAX bytes */
     memcpy(url_arg, rest, n);
     url_arg[n] = '\0';
     return history ? "/api/books/_/history" : "/api/books/_";
 }
 
-static void fuzz_route_verdict(const char *request_path, const char *method,
-                               router_asset_fn asset)
+static void fuzz_route_verdict(const char *request_path, const char *method, router_asset_fn asset)
 {
     router_config cfg = {.token = NULL, .asset = asset};
     static router_match m;
     router_verdict v = router_route_path(&cfg, method, request_path, &m);
-    FUZZ_CHECK(v == m.verdict, "%s '%.80s': returned %d, recorded %d", method, request_path,
-               (int)v, (int)m.verdict);
+    FUZZ_CHECK(v == m.verdict, "%s '%.80s': returned %d, recorded %d", method, request_path, (int)v,
+               (int)m.verdict);
     if (strlen(request_path) > SRV_PATH_MAX) {
         FUZZ_CHECK(v == ROUTER_PATH_TOO_LONG, "%s of a %zu-byte path: verdict %d", method,
                    strlen(request_path), (int)v);
@@ -165,8 +164,8 @@ static void fuzz_route_verdict(const char *request_path, const char *method,
     int api = strncmp(path, "/api/", 5) == 0 || strcmp(path, "/api") == 0;
     int file = !any && !api && asset && asset(path);
     if (file && strcmp(as, "GET") == 0) {
-        FUZZ_CHECK(v == ROUTER_ASSET && m.asset != NULL, "%s '%.80s': a file, verdict %d",
-                   method, request_path, (int)v);
+        FUZZ_CHECK(v == ROUTER_ASSET && m.asset != NULL, "%s '%.80s': a file, verdict %d", method,
+                   request_path, (int)v);
         return;
     }
     if (any || file) {
@@ -201,8 +200,8 @@ static void fuzz_time_value(const char *v)
         int64_t again = -1;
         int rc = time_parse_iso(text, &again);
         FUZZ_CHECK(rc == 0 && again == ms - ms % 1000,
-                   "time '%.60s' = %lld ms, written back as '%s' = %lld ms", v, (long long)ms,
-                   text, (long long)again);
+                   "time '%.60s' = %lld ms, written back as '%s' = %lld ms", v, (long long)ms, text,
+                   (long long)again);
     }
     int64_t secs = 0;
     if (time_parse_duration(v, &secs) == 0) {

@@ -43,19 +43,19 @@
 #include "common/buf.h"
 
 #define FS_MAX_CONNECTIONS 1024
-#define FS_MAX_CONFIG_BODY (16u << 20)   /* a /_config body; 5000 books is ~300 KB */
-#define FS_MAX_KEY 128                   /* longer last path segments are not book keys */
+#define FS_MAX_CONFIG_BODY (16u << 20) /* a /_config body; 5000 books is ~300 KB */
+#define FS_MAX_KEY 128                 /* longer last path segments are not book keys */
 #define FS_MAX_HOST 255
-#define FS_MAX_HOSTS 256                 /* distinct Host headers tracked; the rest share one */
+#define FS_MAX_HOSTS 256 /* distinct Host headers tracked; the rest share one */
 #define FS_MAX_TITLE 65536
 #define FS_MAX_CATEGORIES 64
-#define FS_MAX_PAGE_SIZE (64u << 20)     /* cap on `size` and on a fixture file */
+#define FS_MAX_PAGE_SIZE (64u << 20) /* cap on `size` and on a fixture file */
 #define FS_MAX_ARRIVALS 1000000
 #define FS_MAX_HIT_KEYS 1000000
 #define FS_MAX_DELAY_MS 600000
 #define FS_HUGE_BYTES (20u << 20)
-#define FS_FILLER_BLOCK 1024             /* filler is whole blocks, so a cut never splits a tag */
-#define FS_FILLER_BLOCKS 512             /* 512 KiB of distinct filler, then it repeats */
+#define FS_FILLER_BLOCK 1024 /* filler is whole blocks, so a cut never splits a tag */
+#define FS_FILLER_BLOCKS 512 /* 512 KiB of distinct filler, then it repeats */
 #define FS_READ_BLOCK (64u * 1024u)
 #define FS_MAX_SEGS 16
 #define FS_CAPTCHA_FILE "amazon_com_captcha_robot_check_2020.html"
@@ -81,20 +81,20 @@ typedef struct fs_file {
 
 typedef struct fs_category {
     long long rank;
-    char *name;            /* " > " separates ladder levels; the last one is the leaf */
+    char *name; /* " > " separates ladder levels; the last one is the leaf */
 } fs_category;
 
 typedef struct fs_scenario {
     enum fs_page page;
-    size_t file;           /* index into fs_config.files for PAGE_FIXTURE */
-    char *title;           /* NULL = "Fixture Book <key>" */
-    int title_raw;         /* put title into the page unescaped (hostile-markup tests) */
-    long long rank;        /* 0 = derived from the key */
-    char *category;        /* NULL = "Books" */
+    size_t file;    /* index into fs_config.files for PAGE_FIXTURE */
+    char *title;    /* NULL = "Fixture Book <key>" */
+    int title_raw;  /* put title into the page unescaped (hostile-markup tests) */
+    long long rank; /* 0 = derived from the key */
+    char *category; /* NULL = "Books" */
     fs_category *categories;
     size_t ncategories;
-    int has_categories;    /* 0 = the two default category ranks */
-    int status;            /* 0 = the page's natural status */
+    int has_categories; /* 0 = the two default category ranks */
+    int status;         /* 0 = the page's natural status */
     long delay_ms;
     size_t size;
     int gzip;
@@ -110,7 +110,7 @@ typedef struct fs_config {
     fs_scenario dflt;
     fs_scenario *books;
     size_t nbooks;
-    json_t *index;         /* key -> integer index into books */
+    json_t *index; /* key -> integer index into books */
     fs_file *files;
     size_t nfiles;
 } fs_config;
@@ -123,21 +123,21 @@ typedef struct fs_host {
 
 typedef struct fs_state {
     /* Set before the daemon starts, read-only afterwards. */
-    const char *fixtures_dir;      /* may be NULL */
-    char *filler;                  /* FS_FILLER_BLOCKS blocks of plain filler */
-    char *filler_bad;              /* same with invalid UTF-8 and NULs */
-    char *blanks;                  /* FS_FILLER_BLOCK bytes of whitespace */
-    char *captcha;                 /* the robot-check page */
+    const char *fixtures_dir; /* may be NULL */
+    char *filler;             /* FS_FILLER_BLOCKS blocks of plain filler */
+    char *filler_bad;         /* same with invalid UTF-8 and NULs */
+    char *blanks;             /* FS_FILLER_BLOCK bytes of whitespace */
+    char *captcha;            /* the robot-check page */
     size_t captcha_len;
 
-    pthread_mutex_t lock;          /* guards every member below */
+    pthread_mutex_t lock; /* guards every member below */
     fs_config *config;
     long requests;
     long in_flight;
     long max_in_flight;
     fs_host hosts[FS_MAX_HOSTS];
     size_t nhosts;
-    json_t *hits;                  /* key -> integer */
+    json_t *hits; /* key -> integer */
     int64_t *arrivals;
     size_t narrivals;
     size_t caparrivals;
@@ -148,12 +148,12 @@ enum fs_req_kind { REQ_OTHER, REQ_CONTROL, REQ_BOOK };
 /* Per-request state (libmicrohttpd *req_cls), freed in on_completed(). */
 typedef struct fs_request {
     enum fs_req_kind kind;
-    buf body;                      /* control POST body */
+    buf body; /* control POST body */
     int body_too_big;
-    fs_config *cfg;                /* book: the config it arrived under (a reference) */
+    fs_config *cfg; /* book: the config it arrived under (a reference) */
     const fs_scenario *scen;
-    long hit;                      /* book: this key's hit number, 1-based */
-    size_t host;                   /* book: index into fs_state.hosts */
+    long hit;    /* book: this key's hit number, 1-based */
+    size_t host; /* book: index into fs_state.hosts */
     char key[FS_MAX_KEY + 1];
 } fs_request;
 
@@ -167,13 +167,13 @@ typedef struct fs_seg {
 typedef struct fs_body {
     fs_seg seg[FS_MAX_SEGS];
     size_t nseg;
-    uint64_t total;                /* bytes the body has */
-    uint64_t send_limit;           /* bytes sent before the fault hits (total without one) */
-    uint64_t declared;             /* Content-Length, or MHD_SIZE_UNKNOWN */
+    uint64_t total;      /* bytes the body has */
+    uint64_t send_limit; /* bytes sent before the fault hits (total without one) */
+    uint64_t declared;   /* Content-Length, or MHD_SIZE_UNKNOWN */
     enum fs_fault fault;
-    int fd;                        /* the connection's socket, for `reset` */
-    char *owned;                   /* per-request bytes the segments point into */
-    fs_config *cfg;                /* reference held while fixture bytes are being sent */
+    int fd;         /* the connection's socket, for `reset` */
+    char *owned;    /* per-request bytes the segments point into */
+    fs_config *cfg; /* reference held while fixture bytes are being sent */
 } fs_body;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -228,12 +228,24 @@ static int html_escape_mode(buf *b, const char *s, int keep_amp)
     int rc = BUF_OK;
     for (; *s && rc == BUF_OK; s++) {
         switch (*s) {
-        case '&': rc = keep_amp ? buf_append(b, s, 1) : buf_append_str(b, "&amp;"); break;
-        case '<': rc = buf_append_str(b, "&lt;"); break;
-        case '>': rc = buf_append_str(b, "&gt;"); break;
-        case '"': rc = buf_append_str(b, "&quot;"); break;
-        case '\'': rc = buf_append_str(b, "&#39;"); break;
-        default: rc = buf_append(b, s, 1); break;
+        case '&':
+            rc = keep_amp ? buf_append(b, s, 1) : buf_append_str(b, "&amp;");
+            break;
+        case '<':
+            rc = buf_append_str(b, "&lt;");
+            break;
+        case '>':
+            rc = buf_append_str(b, "&gt;");
+            break;
+        case '"':
+            rc = buf_append_str(b, "&quot;");
+            break;
+        case '\'':
+            rc = buf_append_str(b, "&#39;");
+            break;
+        default:
+            rc = buf_append(b, s, 1);
+            break;
         }
     }
     return rc;
@@ -602,8 +614,9 @@ static int append_ladder(buf *b, const char *name, size_t item)
         if (!sep)
             rc = buf_append_str(b, "<b>");
         if (rc == BUF_OK)
-            rc = buf_printf(b, "<a href=\"https://www.amazon.com/gp/bestsellers/books/%zu/ref=pd_"
-                               "zg_hrsr_books_%zu_%zu%s\">",
+            rc = buf_printf(b,
+                            "<a href=\"https://www.amazon.com/gp/bestsellers/books/%zu/ref=pd_"
+                            "zg_hrsr_books_%zu_%zu%s\">",
                             3839 + item * 10 + level, item, level, sep ? "" : "_last");
         if (rc == BUF_OK)
             rc = html_escape_mode(b, part, 1);
@@ -622,8 +635,7 @@ static int append_ladder(buf *b, const char *name, size_t item)
  * (20% before the title, 50% between title and details, 30% after), like the real page where
  * the title is ~150 KB in and the rank ~500 KB in.
  */
-static int page_generated(const fs_state *st, const fs_scenario *sc, const char *key,
-                          fs_body *b)
+static int page_generated(const fs_state *st, const fs_scenario *sc, const char *key, fs_body *b)
 {
     static const char bad_title[] = " \xC3\x28\xFF\xFE \x00 \xED\xA0\x80 end";
     int rc = -1;
@@ -711,9 +723,10 @@ static int page_generated(const fs_state *st, const fs_scenario *sc, const char 
             for (size_t i = 0; i < ncats; i++) {
                 char crank[40];
                 format_rank(cats[i].rank, crank, sizeof crank);
-                e |= buf_printf(&p, "    <li class=\"zg_hrsr_item\">\n    <span class=\"zg_hrsr_"
-                                    "rank\">#%s</span>\n    <span class=\"zg_hrsr_ladder\">"
-                                    "in&nbsp;",
+                e |= buf_printf(&p,
+                                "    <li class=\"zg_hrsr_item\">\n    <span class=\"zg_hrsr_"
+                                "rank\">#%s</span>\n    <span class=\"zg_hrsr_ladder\">"
+                                "in&nbsp;",
                                 crank);
                 e |= append_ladder(&p, cats[i].name, i + 1);
                 e |= buf_append_str(&p, "</span>\n    </li>\n");
@@ -756,19 +769,26 @@ done:
 static const char *page_name(enum fs_page pg)
 {
     switch (pg) {
-    case PAGE_GENERATED: return "generated";
-    case PAGE_FIXTURE: return "fixture";
-    case PAGE_CAPTCHA: return "captcha";
-    case PAGE_NOT_FOUND: return "not_found";
-    case PAGE_NO_RANK: return "no_rank";
-    case PAGE_EMPTY: return "empty";
-    case PAGE_INVALID_UTF8: return "invalid_utf8";
+    case PAGE_GENERATED:
+        return "generated";
+    case PAGE_FIXTURE:
+        return "fixture";
+    case PAGE_CAPTCHA:
+        return "captcha";
+    case PAGE_NOT_FOUND:
+        return "not_found";
+    case PAGE_NO_RANK:
+        return "no_rank";
+    case PAGE_EMPTY:
+        return "empty";
+    case PAGE_INVALID_UTF8:
+        return "invalid_utf8";
     }
     return "?";
 }
 
-static int config_file(fs_config *cfg, const char *dir, const char *name, size_t *index,
-                       char *err, size_t errlen)
+static int config_file(fs_config *cfg, const char *dir, const char *name, size_t *index, char *err,
+                       size_t errlen)
 {
     for (size_t i = 0; i < cfg->nfiles; i++) {
         if (strcmp(cfg->files[i].name, name) == 0) {
@@ -811,8 +831,8 @@ static int config_file(fs_config *cfg, const char *dir, const char *name, size_t
     return 0;
 }
 
-static int json_int_field(json_t *v, const char *field, long long lo, long long hi,
-                          long long *out, char *err, size_t errlen)
+static int json_int_field(json_t *v, const char *field, long long lo, long long hi, long long *out,
+                          char *err, size_t errlen)
 {
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
         snprintf(err, errlen, "'%s' must be an integer in [%lld, %lld]", field, lo, hi);
@@ -838,8 +858,8 @@ static int json_str_field(json_t *v, const char *field, size_t max, char **out, 
     return 0;
 }
 
-static int scenario_parse(fs_config *cfg, const char *dir, json_t *obj, fs_scenario *sc,
-                          char *err, size_t errlen)
+static int scenario_parse(fs_config *cfg, const char *dir, json_t *obj, fs_scenario *sc, char *err,
+                          size_t errlen)
 {
     const char *k;
     json_t *v;
@@ -864,7 +884,7 @@ static int scenario_parse(fs_config *cfg, const char *dir, json_t *obj, fs_scena
                 continue;
             }
             enum fs_page all[] = {PAGE_GENERATED, PAGE_CAPTCHA, PAGE_NOT_FOUND,
-                                  PAGE_NO_RANK, PAGE_EMPTY, PAGE_INVALID_UTF8};
+                                  PAGE_NO_RANK,   PAGE_EMPTY,   PAGE_INVALID_UTF8};
             size_t i;
             for (i = 0; i < sizeof all / sizeof all[0]; i++)
                 if (strcmp(s, page_name(all[i])) == 0)
@@ -906,10 +926,10 @@ static int scenario_parse(fs_config *cfg, const char *dir, json_t *obj, fs_scena
             json_array_foreach(v, i, item) {
                 fs_category *c = &sc->categories[sc->ncategories];
                 if (!json_is_array(item) || json_array_size(item) != 2 ||
-                    json_int_field(json_array_get(item, 0), "categories[][0]", 1,
-                                   1000000000000LL, &c->rank, err, errlen) != 0 ||
-                    json_str_field(json_array_get(item, 1), "categories[][1]", 1024, &c->name,
-                                   err, errlen) != 0) {
+                    json_int_field(json_array_get(item, 0), "categories[][0]", 1, 1000000000000LL,
+                                   &c->rank, err, errlen) != 0 ||
+                    json_str_field(json_array_get(item, 1), "categories[][1]", 1024, &c->name, err,
+                                   errlen) != 0) {
                     if (!err[0])
                         snprintf(err, errlen, "each category must be [rank, \"name\"]");
                     if (c->name)
@@ -1056,7 +1076,7 @@ static size_t host_index_locked(fs_state *st, const char *host)
         if (strcmp(st->hosts[i].name, name) == 0)
             return i;
     if (st->nhosts == FS_MAX_HOSTS)
-        return FS_MAX_HOSTS - 1;   /* overflow hosts share the last slot */
+        return FS_MAX_HOSTS - 1; /* overflow hosts share the last slot */
     fs_host *h = &st->hosts[st->nhosts];
     memset(h, 0, sizeof *h);
     memcpy(h->name, name, sizeof name);
@@ -1134,11 +1154,11 @@ static json_t *stats_json(fs_state *st)
 
 /* ---- responses ------------------------------------------------------------------------------ */
 
-static enum MHD_Result send_buffer(struct MHD_Connection *conn, unsigned status,
-                                   const char *type, const char *data, size_t len)
+static enum MHD_Result send_buffer(struct MHD_Connection *conn, unsigned status, const char *type,
+                                   const char *data, size_t len)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)data, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)(uintptr_t)data,
+                                                             MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
@@ -1175,8 +1195,8 @@ static int accepts_gzip(struct MHD_Connection *conn)
             ae++;
         const char *end = strchr(ae, ',');
         size_t n = end ? (size_t)(end - ae) : strlen(ae);
-        if ((n >= 4 && strncasecmp(ae, "gzip", 4) == 0 && (n == 4 || ae[4] == ';' ||
-                                                           ae[4] == ' ')) ||
+        if ((n >= 4 && strncasecmp(ae, "gzip", 4) == 0 &&
+             (n == 4 || ae[4] == ';' || ae[4] == ' ')) ||
             (n >= 1 && ae[0] == '*' && (n == 1 || ae[1] == ';'))) {
             const char *q = memchr(ae, '=', n);
             return !(q && strtod(q + 1, NULL) == 0.0);
@@ -1198,8 +1218,8 @@ static enum MHD_Result answer_fail(struct MHD_Connection *conn, const fs_request
                      sc->fail_status, reason, reason, rq->hit, sc->fail_first);
     if (n < 0 || (size_t)n >= sizeof page)
         n = 0;
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer((size_t)n, page, MHD_RESPMEM_MUST_COPY);
+    struct MHD_Response *r = MHD_create_response_from_buffer((size_t)n, page,
+                                                             MHD_RESPMEM_MUST_COPY);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html;charset=UTF-8");
@@ -1299,8 +1319,8 @@ static enum MHD_Result answer_book(fs_state *st, struct MHD_Connection *conn, co
         b->send_limit = b->total / 2;
         if (b->total == 0)
             b->declared = 1024;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_CONNECTION_FD);
         b->fd = ci ? ci->connect_fd : -1;
     } else if (sc->fault == FAULT_TRUNCATE) {
         b->declared = b->total + 1024 + b->total / 4;
@@ -1310,7 +1330,7 @@ static enum MHD_Result answer_book(fs_state *st, struct MHD_Connection *conn, co
                                                                body_read, b, body_free);
     if (!r)
         goto done;
-    b = NULL;   /* the response owns it now */
+    b = NULL; /* the response owns it now */
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html;charset=UTF-8");
     if (sc->gzip)
         MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept-Encoding");
@@ -1325,8 +1345,8 @@ done:
 
 /* ---- control endpoints ---------------------------------------------------------------------- */
 
-static enum MHD_Result answer_control(fs_state *st, struct MHD_Connection *conn,
-                                      const char *url, const char *method, fs_request *rq)
+static enum MHD_Result answer_control(fs_state *st, struct MHD_Connection *conn, const char *url,
+                                      const char *method, fs_request *rq)
 {
     int is_get = strcmp(method, "GET") == 0, is_post = strcmp(method, "POST") == 0;
 
@@ -1390,8 +1410,8 @@ static void url_key(const char *url, char *key, size_t keylen)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_size, void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_size, void **req_cls)
 {
     fs_state *st = cls;
     fs_request *rq = *req_cls;
@@ -1422,9 +1442,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     switch (rq->kind) {
-    case REQ_CONTROL: return answer_control(st, conn, url, method, rq);
-    case REQ_BOOK: return answer_book(st, conn, url, rq);
-    case REQ_OTHER: break;
+    case REQ_CONTROL:
+        return answer_control(st, conn, url, method, rq);
+    case REQ_BOOK:
+        return answer_book(st, conn, url, rq);
+    case REQ_OTHER:
+        break;
     }
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
         return send_error(conn, 405, "book pages answer GET");
@@ -1554,16 +1577,13 @@ int main(int argc, char **argv)
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)port);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_POLL,
-                         0, NULL, NULL, on_request, &st,
-                         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)FS_MAX_CONNECTIONS,
-                         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)FS_MAX_CONNECTIONS,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                         MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024),
-                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, &st,
-                         MHD_OPTION_END);
+    d = MHD_start_daemon(
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL,
+        NULL, on_request, &st, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)FS_MAX_CONNECTIONS, MHD_OPTION_LISTEN_BACKLOG_SIZE,
+        (unsigned)FS_MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_THREAD_STACK_SIZE, (size_t)(256 * 1024), MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, &st, MHD_OPTION_END);
     if (!d) {
         fprintf(stderr, "fixture_store: cannot listen on 127.0.0.1:%d\n", port);
         goto done;

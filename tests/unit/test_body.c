@@ -45,7 +45,7 @@ typedef struct err_case {
     const char *type;
     const char *body;
     body_err rc;
-    const char *why;       /* NULL: any non-empty message */
+    const char *why; /* NULL: any non-empty message */
 } err_case;
 
 static const err_case err_cases[] = {
@@ -72,8 +72,8 @@ static const err_case err_cases[] = {
      "\"isbns\" must be an array of strings"},
     {"refresh 1", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": 1}", BODY_INVALID,
      "\"refresh\" must be true or false"},
-    {"refresh \"true\"", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": \"true\"}",
-     BODY_INVALID, "\"refresh\" must be true or false"},
+    {"refresh \"true\"", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": \"true\"}", BODY_INVALID,
+     "\"refresh\" must be true or false"},
     {"refresh null", JSON, "{\"isbns\": [\"0132269937\"], \"refresh\": null}", BODY_INVALID,
      "\"refresh\" must be true or false"},
     {"refresh 2^70", JSON, "{\"isbns\": [], \"refresh\": 1180591620717411303424}",
@@ -264,7 +264,7 @@ static void test_details(void)
     /* a long entry: at most RENDER_ECHO_MAX bytes shown, cut on a character boundary */
     char longer[200];
     memset(longer, 'a', 63);
-    memcpy(longer + 63, "\xc3\xa9", 2);    /* é across the 64-byte mark */
+    memcpy(longer + 63, "\xc3\xa9", 2); /* é across the 64-byte mark */
     memset(longer + 65, '7', 100);
     longer[165] = '\0';
     parse(&p, TEXT, longer, 100);
@@ -346,11 +346,12 @@ static void test_alert(void)
         body_err want;
         const char *in_why;
     } cases[] = {
-        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/x\"]}",
-         BODY_OK, ""},
+        {"application/json",
+         "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/x\"]}", BODY_OK, ""},
         {"application/json; charset=utf-8",
          "{\"kind\": \"trouble\", \"value\": 3, \"book\": null, \"source\": null, "
-         "\"notify\": [\"mailto:a@b.example\"]}", BODY_OK, ""},
+         "\"notify\": [\"mailto:a@b.example\"]}",
+         BODY_OK, ""},
         {"text/plain", "{}", BODY_UNSUPPORTED_TYPE, "application/json"},
         {NULL, "{}", BODY_UNSUPPORTED_TYPE, "application/json"},
         {"application/json", "{\"kind\": ", BODY_INVALID_JSON, ""},
@@ -367,13 +368,16 @@ static void test_alert(void)
         {"application/json",
          "{\"kind\": \"new_best\", \"value\": 1, \"notify\": [\"webhook:https://h.example\"]}",
          BODY_INVALID, "\"value\""},
-        {"application/json", "{\"kind\": \"new_best\", \"notify\": []}", BODY_INVALID, "\"notify\""},
+        {"application/json", "{\"kind\": \"new_best\", \"notify\": []}", BODY_INVALID,
+         "\"notify\""},
         {"application/json", "{\"kind\": \"new_best\", \"notify\": \"webhook:https://h.example\"}",
          BODY_INVALID, "\"notify\""},
-        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example\", \"sms:1\"]}",
+        {"application/json",
+         "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example\", \"sms:1\"]}",
          BODY_INVALID, "\"notify\"[1]"},
         /* jansson refuses a NUL inside a string: no target can hide one */
-        {"application/json", "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/\\u0000x\"]}",
+        {"application/json",
+         "{\"kind\": \"new_best\", \"notify\": [\"webhook:https://h.example/\\u0000x\"]}",
          BODY_INVALID_JSON, ""},
         {"application/json",
          "{\"kind\": \"new_best\", \"source\": \"a b\", \"notify\": [\"webhook:https://h.example\"]}",
@@ -384,7 +388,8 @@ static void test_alert(void)
         {"application/json",
          "{\"kind\": \"new_best\", \"book\": [], \"notify\": [\"webhook:https://h.example\"]}",
          BODY_INVALID, "\"book\""},
-        {"application/json", "{\"kind\": \"new_best\", \"when\": 1, \"notify\": [\"webhook:https://h.example\"]}",
+        {"application/json",
+         "{\"kind\": \"new_best\", \"when\": 1, \"notify\": [\"webhook:https://h.example\"]}",
          BODY_INVALID, "\"when\""},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -401,9 +406,10 @@ static void test_alert(void)
     }
 
     body_alert a;
-    const char *full = "{\"kind\": \"rank_better_than\", \"value\": 1000, \"book\": \"0-13-226993-7\", "
-                       "\"source\": \"amazon.de\", \"notify\": [\"webhook:https://h.example/x\", "
-                       "\"mailto:a@b.example\"]}";
+    const char *full =
+        "{\"kind\": \"rank_better_than\", \"value\": 1000, \"book\": \"0-13-226993-7\", "
+        "\"source\": \"amazon.de\", \"notify\": [\"webhook:https://h.example/x\", "
+        "\"mailto:a@b.example\"]}";
     CHECK(body_parse_alert("application/json", full, strlen(full), &a, NULL, 0) == BODY_OK,
           "a full alert body parses");
     CHECK_STR(a.rule.kind, "rank_better_than", "its kind");
@@ -416,7 +422,8 @@ static void test_alert(void)
     body_alert_free(&a);
     body_alert_free(NULL);
 
-    const char *bad_book = "{\"kind\": \"new_best\", \"book\": \"97801\", \"notify\": [\"ntfy:https://n.example/t\"]}";
+    const char *bad_book =
+        "{\"kind\": \"new_best\", \"book\": \"97801\", \"notify\": [\"ntfy:https://n.example/t\"]}";
     CHECK(body_parse_alert("application/json", bad_book, strlen(bad_book), &a, NULL, 0) ==
                   BODY_INVALID_ISBN &&
               a.detail.input_len == 5 && memcmp(a.detail.input, "97801", 5) == 0 &&

@@ -266,7 +266,7 @@ static void test_concurrent_create(void)
         CHECK(0, "pipe");
         return;
     }
-    fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
+    fflush(stdout); /* a child must not inherit (and repeat) buffered output */
     pid_t child = fork();
     if (child == 0) {
         char c;
@@ -361,8 +361,8 @@ static void test_books(void)
     /* Ordered by added_at, then id. */
     db_book *books = NULL;
     CHECK(db_books_list(d, NULL, &books, &n) == DB_OK && n == 4, "list four books");
-    int ordered = n == 4 && strcmp(books[0].id, a.id) == 0 &&
-                  strcmp(books[1].id, b.id) == 0 && strcmp(books[3].id, d1.id) == 0;
+    int ordered = n == 4 && strcmp(books[0].id, a.id) == 0 && strcmp(books[1].id, b.id) == 0 &&
+                  strcmp(books[3].id, d1.id) == 0;
     CHECK(ordered, "list ordered by added_at then id");
     CHECK(n == 4 && strcmp(books[0].isbn13, a.isbn13) == 0 && books[0].asin[0] == '\0',
           "a listed ISBN book: isbn13 set, no ASIN attached");
@@ -382,8 +382,7 @@ static void test_books(void)
     CHECK(db_history(d, a.id, NULL, &hist, &n) == DB_OK && n == 0,
           "re-added book starts without history");
     db_observations_free(hist, n);
-    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 0,
-          "re-added book has no latest");
+    CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 0, "re-added book has no latest");
     db_book_clear(&book);
     db_book_clear(NULL);
     db_books_free(NULL, 0);
@@ -450,8 +449,10 @@ static void test_asins_and_fields(void)
     /* work, tags and note. */
     const char *tags[] = {"zeta", "alpha"};
     db_book_patch fields = {.set = DB_SET_WORK | DB_SET_TAGS | DB_SET_NOTE,
-                            .work = "The Work", .note = "a note\non two lines",
-                            .tags = tags, .ntags = 2};
+                            .work = "The Work",
+                            .note = "a note\non two lines",
+                            .tags = tags,
+                            .ntags = 2};
     char why[128] = "";
     CHECK_INT(db_book_patch_check(&fields, why, sizeof why), 0, "a valid patch passes the check");
     CHECK_INT(db_book_update(d, kindle.id, &fields), DB_OK, "set work, tags and note");
@@ -536,7 +537,8 @@ static void test_latest_and_filters(void)
     CHECK_INT(add_one(d, a.id, "s1", 2500, OBS_OK, 95), DB_OK, "late arrival t2500");
     CHECK(db_book_get(d, a.id, &book) == DB_OK && book.nlatest == 2, "a still two latest");
     const observation *s1 = book.nlatest ? latest_of(&book, "s1") : NULL;
-    CHECK(s1 && s1->rank == 90 && s1->previous_rank == 95, "late arrival: latest kept, previous 95");
+    CHECK(s1 && s1->rank == 90 && s1->previous_rank == 95,
+          "late arrival: latest kept, previous 95");
     db_book_clear(&book);
 
     /* A latest blocked observation: no rank, previous_rank is the last real one. */
@@ -550,16 +552,16 @@ static void test_latest_and_filters(void)
     /* Same fetched_at: the later insert is the latest. */
     CHECK_INT(add_one(d, c.id, "s1", 7000, OBS_OK, 1), DB_OK, "c t7000 rank 1");
     CHECK_INT(add_one(d, c.id, "s1", 7000, OBS_OK, 2), DB_OK, "c t7000 rank 2");
-    CHECK(db_book_get(d, c.id, &book) == DB_OK && book.nlatest == 1 &&
-              book.latest[0].rank == 2 && book.latest[0].previous_rank == 1,
+    CHECK(db_book_get(d, c.id, &book) == DB_OK && book.nlatest == 1 && book.latest[0].rank == 2 &&
+              book.latest[0].previous_rank == 1,
           "ties on fetched_at: later insert wins");
     db_book_clear(&book);
 
     db_book *books = NULL;
     size_t n = 0;
     db_book_filter f = {.status = "blocked"};
-    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1 &&
-              strcmp(books[0].id, a.id) == 0 && books[0].nlatest == 2,
+    CHECK(db_books_list(d, &f, &books, &n) == DB_OK && n == 1 && strcmp(books[0].id, a.id) == 0 &&
+              books[0].nlatest == 2,
           "status filter: the book with a blocked latest, all its latest");
     db_books_free(books, n);
 
@@ -620,10 +622,8 @@ static void test_title_and_categories(void)
     obs_set_str(&o.title, "First \"Title\" <b>");
     obs_set_str(&o.rank_category, "Books");
     const char *names[] = {
-        "Python \"Programming\"",
-        "<script>alert('x')</script>",
-        "Fremdsprachige Bücher — 日本語 😀",
-        "back\\slash\ttab\nnewline",
+        "Python \"Programming\"",           "<script>alert('x')</script>",
+        "Fremdsprachige Bücher — 日本語 😀", "back\\slash\ttab\nnewline",
         "bad \xff\xfe utf8 \xc3",
     };
     for (int i = 0; i < 5; i++)
@@ -683,7 +683,7 @@ static void test_title_and_categories(void)
 
 static int export_cb(void *ctx, const observation *obs)
 {
-    int64_t *state = ctx;   /* [0] count, [1] last fetched_at, [2] out of order, [3] stop at */
+    int64_t *state = ctx; /* [0] count, [1] last fetched_at, [2] out of order, [3] stop at */
     if (obs->fetched_at_ms < state[1])
         state[2]++;
     state[1] = obs->fetched_at_ms;
@@ -702,7 +702,7 @@ static void test_history_and_export(void)
     /* 600 observations on two sources, inserted in a shuffled time order. */
     observation *batch = calloc(600, sizeof *batch);
     for (int i = 0; i < 600; i++) {
-        int t = (i * 7) % 600;   /* 7 is coprime with 600: a permutation */
+        int t = (i * 7) % 600; /* 7 is coprime with 600: a permutation */
         make_obs(&batch[i], a.id, t % 2 ? "s2" : "s1", 10000 + t * 10, OBS_OK, 1000 + t);
     }
     CHECK_INT(db_observations_add(d, batch, 600, 0), DB_OK, "add 600 observations");
@@ -747,15 +747,15 @@ static void test_history_and_export(void)
               h[0].fetched_at_ms == 10000 + 9 * 10 && h[9].fetched_at_ms == 10000,
           "before is exclusive");
     db_observations_free(h, n);
-    q = (db_history_query){.source = "s1", .since_ms = 10000 + 100 * 10,
+    q = (db_history_query){.source = "s1",
+                           .since_ms = 10000 + 100 * 10,
                            .before_ms = 10000 + 110 * 10};
     CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 5 &&
               h[0].fetched_at_ms == 10000 + 108 * 10 && h[4].fetched_at_ms == 10000 + 100 * 10,
           "source + since + before");
     db_observations_free(h, n);
     q = (db_history_query){.source = "nope"};
-    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 0 && h == NULL,
-          "unknown source: empty");
+    CHECK(db_history(d, a.id, &q, &h, &n) == DB_OK && n == 0 && h == NULL, "unknown source: empty");
     db_observations_free(h, n);
 
     /* Ties on fetched_at: the later insert first. */
@@ -831,7 +831,7 @@ static void test_jobs(void)
     db_close(d);
 
     /* A job whose owner died (a crashed cron refresh). */
-    fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
+    fflush(stdout); /* a child must not inherit (and repeat) buffered output */
     pid_t dead = fork();
     if (dead == 0)
         _exit(child_create_job(path));
@@ -845,13 +845,13 @@ static void test_jobs(void)
         CHECK(0, "pipe");
         return;
     }
-    fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
+    fflush(stdout); /* a child must not inherit (and repeat) buffered output */
     pid_t alive = fork();
     if (alive == 0) {
         char c = child_create_job(path) ? 'f' : 'k';
         if (write(to_parent[1], &c, 1) != 1)
             _exit(1);
-        ssize_t r = read(to_child[0], &c, 1);   /* stay alive until told */
+        ssize_t r = read(to_child[0], &c, 1); /* stay alive until told */
         _exit(r == 1 ? 0 : 1);
     }
     char c = 0;
@@ -980,8 +980,7 @@ static int write_batches(const char *path, const char *id, int tag)
     observation batch[PROC_BATCH];
     for (int k = 0; k < PROC_BATCHES; k++) {
         for (int i = 0; i < PROC_BATCH; i++)
-            make_obs(&batch[i], id, tag ? "amazon.de" : "amazon.com", k * 1000 + i, OBS_OK,
-                     i + 1);
+            make_obs(&batch[i], id, tag ? "amazon.de" : "amazon.com", k * 1000 + i, OBS_OK, i + 1);
         if (db_observations_add(d, batch, PROC_BATCH, 0) != DB_OK) {
             fprintf(stderr, "writer %d: %s\n", tag, db_errmsg(d));
             failures++;
@@ -1001,9 +1000,9 @@ static void test_two_processes(void)
     book_id a = make_id(201), b = make_id(202);
     book_id both[] = {a, b};
     CHECK_INT(db_books_add(d, both, 2, NULL, NULL), DB_OK, "setup: track the books");
-    db_close(d);   /* no handle may cross fork() */
+    db_close(d); /* no handle may cross fork() */
 
-    fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
+    fflush(stdout); /* a child must not inherit (and repeat) buffered output */
     pid_t child = fork();
     if (child == 0)
         _exit(write_batches(path, b.id, 1));

@@ -23,13 +23,12 @@ static book_id id_of(const char *text)
     return b;
 }
 
-static observation make_obs(const char *id, char *source, obs_status st, int64_t rank,
-                            int64_t at)
+static observation make_obs(const char *id, char *source, obs_status st, int64_t rank, int64_t at)
 {
     observation o;
     obs_init(&o);
     snprintf(o.book_id, sizeof o.book_id, "%s", id);
-    o.source = source;   /* borrowed: never cleared */
+    o.source = source; /* borrowed: never cleared */
     o.status = st;
     o.rank = rank;
     o.fetched_at_ms = at;
@@ -39,8 +38,11 @@ static observation make_obs(const char *id, char *source, obs_status st, int64_t
 static void test_rules(db *d)
 {
     char *t1[] = {"webhook:http://127.0.0.1:9/hook", "mailto:a@example.org"};
-    db_alert_rule r = {.kind = "rank_better_than", .has_value = 1, .value = 1000,
-                       .targets = t1, .ntargets = 2};
+    db_alert_rule r = {.kind = "rank_better_than",
+                       .has_value = 1,
+                       .value = 1000,
+                       .targets = t1,
+                       .ntargets = 2};
     CHECK_INT(db_alert_add(d, &r), DB_OK, "add a rule");
     CHECK(r.n > 0 && r.created_at_ms > 0, "it gets a number and a time");
     char *t2[] = {"ntfy:http://127.0.0.1:9/topic"};
@@ -79,7 +81,11 @@ static void test_rules(db *d)
     CHECK(db_alerts_list(d, &list, &n) == DB_OK && n == 0, "no rules left");
     db_alerts_free(list, n);
     char *bad[] = {"webhook:http://x\nInjected: 1"};
-    db_alert_rule b = {.kind = "trouble", .has_value = 1, .value = 3, .targets = bad, .ntargets = 1};
+    db_alert_rule b = {.kind = "trouble",
+                       .has_value = 1,
+                       .value = 3,
+                       .targets = bad,
+                       .ntargets = 1};
     CHECK_INT(db_alert_add(d, &b), DB_ERROR, "a target with a line break is refused");
 }
 
@@ -90,7 +96,7 @@ static void test_facts(db *d)
     observation obs[] = {
         make_obs(id, "amazon.com", OBS_OK, 5000, t0),
         make_obs(id, "amazon.com", OBS_OK, 3000, t0 + day / 2),
-        make_obs(id, "amazon.de", OBS_OK, 10, t0 + day / 2),     /* another source */
+        make_obs(id, "amazon.de", OBS_OK, 10, t0 + day / 2), /* another source */
         make_obs(id, "amazon.com", OBS_BLOCKED, -1, t0 + day + 1000),
         make_obs(id, "amazon.com", OBS_ERROR, -1, t0 + day + 2000),
         make_obs(id, "amazon.com", OBS_OK, 4000, t0 + day + 3000),
@@ -150,8 +156,8 @@ static void test_outbox(db *d)
                   !claimed,
               "a second claim of the same row loses");
         CHECK_INT(db_alert_event_done(d, due[0].id, EVENT_SENT, 1, 0, 6000, NULL), DB_OK, "sent");
-        CHECK_INT(db_alert_event_done(d, due[1].id, EVENT_PENDING, 1, 20000, 0, "HTTP 500"),
-                  DB_OK, "failed once, retried later");
+        CHECK_INT(db_alert_event_done(d, due[1].id, EVENT_PENDING, 1, 20000, 0, "HTTP 500"), DB_OK,
+                  "failed once, retried later");
     }
     db_alert_events_free(due, n);
     int64_t at = 0;
@@ -166,7 +172,8 @@ static void test_outbox(db *d)
     CHECK(db_alert_events_pending(d, &count, &next) == DB_OK && count == 1 && next == 20000,
           "one pending, due at its retry");
     CHECK_INT(db_alert_events_prune(d, 2000), DB_OK, "prune delivered rows");
-    CHECK(db_alert_events_recent(d, 10, &due, &n) == DB_OK && n == 1 && due[0].state == EVENT_PENDING,
+    CHECK(db_alert_events_recent(d, 10, &due, &n) == DB_OK && n == 1 &&
+              due[0].state == EVENT_PENDING,
           "the sent row is pruned, the pending one kept");
     db_alert_events_free(due, n);
 }

@@ -95,7 +95,7 @@ struct writer {
     const char *path;
     const char *id;
     atomic_int stop;
-    atomic_long batches;   /* committed so far */
+    atomic_long batches; /* committed so far */
     int errors;
 };
 

@@ -316,7 +316,7 @@ static db_err connect_code(const char *location, unsigned flags, char *msg, size
     free(err);
     db_close(d);
     if (d && code != DB_OK)
-        return (db_err)99;   /* a handle and a failure code at once: never right */
+        return (db_err)99; /* a handle and a failure code at once: never right */
     return code;
 }
 
@@ -376,8 +376,7 @@ static void test_missing(void)
         fclose(f);
     CHECK_INT(connect_code(junk, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg), DB_CORRUPT,
               "a file that is not SQLite is DB_CORRUPT");
-    CHECK_INT(connect_code(junk, DB_OPEN_READ_ONLY, msg, sizeof msg), DB_CORRUPT,
-              "read-only too");
+    CHECK_INT(connect_code(junk, DB_OPEN_READ_ONLY, msg, sizeof msg), DB_CORRUPT, "read-only too");
 
     CHECK_INT(connect_code(path, DB_OPEN_READ_ONLY | DB_OPEN_CREATE, msg, sizeof msg), DB_ERROR,
               "DB_OPEN_READ_ONLY with DB_OPEN_CREATE is refused");
@@ -412,7 +411,8 @@ static void test_old_schema_read_only(void)
 
     char *err = NULL;
     db *d = db_open_readonly(path, &err);
-    CHECK(d == NULL && contains(err, "bookrank migrate"), "db_open_readonly refuses it the same way");
+    CHECK(d == NULL && contains(err, "bookrank migrate"),
+          "db_open_readonly refuses it the same way");
     free(err);
 
     /* Read-write but without DB_OPEN_MIGRATE: refused too, and not migrated. */
@@ -500,8 +500,8 @@ static void test_migrate_with_backup(void)
     db_book_clear(&book);
     observation *h = NULL;
     size_t n = 0;
-    CHECK(d && db_history(d, a.id, NULL, &h, &n) == DB_OK && n == 2 &&
-              h[1].ncategories == 1 && strcmp(h[1].categories[0].category, "Compilers") == 0,
+    CHECK(d && db_history(d, a.id, NULL, &h, &n) == DB_OK && n == 2 && h[1].ncategories == 1 &&
+              strcmp(h[1].categories[0].category, "Compilers") == 0,
           "history and categories read back after migrating");
     db_observations_free(h, n);
     db_close(d);
@@ -589,8 +589,7 @@ static void test_migrate_backup_fails(void)
               "raw: clear the way");
     CHECK_INT(connect_code(path3, DB_OPEN_CREATE | DB_OPEN_MIGRATE, msg, sizeof msg), DB_OK,
               "the retry migrates");
-    CHECK(exists(bak3) && raw_int(bak3, "PRAGMA user_version") == 1,
-          "and makes its copy again");
+    CHECK(exists(bak3) && raw_int(bak3, "PRAGMA user_version") == 1, "and makes its copy again");
 }
 
 /* ---- a database written by release 0.1.0 ------------------------------------------------- */
@@ -668,10 +667,10 @@ static void release_checks(db *d)
     CHECK(l && strcmp(l->book_id, "9780131103627") == 0 && strcmp(l->source, "amazon.com") == 0 &&
               l->status == OBS_OK && l->rank == 5838 && l->fetched_at_ms == 1796217733239,
           "0.1.0: a known row keeps its book id, source, rank and fetched_at");
-    CHECK(l && l->rank_category && strcmp(l->rank_category, "Books") == 0 &&
-              l->ncategories >= 2 && l->categories[0].rank == 2 &&
-              strcmp(l->categories[0].category, "C") == 0 && l->http_status == 200 &&
-              l->attempts == 1 && l->duration_ms == 3 && l->previous_rank == -1,
+    CHECK(l && l->rank_category && strcmp(l->rank_category, "Books") == 0 && l->ncategories >= 2 &&
+              l->categories[0].rank == 2 && strcmp(l->categories[0].category, "C") == 0 &&
+              l->http_status == 200 && l->attempts == 1 && l->duration_ms == 3 &&
+              l->previous_rank == -1,
           "0.1.0: and its category ranks, HTTP status, attempts and duration");
     CHECK(l && l->rank_free == 0 && l->format == OBS_FORMAT_UNKNOWN,
           "0.1.0: an old observation is on a paid list, of no known format");
@@ -697,7 +696,7 @@ static void release_checks(db *d)
     size_t nj = 0;
     CHECK(db_jobs_list(d, -1, 0, &jobs, &nj) == DB_OK && nj == RELEASE_JOBS,
           "0.1.0: the jobs are still there");
-    const db_job *first = nj == RELEASE_JOBS ? &jobs[1] : NULL;   /* newest first */
+    const db_job *first = nj == RELEASE_JOBS ? &jobs[1] : NULL; /* newest first */
     CHECK(first && first->id == 1 && first->state == JOB_DONE && first->all_books == 1 &&
               first->total == 5 && first->done == 5 && first->counts[OBS_OK] == 2 &&
               first->counts[OBS_NOT_FOUND] == 1 && first->counts[OBS_BLOCKED] == 1 &&
@@ -816,8 +815,7 @@ static void test_busy_timeout(void)
     CHECK_INT(rc, DB_BUSY, "a write past the busy timeout is DB_BUSY");
     printf("#   waited %lld ms: %s\n", (long long)waited, d ? db_errmsg(d) : "");
     CHECK(waited >= 90 && waited < 2000, "it waited about the timeout (100 ms), not 5 s");
-    CHECK(d && contains(db_errmsg(d), "held the database lock") &&
-              contains(db_errmsg(d), "100 ms"),
+    CHECK(d && contains(db_errmsg(d), "held the database lock") && contains(db_errmsg(d), "100 ms"),
           "the message says the lock was held, and for how long");
     CHECK_STR(db_strerror(rc), "database is locked by another connection", "db_strerror(DB_BUSY)");
     sqlite3_exec(other, "ROLLBACK", NULL, NULL, NULL);
@@ -887,7 +885,7 @@ static void test_readonly_file(void)
     if (geteuid() != 0) {
         readonly_file_checks(copy);
     } else {
-        fflush(stdout);   /* a child must not inherit (and repeat) buffered output */
+        fflush(stdout); /* a child must not inherit (and repeat) buffered output */
         pid_t child = fork();
         if (child == 0) {
             /* nobody:nogroup; the checks print their own lines, the exit status their sum. */
@@ -897,7 +895,7 @@ static void test_readonly_file(void)
                 fflush(stdout);
                 _exit(2);
             }
-            check_failed = 0;   /* the parent's count came along with fork() */
+            check_failed = 0; /* the parent's count came along with fork() */
             readonly_file_checks(copy);
             fflush(stdout);
             _exit(check_failed ? 1 : 0);
@@ -943,10 +941,8 @@ static void test_strerror(void)
 static void test_postgres_locations(void)
 {
     static const char *const pg[] = {
-        "postgresql://bookrank:s3cret@db.example/bookrank",
-        "postgres://localhost/bookrank",
-        "host=localhost dbname=bookrank password=s3cret",
-        "dbname=bookrank",
+        "postgresql://bookrank:s3cret@db.example/bookrank", "postgres://localhost/bookrank",
+        "host=localhost dbname=bookrank password=s3cret",   "dbname=bookrank",
         "  host = '/var/run/postgresql'  user=bookrank",
     };
     for (size_t i = 0; i < sizeof pg / sizeof pg[0]; i++) {

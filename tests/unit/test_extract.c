@@ -52,9 +52,11 @@ static int clean_utf8(const char *s)
     while (*p) {
         if (*p < 0x20)
             return 0;
-        size_t n = *p < 0x80 ? 1 : (*p >= 0xc2 && *p <= 0xdf) ? 2 : (*p >= 0xe0 && *p <= 0xef) ? 3
-                                                                 : (*p >= 0xf0 && *p <= 0xf4) ? 4
-                                                                                              : 0;
+        size_t n = *p < 0x80                    ? 1
+                   : (*p >= 0xc2 && *p <= 0xdf) ? 2
+                   : (*p >= 0xe0 && *p <= 0xef) ? 3
+                   : (*p >= 0xf0 && *p <= 0xf4) ? 4
+                                                : 0;
         if (!n)
             return 0;
         for (size_t i = 1; i < n; i++)
@@ -94,8 +96,10 @@ static const struct fixture_case {
     {"amazon_co_uk_book_1849757097_2024_detailbullets.html", OBS_OK, 929084, "Books", 3, 4687,
      "Vegetarian & Vegan Cooking",
      "Vegetable Perfection: 100 delicious recipes for roots, bulbs, shoots and stems"},
-    {"amazon_de_book_0131103628_2019_salesrank_li.html", OBS_OK, 13222, "B\xc3\xbc" "cher", 1, 3,
-     "C", "The C Programming Language. (Prentice Hall Software)"},
+    {"amazon_de_book_0131103628_2019_salesrank_li.html", OBS_OK, 13222,
+     "B\xc3\xbc"
+     "cher",
+     1, 3, "C", "The C Programming Language. (Prentice Hall Software)"},
     {"amazon_fr_book_2266309846_2022_detailbullets.html", OBS_OK, 11406, "Livres", 3, 20,
      "Services secrets", "L'Espion et le Tra\xc3\xaetre"},
     {"amazon_com_nonbook_B01LW7X0JJ_2019_prodDetails_table.html", OBS_OK, 25654, "Home & Kitchen",
@@ -185,49 +189,49 @@ static void test_fixtures(void)
 
 /* ---- synthetic pages -------------------------------------------------------------------- */
 
-#define TITLE_SPAN                                                                              \
+#define TITLE_SPAN                                                                                 \
     "<h1 id=\"title\"><span id=\"productTitle\" class=\"a-size-large\">A Book</span></h1>\n"
 
 /* 2017-2019: <li id="SalesRank"> with a zg_hrsr ladder list. */
-#define GEN_SALESRANK_LI                                                                        \
-    "<html><head><style>#SalesRank { color: red }</style></head><body>" TITLE_SPAN              \
-    "<li id=\"SalesRank\">\n<b>Amazon Best Sellers Rank:</b> \n\n\n\n#1,234 in Books (<a "      \
-    "href=\"/gp/bestsellers/books\">See Top 100 in Books</a>)\n<style type=\"text/css\">\n"      \
-    ".zg_hrsr { margin: 0; }\n</style>\n<ul class=\"zg_hrsr\">\n<li class=\"zg_hrsr_item\">\n"    \
-    "<span class=\"zg_hrsr_rank\">#5</span>\n<span class=\"zg_hrsr_ladder\">in&nbsp;<a "          \
-    "href=\"/a\">Books</a> &gt; <a href=\"/b\">Computers &amp; Technology</a> &gt; <a "           \
-    "href=\"/c\">Programming Languages</a> &gt; <b><a href=\"/d\">C</a></b></span>\n</li>\n"      \
-    "<li class=\"zg_hrsr_item\">\n<span class=\"zg_hrsr_rank\">#17</span>\n<span "                \
-    "class=\"zg_hrsr_ladder\">in&nbsp;<a href=\"/a\">Books</a> &gt; <b><a "                      \
-    "href=\"/e\">Textbooks</a></b></span>\n</li>\n</ul>\n</li>\n<li><b>Average Customer "         \
+#define GEN_SALESRANK_LI                                                                           \
+    "<html><head><style>#SalesRank { color: red }</style></head><body>" TITLE_SPAN                 \
+    "<li id=\"SalesRank\">\n<b>Amazon Best Sellers Rank:</b> \n\n\n\n#1,234 in Books (<a "         \
+    "href=\"/gp/bestsellers/books\">See Top 100 in Books</a>)\n<style type=\"text/css\">\n"        \
+    ".zg_hrsr { margin: 0; }\n</style>\n<ul class=\"zg_hrsr\">\n<li class=\"zg_hrsr_item\">\n"     \
+    "<span class=\"zg_hrsr_rank\">#5</span>\n<span class=\"zg_hrsr_ladder\">in&nbsp;<a "           \
+    "href=\"/a\">Books</a> &gt; <a href=\"/b\">Computers &amp; Technology</a> &gt; <a "            \
+    "href=\"/c\">Programming Languages</a> &gt; <b><a href=\"/d\">C</a></b></span>\n</li>\n"       \
+    "<li class=\"zg_hrsr_item\">\n<span class=\"zg_hrsr_rank\">#17</span>\n<span "                 \
+    "class=\"zg_hrsr_ladder\">in&nbsp;<a href=\"/a\">Books</a> &gt; <b><a "                        \
+    "href=\"/e\">Textbooks</a></b></span>\n</li>\n</ul>\n</li>\n<li><b>Average Customer "          \
     "Review:</b> 4 in 5 stars</li><div><span>#9 in Decoys</span></div></body></html>"
 
 /* 2020-2024: detail bullets. */
-#define GEN_DETAIL_BULLETS                                                                      \
-    "<html><body>" TITLE_SPAN "<div id=\"detailBulletsWrapper_feature_div\"><ul "                 \
-    "class=\"a-unordered-list detail-bullet-list\"> <li><span class=\"a-list-item\"> <span "      \
-    "class=\"a-text-bold\"> Best Sellers Rank: </span> 8,557 in Books (<a "                       \
-    "href='/gp/bestsellers/books'>See Top 100 in Books</a>) <ul class=\"a-unordered-list "        \
-    "zg_hrsr\"> <li><span class=\"a-list-item\"> 12 in <a href='/x'>Home &amp; Garden "           \
-    "(Books)</a></span></li> <li><span class=\"a-list-item\"> 3,456 in <a "                       \
-    "href='/y'>Vegan Cooking</a></span></li> </ul> </span></li> </ul> <ul><li><span><span "       \
+#define GEN_DETAIL_BULLETS                                                                         \
+    "<html><body>" TITLE_SPAN "<div id=\"detailBulletsWrapper_feature_div\"><ul "                  \
+    "class=\"a-unordered-list detail-bullet-list\"> <li><span class=\"a-list-item\"> <span "       \
+    "class=\"a-text-bold\"> Best Sellers Rank: </span> 8,557 in Books (<a "                        \
+    "href='/gp/bestsellers/books'>See Top 100 in Books</a>) <ul class=\"a-unordered-list "         \
+    "zg_hrsr\"> <li><span class=\"a-list-item\"> 12 in <a href='/x'>Home &amp; Garden "            \
+    "(Books)</a></span></li> <li><span class=\"a-list-item\"> 3,456 in <a "                        \
+    "href='/y'>Vegan Cooking</a></span></li> </ul> </span></li> </ul> <ul><li><span><span "        \
     "class=\"a-text-bold\">Customer reviews:</span> 5 in 5</span></li></ul></div></body></html>"
 
 /* 2019 non-book products: the prodDetails table. */
-#define GEN_PRODDETAILS                                                                         \
-    "<html><body>" TITLE_SPAN "<table id=\"productDetails_detailBullets_sections1\"><tr><th "     \
-    "class=\"a-color-secondary prodDetSectionEntry\">\n  Best Sellers Rank\n  </th>\n<td>\n"      \
-    "<span>\n<span>#25,654 in Home & Kitchen (<a href='/gp/bestsellers/home-garden'>See Top "     \
-    "100 in Home & Kitchen</a>)</span>\n<br>\n<span>#30 in <a href='/a'>Home & Kitchen</a> > "    \
-    "<a href='/b'>Slipcovers</a> > <a href='/c'>Dining Chair Slipcovers</a></span>\n<br>\n"       \
-    "</span></td></tr><tr><th>Date First Available</th><td>March 2, 2017</td></tr></table>"      \
+#define GEN_PRODDETAILS                                                                            \
+    "<html><body>" TITLE_SPAN "<table id=\"productDetails_detailBullets_sections1\"><tr><th "      \
+    "class=\"a-color-secondary prodDetSectionEntry\">\n  Best Sellers Rank\n  </th>\n<td>\n"       \
+    "<span>\n<span>#25,654 in Home & Kitchen (<a href='/gp/bestsellers/home-garden'>See Top "      \
+    "100 in Home & Kitchen</a>)</span>\n<br>\n<span>#30 in <a href='/a'>Home & Kitchen</a> > "     \
+    "<a href='/b'>Slipcovers</a> > <a href='/c'>Dining Chair Slipcovers</a></span>\n<br>\n"        \
+    "</span></td></tr><tr><th>Date First Available</th><td>March 2, 2017</td></tr></table>"        \
     "<span>#7 in Decoys</span></body></html>"
 
 static const struct synthetic_case {
     const char *name;
     int http;
     const char *page;
-    size_t len;                 /* 0: strlen(page) */
+    size_t len; /* 0: strlen(page) */
     obs_status status;
     long long rank;
     const char *rank_category;
@@ -235,7 +239,7 @@ static const struct synthetic_case {
     long long first_rank;
     const char *first_category;
     const char *title;
-    const char *error_has;      /* expected substring of out->error */
+    const char *error_has; /* expected substring of out->error */
 } synthetic[] = {
     {"generation <li id=SalesRank>", 200, GEN_SALESRANK_LI, 0, OBS_OK, 1234, "Books", 2, 5, "C",
      "A Book", NULL},
@@ -245,35 +249,56 @@ static const struct synthetic_case {
      30, "Dining Chair Slipcovers", "A Book", NULL},
     {"German Nr. 1.234", 200,
      TITLE_SPAN "<li id=\"SalesRank\"><b>Amazon Bestseller-Rang:</b> Nr. 1.234 in B\xc3\xbc"
-                "cher (<a href=\"/x\">Siehe Top 100 in B\xc3\xbc" "cher</a>)<ul "
+                "cher (<a href=\"/x\">Siehe Top 100 in B\xc3\xbc"
+                "cher</a>)<ul "
                 "class=\"zg_hrsr\"><li class=\"zg_hrsr_item\"><span class=\"zg_hrsr_rank\">Nr. "
                 "3</span> <span class=\"zg_hrsr_ladder\">in&nbsp;<a href=\"/c\">C</a></span></li>"
                 "</ul></li>",
-     0, OBS_OK, 1234, "B\xc3\xbc" "cher", 1, 3, "C", "A Book", NULL},
+     0, OBS_OK, 1234,
+     "B\xc3\xbc"
+     "cher",
+     1, 3, "C", "A Book", NULL},
     {"German Fremdsprachige Buecher top category", 200,
      TITLE_SPAN "<span class=\"a-text-bold\">Amazon Bestseller-Rang: </span> Nr. 45.678 in "
-                "Fremdsprachige B\xc3\xbc" "cher (<a href='/x'>Siehe Top 100 in Fremdsprachige "
-                "B\xc3\xbc" "cher</a>) <ul><li><span> Nr. 9 in <a href='/y'>Science Fiction "
-                "(Fremdsprachige B\xc3\xbc" "cher)</a></span></li></ul>",
-     0, OBS_OK, 45678, "Fremdsprachige B\xc3\xbc" "cher", 1, 9,
-     "Science Fiction (Fremdsprachige B\xc3\xbc" "cher)", "A Book", NULL},
+                "Fremdsprachige B\xc3\xbc"
+                "cher (<a href='/x'>Siehe Top 100 in Fremdsprachige "
+                "B\xc3\xbc"
+                "cher</a>) <ul><li><span> Nr. 9 in <a href='/y'>Science Fiction "
+                "(Fremdsprachige B\xc3\xbc"
+                "cher)</a></span></li></ul>",
+     0, OBS_OK, 45678,
+     "Fremdsprachige B\xc3\xbc"
+     "cher",
+     1, 9,
+     "Science Fiction (Fremdsprachige B\xc3\xbc"
+     "cher)",
+     "A Book", NULL},
     {"French n\xc2\xb0 1 234 with U+00A0", 200,
      TITLE_SPAN "<span class=\"a-text-bold\">Classement des meilleures ventes d'Amazon\xc2\xa0: "
-                "</span> n\xc2\xb0\xc2\xa0" "1\xc2\xa0" "234 en Livres (<a href='/x'>Voir les 100 "
-                "premiers en Livres</a>) <ul><li><span>n\xc2\xb0" "30 en <a href='/y'>Romans "
+                "</span> n\xc2\xb0\xc2\xa0"
+                "1\xc2\xa0"
+                "234 en Livres (<a href='/x'>Voir les 100 "
+                "premiers en Livres</a>) <ul><li><span>n\xc2\xb0"
+                "30 en <a href='/y'>Romans "
                 "policiers</a></span></li></ul>",
      0, OBS_OK, 1234, "Livres", 1, 30, "Romans policiers", "A Book", NULL},
     {"French n\xc2\xb0 1 234 with U+202F and d&#39;Amazon", 200,
      TITLE_SPAN "<b>Classement des meilleures ventes d&#39;Amazon :</b> n\xc2\xb0\xe2\x80\xaf"
-                "1\xe2\x80\xaf" "234\xe2\x80\xaf" "en Livres anglais et \xc3\xa9trangers (<a "
+                "1\xe2\x80\xaf"
+                "234\xe2\x80\xaf"
+                "en Livres anglais et \xc3\xa9trangers (<a "
                 "href='/x'>Voir les 100 premiers</a>)",
      0, OBS_OK, 1234, "Livres anglais et \xc3\xa9trangers", 0, -1, NULL, "A Book", NULL},
-    {"French &nbsp; separators and d\xe2\x80\x99" "Amazon", 200,
-     TITLE_SPAN "<b>Classement des meilleures ventes d\xe2\x80\x99" "Amazon&nbsp;:</b> "
+    {"French &nbsp; separators and d\xe2\x80\x99"
+     "Amazon",
+     200,
+     TITLE_SPAN "<b>Classement des meilleures ventes d\xe2\x80\x99"
+                "Amazon&nbsp;:</b> "
                 "n&deg;&nbsp;12&nbsp;345&nbsp;en&nbsp;Livres (Voir les 100 premiers en Livres)",
      0, OBS_OK, 12345, "Livres", 0, -1, NULL, "A Book", NULL},
     {"French Kindle: dans Boutique Kindle", 200,
-     TITLE_SPAN "<b>Classement des meilleures ventes d'Amazon :</b> 2\xe2\x80\xaf" "345 dans "
+     TITLE_SPAN "<b>Classement des meilleures ventes d'Amazon :</b> 2\xe2\x80\xaf"
+                "345 dans "
                 "Boutique Kindle (Voir les 100 premiers en Boutique Kindle)",
      0, OBS_OK, 2345, "Boutique Kindle", 0, -1, NULL, "A Book", NULL},
     {"Kindle Store top category", 200,
@@ -310,7 +335,8 @@ static const struct synthetic_case {
      "#77 in Books (<a href=\"/x\">See Top 100 in Books</a>)</li>",
      0, OBS_OK, 77, "Books", 0, -1, NULL, "A Book", NULL},
     {"blank lines, comment and inline style between label and number", 200,
-     TITLE_SPAN "<b>Best Sellers Rank:</b>" "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
+     TITLE_SPAN "<b>Best Sellers Rank:</b>"
+                "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n"
                 "\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n\n                      \n\n\n\n\n\n\n\n\n\n"
                 "<!-- rank --><style type=\"text/css\">\n.zg { margin: 0 }\n</style>\n\n\n"
                 "#6,543 in Books",
@@ -335,8 +361,8 @@ static const struct synthetic_case {
      "api-services-support@amazon.com. --><p>Sorry, we just need to make sure you're not a "
      "robot.</p>",
      0, OBS_BLOCKED, -1, NULL, 0, -1, NULL, NULL, NULL},
-    {"503 without captcha", 503, "<html><body>Service Unavailable</body></html>", 0, OBS_ERROR,
-     -1, NULL, 0, -1, NULL, NULL, "HTTP 503"},
+    {"503 without captcha", 503, "<html><body>Service Unavailable</body></html>", 0, OBS_ERROR, -1,
+     NULL, 0, -1, NULL, NULL, "HTTP 503"},
     {"500 with a product page is still an error", 500, GEN_DETAIL_BULLETS, 0, OBS_ERROR, -1, NULL,
      0, -1, NULL, NULL, "HTTP 500"},
     {"403", 403, "<html>Forbidden</html>", 0, OBS_BLOCKED, -1, NULL, 0, -1, NULL, NULL, NULL},
@@ -362,11 +388,14 @@ static const struct synthetic_case {
      "\xff\xfe\x00\x00<span id=\"productTitle\">Bad \xff title\x00 with \xc3 NUL</span>\x80\x00"
      "<b>Best Sellers Rank:</b> #42 in Bo\xffoks\x00 (x)",
      sizeof("\xff\xfe\x00\x00<span id=\"productTitle\">Bad \xff title\x00 with \xc3 NUL</span>"
-            "\x80\x00<b>Best Sellers Rank:</b> #42 in Bo\xffoks\x00 (x)") - 1,
-     OBS_OK, 42, "Bo\xef\xbf\xbdoks", 0, -1, NULL,
-     "Bad \xef\xbf\xbd title with \xef\xbf\xbd NUL", NULL},
+            "\x80\x00<b>Best Sellers Rank:</b> #42 in Bo\xffoks\x00 (x)") -
+         1,
+     OBS_OK, 42, "Bo\xef\xbf\xbdoks", 0, -1, NULL, "Bad \xef\xbf\xbd title with \xef\xbf\xbd NUL",
+     NULL},
     {"Latin-1 page: no-break space 0xA0 as separator", 200,
-     TITLE_SPAN "<b>Classement des meilleures ventes d'Amazon:</b> n\xb0\xa0" "1\xa0" "234 en "
+     TITLE_SPAN "<b>Classement des meilleures ventes d'Amazon:</b> n\xb0\xa0"
+                "1\xa0"
+                "234 en "
                 "Livres",
      0, OBS_OK, 1234, "Livres", 0, -1, NULL, "A Book", NULL},
 };
@@ -727,7 +756,8 @@ static void test_custom(void)
     scr_source_free(src);
 
     /* Only the URL given: every rule comes from the base preset. */
-    scr_rules minimal = {.name = "mirror", .url_template = "https://mirror.test/dp/{isbn10}",
+    scr_rules minimal = {.name = "mirror",
+                         .url_template = "https://mirror.test/dp/{isbn10}",
                          .base = "amazon.de"};
     src = scr_source_new_custom(&minimal, &err);
     size_t len = 0;
@@ -824,8 +854,8 @@ static void test_threads(void)
  * message for an unknown name lists them all. */
 static void test_preset_table(void)
 {
-    static const char *const want[] = {"amazon.com", "amazon.co.uk", "amazon.de",
-                                       "amazon.fr",  "amazon.ca",    "amazon.com.au"};  /* first six */
+    static const char *const want[] = {"amazon.com", "amazon.co.uk", "amazon.de", "amazon.fr",
+                                       "amazon.ca",  "amazon.com.au"}; /* first six */
     size_t n = 0;
     while (scr_preset_names[n])
         n++;
@@ -835,8 +865,10 @@ static void test_preset_table(void)
     char *err = NULL;
     scr_source *src = scr_source_new_preset("amazon.example", NULL, &err);
     CHECK(src == NULL, "preset table: unknown name refused");
-    CHECK(err && strstr(err, "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
-                             "amazon.de, amazon.fr, amazon.ca, amazon.com.au, amazon.es,") &&
+    CHECK(err &&
+              strstr(err,
+                     "unknown source preset 'amazon.example' (known: amazon.com, amazon.co.uk, "
+                     "amazon.de, amazon.fr, amazon.ca, amazon.com.au, amazon.es,") &&
               strstr(err, "amazon.eg)"),
           "preset table: the message lists every preset");
     free(err);
@@ -854,8 +886,9 @@ static void test_errors(void)
     CHECK_INT(scr_extract(src, 200, "x", 1, NULL), SCR_INVALID, "scr_extract without out");
     observation o;
     obs_init(&o);
-    CHECK_INT(scr_extract(NULL, 200, "x", 1, &o), SCR_OK, "scr_extract without source: a call "
-                                                          "that worked");
+    CHECK_INT(scr_extract(NULL, 200, "x", 1, &o), SCR_OK,
+              "scr_extract without source: a call "
+              "that worked");
     CHECK(o.status == OBS_ERROR && o.error && strstr(o.error, "no source"),
           "scr_extract without source: an error observation");
     obs_clear(&o);

@@ -111,8 +111,8 @@ static void check_route_table(void)
         const router_route *rt = &router_routes[i];
         char path[256] = "";
         const char *star = strchr(rt->pattern, '*');
-        int n = star ? snprintf(path, sizeof path, "%.*s9780131103627%s",
-                                (int)(star - rt->pattern), rt->pattern, star + 1)
+        int n = star ? snprintf(path, sizeof path, "%.*s9780131103627%s", (int)(star - rt->pattern),
+                                rt->pattern, star + 1)
                      : snprintf(path, sizeof path, "%s", rt->pattern);
         router_config cfg = {0};
         static router_match m;

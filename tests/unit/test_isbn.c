@@ -8,8 +8,8 @@
 static const struct {
     const char *in;
     isbn_err want;
-    const char *isbn13, *isbn10;   /* expected when valid */
-    const char *why_has;           /* expected substring of the reason when invalid */
+    const char *isbn13, *isbn10; /* expected when valid */
+    const char *why_has;         /* expected substring of the reason when invalid */
 } cases[] = {
     {"0132269937", ISBN_OK, "9780132269933", "0132269937", NULL},
     {"978-0-13-226993-3", ISBN_OK, "9780132269933", "0132269937", NULL},
@@ -33,7 +33,9 @@ static const struct {
     {" - -", ISBN_ERR_EMPTY, NULL, NULL, "empty"},
     {"0132a69937", ISBN_ERR_CHAR, NULL, NULL, "'a' at position 5"},
     {"0132269937;", ISBN_ERR_CHAR, NULL, NULL, "';'"},
-    {"01322\xc3\xa9" "69937", ISBN_ERR_CHAR, NULL, NULL, "byte 0xc3"},
+    {"01322\xc3\xa9"
+     "69937",
+     ISBN_ERR_CHAR, NULL, NULL, "byte 0xc3"},
     {"<script>", ISBN_ERR_CHAR, NULL, NULL, "'<'"},
 };
 

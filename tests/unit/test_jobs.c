@@ -61,8 +61,8 @@ static int store_start(void)
     posix_spawn_file_actions_adddup2(&fa, out[1], 1);
     posix_spawn_file_actions_addclose(&fa, in[1]);
     posix_spawn_file_actions_addclose(&fa, out[0]);
-    char *argv[] = {(char *)(uintptr_t)bin, "--port", "0", "--fixtures", (char *)(uintptr_t)dir,
-                    NULL};
+    char *argv[] = {(char *)(uintptr_t)bin, "--port", "0", "--fixtures",
+                    (char *)(uintptr_t)dir, NULL};
     int rc = posix_spawn(&store_pid, bin, &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(in[0]);
@@ -389,7 +389,7 @@ static void test_refresh_counts(void)
 
 typedef struct refresh_call {
     jobs *j;
-    const char *const *ids;   /* NULL = all books */
+    const char *const *ids; /* NULL = all books */
     size_t n;
     jobs_err rc;
     db_job job;
@@ -402,7 +402,8 @@ typedef struct refresh_call {
 static void *refresh_thread(void *arg)
 {
     refresh_call *c = arg;
-    c->rc = jobs_refresh(c->j, c->ids, c->n, JOB_BY_API, &c->job, &c->joined, c->why, sizeof c->why);
+    c->rc = jobs_refresh(c->j, c->ids, c->n, JOB_BY_API, &c->job, &c->joined, c->why,
+                         sizeof c->why);
     c->returned_ms = time_mono_ms();
     atomic_store(&c->returned, 1);
     return NULL;
@@ -560,7 +561,8 @@ static void test_cancel(void)
     enum { N = 100 };
     char path[256];
     isbn books[N];
-    if (!CHECK(make_store("cancel", N, books, path, sizeof path) == 0, "cancel: store with books") ||
+    if (!CHECK(make_store("cancel", N, books, path, sizeof path) == 0,
+               "cancel: store with books") ||
         !CHECK(store_scenario("{\"delay_ms\":100}") == 0, "cancel: fixture store configured"))
         return;
     /* A small pool queue too (beside the runner's own window of fetches submitted ahead), so
@@ -619,7 +621,8 @@ static void test_skipped(void)
 {
     char path[256];
     isbn books[1];
-    if (!CHECK(make_store("skipped", 1, books, path, sizeof path) == 0, "skipped: store with a book") ||
+    if (!CHECK(make_store("skipped", 1, books, path, sizeof path) == 0,
+               "skipped: store with a book") ||
         !CHECK(store_scenario("{}") == 0, "skipped: fixture store configured"))
         return;
     /* A 979 book has no ISBN-10: the sources' {isbn10} template cannot address it. */
@@ -664,7 +667,7 @@ typedef struct probe {
     scr_pool_stats stats;
     pthread_mutex_t lock;
     pthread_cond_t cv;
-    int finished;             /* guarded by lock */
+    int finished; /* guarded by lock */
 } probe;
 
 static void *probe_thread(void *arg)

@@ -20,7 +20,8 @@ int main(void)
 
     buf m;
     buf_init(&m, 1 << 16);
-    CHECK_INT(notify_mail_compose(&m, "bookrank@example.org", "author@example.org\r\nBcc: x@evil.example",
+    CHECK_INT(notify_mail_compose(&m, "bookrank@example.org",
+                                  "author@example.org\r\nBcc: x@evil.example",
                                   "'Core Python' is now #812 on amazon.com", "ev-1",
                                   "line one\nline two\r\n.dot line", 1764000000000),
               BUF_OK, "mail composes");
@@ -31,26 +32,33 @@ int main(void)
     CHECK(strstr(m.data, "\r\nSubject: 'Core Python' is now #812 on amazon.com\r\n") != NULL,
           "an ASCII subject is kept as it is");
     CHECK(strstr(m.data, "Message-ID: <ev-1@bookrank>") != NULL, "the event id is the Message-ID");
-    CHECK(strstr(m.data, "Content-Type: text/plain; charset=utf-8\r\n") != NULL, "UTF-8 plain text");
-    CHECK(strstr(m.data, "\r\n\r\nline one\r\nline two\r\n.dot line\r\n") != NULL, "body lines end with CRLF");
+    CHECK(strstr(m.data, "Content-Type: text/plain; charset=utf-8\r\n") != NULL,
+          "UTF-8 plain text");
+    CHECK(strstr(m.data, "\r\n\r\nline one\r\nline two\r\n.dot line\r\n") != NULL,
+          "body lines end with CRLF");
 
     buf_reset(&m);
     CHECK_INT(notify_mail_compose(&m, "a@b.example", "c@d.example",
-                                  "'B\xc3\xbc" "cher f\xc3\xbcr alle' is now #3 on amazon.de", "e2", "x", 0),
+                                  "'B\xc3\xbc"
+                                  "cher f\xc3\xbcr alle' is now #3 on amazon.de",
+                                  "e2", "x", 0),
               BUF_OK, "mail with a UTF-8 subject composes");
     CHECK(strstr(m.data, "Subject: =?UTF-8?B?") != NULL, "a UTF-8 subject is an RFC 2047 word");
     buf_free(&m);
 
     buf p;
     buf_init(&p, 1 << 16);
-    CHECK_INT(render_text_payload(&p, "content", "'A \"quoted\" <b>' is now #1", 2000), BUF_OK, "payload");
-    CHECK_STR(p.data, "{\"content\":\"'A \\\"quoted\\\" \\u003cb\\u003e' is now #1\"}", "a chat payload is JSON");
+    CHECK_INT(render_text_payload(&p, "content", "'A \"quoted\" <b>' is now #1", 2000), BUF_OK,
+              "payload");
+    CHECK_STR(p.data, "{\"content\":\"'A \\\"quoted\\\" \\u003cb\\u003e' is now #1\"}",
+              "a chat payload is JSON");
     buf_reset(&p);
     char long_text[3000];
     memset(long_text, 'x', sizeof long_text - 3);
     memcpy(long_text + sizeof long_text - 3, "\xc3\xa9", 3);
     CHECK_INT(render_text_payload(&p, "content", long_text, 2000), BUF_OK, "long payload");
-    CHECK(p.len <= 2000 + 20 && strstr(p.data, "\xe2\x80\xa6\"}") != NULL, "cut to the limit with an ellipsis");
+    CHECK(p.len <= 2000 + 20 && strstr(p.data, "\xe2\x80\xa6\"}") != NULL,
+          "cut to the limit with an ellipsis");
     buf_free(&p);
     CHECK_STR(notify_strerror(NOTIFY_CONFIG), "cannot be sent as configured", "strerror");
     return check_done();

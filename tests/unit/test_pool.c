@@ -175,8 +175,8 @@ static long stats_host_max(json_t *stats, const char *host)
 {
     char name[64];
     snprintf(name, sizeof name, "%s:%d", host, store_port);
-    return (long)json_integer_value(json_object_get(json_object_get(stats, "max_in_flight_by_host"),
-                                                    name));
+    return (long)json_integer_value(
+        json_object_get(json_object_get(stats, "max_in_flight_by_host"), name));
 }
 
 static long stats_hits(json_t *stats, const char *key)
@@ -234,9 +234,9 @@ static scr_source *make_source(const char *preset, const char *host)
 typedef struct results results;
 typedef struct request {
     results *set;
-    observation *obs;   /* NULL until reported, or when abandoned */
-    int reports;        /* how many times the callback ran for it (must end at 1) */
-    int64_t done_ms;    /* monotonic, when reported */
+    observation *obs; /* NULL until reported, or when abandoned */
+    int reports;      /* how many times the callback ran for it (must end at 1) */
+    int64_t done_ms;  /* monotonic, when reported */
 } request;
 
 struct results {
@@ -372,50 +372,52 @@ static void test_config_checks(void)
 
 typedef struct fault_case {
     const char *name;
-    const char *preset;      /* source preset; NULL = amazon.com */
-    const char *scenario;    /* JSON; NULL = none (the book is not configured) */
-    const char *isbn;        /* NULL = a generated book */
+    const char *preset;   /* source preset; NULL = amazon.com */
+    const char *scenario; /* JSON; NULL = none (the book is not configured) */
+    const char *isbn;     /* NULL = a generated book */
     obs_status want;
-    int attempts;            /* -1 = any */
-    int64_t rank;            /* -1 = do not check */
-    const char *error_has;   /* substring of the error message, NULL = do not check */
-    int hits;                /* requests the store must have seen for the key, -1 = any */
-    int64_t min_ms;          /* duration_ms at least this (a Retry-After waited out) */
+    int attempts;          /* -1 = any */
+    int64_t rank;          /* -1 = do not check */
+    const char *error_has; /* substring of the error message, NULL = do not check */
+    int hits;              /* requests the store must have seen for the key, -1 = any */
+    int64_t min_ms;        /* duration_ms at least this (a Retry-After waited out) */
 } fault_case;
 
 static const fault_case faults[] = {
-    {"404 page -> not_found, never retried", NULL, "{\"page\":\"not_found\"}", NULL,
-     OBS_NOT_FOUND, 1, -1, NULL, 1, 0},
-    {"captcha 200 -> blocked", NULL, "{\"page\":\"captcha\"}", NULL, OBS_BLOCKED, 1, -1, NULL, 1, 0},
+    {"404 page -> not_found, never retried", NULL, "{\"page\":\"not_found\"}", NULL, OBS_NOT_FOUND,
+     1, -1, NULL, 1, 0},
+    {"captcha 200 -> blocked", NULL, "{\"page\":\"captcha\"}", NULL, OBS_BLOCKED, 1, -1, NULL, 1,
+     0},
     {"captcha 503 -> blocked, not retried", NULL, "{\"page\":\"captcha\",\"status\":503}", NULL,
      OBS_BLOCKED, 1, -1, NULL, 1, 0},
     {"429 + Retry-After then success -> ok after 2 attempts", NULL,
-     "{\"fail_first\":1,\"fail_status\":429,\"retry_after\":\"1\",\"rank\":4321}", NULL, OBS_OK,
-     2, 4321, NULL, 2, 900},
-    {"503 once then success -> ok after 2 attempts", NULL, "{\"fail_first\":1,\"rank\":777}",
-     NULL, OBS_OK, 2, 777, NULL, 2, 0},
-    {"503 every time -> error after retries", NULL, "{\"fail_first\":100}", NULL, OBS_ERROR, 2,
-     -1, NULL, 2, 0},
+     "{\"fail_first\":1,\"fail_status\":429,\"retry_after\":\"1\",\"rank\":4321}", NULL, OBS_OK, 2,
+     4321, NULL, 2, 900},
+    {"503 once then success -> ok after 2 attempts", NULL, "{\"fail_first\":1,\"rank\":777}", NULL,
+     OBS_OK, 2, 777, NULL, 2, 0},
+    {"503 every time -> error after retries", NULL, "{\"fail_first\":100}", NULL, OBS_ERROR, 2, -1,
+     NULL, 2, 0},
     {"reset mid-body -> error", NULL, "{\"fault\":\"reset\"}", NULL, OBS_ERROR, 2, -1, NULL, 2, 0},
-    {"truncated body -> error", NULL, "{\"fault\":\"truncate\"}", NULL, OBS_ERROR, 2, -1, NULL, 2, 0},
-    {"slower than the timeout -> error after retries+1 attempts", NULL, "{\"delay_ms\":2500}",
-     NULL, OBS_ERROR, 2, -1, "timeout after 1 s", 2, 0},
+    {"truncated body -> error", NULL, "{\"fault\":\"truncate\"}", NULL, OBS_ERROR, 2, -1, NULL, 2,
+     0},
+    {"slower than the timeout -> error after retries+1 attempts", NULL, "{\"delay_ms\":2500}", NULL,
+     OBS_ERROR, 2, -1, "timeout after 1 s", 2, 0},
     {"streamed 20 MiB body -> error, aborted at the cap", NULL, "{\"fault\":\"huge\"}", NULL,
      OBS_ERROR, 1, -1, "page larger than 8 MiB", 1, 0},
-    {"12 MB page with Content-Length -> error", NULL, "{\"size\":12000000}", NULL, OBS_ERROR, 1,
-     -1, "page larger than 8 MiB", 1, 0},
+    {"12 MB page with Content-Length -> error", NULL, "{\"size\":12000000}", NULL, OBS_ERROR, 1, -1,
+     "page larger than 8 MiB", 1, 0},
     {"redirect loop -> error", NULL, "{\"fault\":\"redirect_loop\"}", NULL, OBS_ERROR, 1, -1,
      "too many redirects", -1, 0},
     {"empty 200 -> error", NULL, "{\"page\":\"empty\"}", NULL, OBS_ERROR, 1, -1, NULL, 1, 0},
-    {"invalid UTF-8 and NULs -> ok", NULL, "{\"page\":\"invalid_utf8\",\"rank\":555}", NULL,
-     OBS_OK, 1, 555, NULL, 1, 0},
-    {"gzip-encoded page -> ok", NULL, "{\"gzip\":true,\"size\":200000,\"rank\":999}", NULL,
-     OBS_OK, 1, 999, NULL, 1, 0},
+    {"invalid UTF-8 and NULs -> ok", NULL, "{\"page\":\"invalid_utf8\",\"rank\":555}", NULL, OBS_OK,
+     1, 555, NULL, 1, 0},
+    {"gzip-encoded page -> ok", NULL, "{\"gzip\":true,\"size\":200000,\"rank\":999}", NULL, OBS_OK,
+     1, 999, NULL, 1, 0},
     {"generated page with hostile title -> ok", NULL,
      "{\"rank\":123456,\"title\":\"<script>alert(1)</script> & \\\"x\\\"\"}", NULL, OBS_OK, 1,
      123456, NULL, 1, 0},
-    {"product page without rank -> no_rank", NULL, "{\"page\":\"no_rank\"}", NULL, OBS_NO_RANK,
-     1, -1, NULL, 1, 0},
+    {"product page without rank -> no_rank", NULL, "{\"page\":\"no_rank\"}", NULL, OBS_NO_RANK, 1,
+     -1, NULL, 1, 0},
     {"real amazon.com page -> ok #5838", "amazon.com",
      "{\"page\":\"fixture:amazon_com_book_0131103628_2019_salesrank_li.html\"}", "0131103628",
      OBS_OK, 1, 5838, NULL, 1, 0},
@@ -423,8 +425,8 @@ static const fault_case faults[] = {
      "{\"page\":\"fixture:amazon_ca_book_0131103628_2019_salesrank_li.html\"}", NULL, OBS_OK, 1,
      23906, NULL, 1, 0},
     {"real amazon.co.uk page -> ok #929084", "amazon.co.uk",
-     "{\"page\":\"fixture:amazon_co_uk_book_1849757097_2024_detailbullets.html\"}", NULL, OBS_OK,
-     1, 929084, NULL, 1, 0},
+     "{\"page\":\"fixture:amazon_co_uk_book_1849757097_2024_detailbullets.html\"}", NULL, OBS_OK, 1,
+     929084, NULL, 1, 0},
     {"real amazon.de page -> ok #13222", "amazon.de",
      "{\"page\":\"fixture:amazon_de_book_0131103628_2019_salesrank_li.html\"}", NULL, OBS_OK, 1,
      13222, NULL, 1, 0},
@@ -432,13 +434,13 @@ static const fault_case faults[] = {
      "{\"page\":\"fixture:amazon_fr_book_2266309846_2022_detailbullets.html\"}", NULL, OBS_OK, 1,
      11406, NULL, 1, 0},
     {"real amazon.fr page without rank -> no_rank", "amazon.fr",
-     "{\"page\":\"fixture:amazon_fr_book_2956470337_2021_no_rank.html\"}", NULL, OBS_NO_RANK, 1,
-     -1, NULL, 1, 0},
+     "{\"page\":\"fixture:amazon_fr_book_2956470337_2021_no_rank.html\"}", NULL, OBS_NO_RANK, 1, -1,
+     NULL, 1, 0},
     {"979 book with an {isbn10} template -> error without a fetch", NULL, NULL, "9791090636071",
      OBS_ERROR, 0, -1, "cannot address this book", 0, 0},
     {"429 + Retry-After as an HTTP date 3 s ahead -> waited out, ok", NULL,
-     "{\"fail_first\":1,\"fail_status\":429,\"retry_after\":\"%s\"}", NULL, OBS_OK, 2, -1,
-     NULL, 2, 900},
+     "{\"fail_first\":1,\"fail_status\":429,\"retry_after\":\"%s\"}", NULL, OBS_OK, 2, -1, NULL, 2,
+     900},
 };
 #define NFAULTS (int)(sizeof faults / sizeof faults[0])
 
@@ -490,17 +492,17 @@ static void test_faults(void)
                  (fc->rank < 0 || o->rank == fc->rank) &&
                  (!fc->error_has || (o->error && strstr(o->error, fc->error_has))) &&
                  strcmp(o->book_id, books[i].id) == 0 && strcmp(o->book_id, books[i].isbn13) == 0 &&
-                 o->source &&
-                 strcmp(o->source, fc->preset ? fc->preset : "amazon.com") == 0 &&
+                 o->source && strcmp(o->source, fc->preset ? fc->preset : "amazon.com") == 0 &&
                  o->fetched_at_ms > 1700000000000LL && o->duration_ms >= 0 &&
                  (fc->want != OBS_ERROR || (o->error && o->error[0])) &&
                  o->duration_ms >= fc->min_ms;
         CHECK(ok, what);
         if (!ok && o)
             printf("#   got status %s attempts %d rank %lld http %d error '%s' source %s "
-                   "duration %lld ms\n", obs_status_name(o->status), o->attempts,
-                   (long long)o->rank, o->http_status, o->error ? o->error : "",
-                   o->source ? o->source : "(null)", (long long)o->duration_ms);
+                   "duration %lld ms\n",
+                   obs_status_name(o->status), o->attempts, (long long)o->rank, o->http_status,
+                   o->error ? o->error : "", o->source ? o->source : "(null)",
+                   (long long)o->duration_ms);
         if (fc->hits >= 0 && fc->scenario) {
             snprintf(what, sizeof what, "%s: store saw %d request(s)", fc->name, fc->hits);
             CHECK_INT(stats_hits(stats, books[i].isbn10), fc->hits, what);
@@ -788,7 +790,8 @@ static void test_bulk(void)
     int all_ok;
     double pps = run_bulk(320, 16, 16, 50, &ms, &max_in_flight, &all_ok);
     printf("# bulk: 320 books, 16 workers, per_host 16, 50 ms latency: %lld ms, %.0f pages/s, "
-           "max in flight %ld\n", (long long)ms, pps, max_in_flight);
+           "max in flight %ld\n",
+           (long long)ms, pps, max_in_flight);
     CHECK(all_ok, "bulk: 320 books all ok");
     CHECK(max_in_flight <= 16 && max_in_flight >= 12, "bulk: up to per_host 16 in flight");
     /* 320 / 16 * 50 ms = 1 s at the limits; allow slow machines and sanitizers. */

@@ -50,7 +50,8 @@ int main(void)
     off_t from = size > (off_t)sizeof tail - 1 ? size - (off_t)sizeof tail + 1 : 0;
     ssize_t n = pread(fd, tail, sizeof tail - 1, from);
     tail[n > 0 ? n : 0] = '\0';
-    CHECK(strstr(tail, "[##############################] 2000/2000") != NULL, "the last line is full");
+    CHECK(strstr(tail, "[##############################] 2000/2000") != NULL,
+          "the last line is full");
     CHECK(n >= 4 && memcmp(tail + n - 4, "\r\033[K", 4) == 0, "the line is erased at the end");
     close(fd);
     unlink(path);

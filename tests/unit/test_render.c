@@ -19,7 +19,8 @@ static json_t *parse(const buf *b, const char *what)
 }
 
 /* The string the writer makes of s, decoded back by jansson. */
-static void check_string(const char *s, size_t n, const char *want, size_t want_len, const char *what)
+static void check_string(const char *s, size_t n, const char *want, size_t want_len,
+                         const char *what)
 {
     buf b;
     buf_init(&b, 1 << 20);
@@ -28,7 +29,8 @@ static void check_string(const char *s, size_t n, const char *want, size_t want_
     jw_string_n(&w, s, n);
     CHECK_INT(jw_end(&w), BUF_OK, "writer ends ok");
     json_t *v = parse(&b, what);
-    CHECK(json_string_length(v) == want_len && memcmp(json_string_value(v), want, want_len) == 0, what);
+    CHECK(json_string_length(v) == want_len && memcmp(json_string_value(v), want, want_len) == 0,
+          what);
     json_decref(v);
     buf_free(&b);
 }
@@ -39,12 +41,17 @@ static void test_escaping(void)
 {
     CHECK_STRING("plain", 5, "plain", "plain text");
     CHECK_STRING("a\"b\\c", 5, "a\"b\\c", "quote and backslash round-trip");
-    CHECK_STRING("<script>alert(1)</script>", 25, "<script>alert(1)</script>", "<script> round-trips");
+    CHECK_STRING("<script>alert(1)</script>", 25, "<script>alert(1)</script>",
+                 "<script> round-trips");
     CHECK_STRING("\x01\x1f\x7f\n\t", 5, "\x01\x1f\x7f\n\t", "control bytes round-trip");
-    CHECK_STRING("caf\xc3\xa9 \xe2\x80\xa8", 9, "caf\xc3\xa9 \xe2\x80\xa8", "UTF-8 and U+2028 round-trip");
-    CHECK_STRING("a\xff" "b\xc0\xaf", 5, "a" UTF8_REPLACEMENT "b" UTF8_REPLACEMENT UTF8_REPLACEMENT,
+    CHECK_STRING("caf\xc3\xa9 \xe2\x80\xa8", 9, "caf\xc3\xa9 \xe2\x80\xa8",
+                 "UTF-8 and U+2028 round-trip");
+    CHECK_STRING("a\xff"
+                 "b\xc0\xaf",
+                 5, "a" UTF8_REPLACEMENT "b" UTF8_REPLACEMENT UTF8_REPLACEMENT,
                  "invalid UTF-8: one U+FFFD per bad byte");
-    CHECK_STRING("\xed\xa0\x80", 3, UTF8_REPLACEMENT UTF8_REPLACEMENT UTF8_REPLACEMENT, "a surrogate is invalid");
+    CHECK_STRING("\xed\xa0\x80", 3, UTF8_REPLACEMENT UTF8_REPLACEMENT UTF8_REPLACEMENT,
+                 "a surrogate is invalid");
     CHECK_STRING("nul\0byte", 8, "nul\0byte", "an embedded NUL is escaped, not a terminator");
 
     /* What the bytes look like: nothing HTML could read as markup, no raw control byte. */
@@ -54,9 +61,11 @@ static void test_escaping(void)
     jw_begin(&w, &b, RENDER_COMPACT);
     jw_string(&w, "</script><b>&amp;\x01\xe2\x80\xa9");
     CHECK_INT(jw_end(&w), BUF_OK, "writer ends ok");
-    CHECK(!strchr(b.data, '<') && !strchr(b.data, '>') && !strchr(b.data, '&'), "no < > & in the output");
+    CHECK(!strchr(b.data, '<') && !strchr(b.data, '>') && !strchr(b.data, '&'),
+          "no < > & in the output");
     CHECK(strstr(b.data, "\\u003c/script\\u003e") != NULL, "< and > as \\u escapes");
-    CHECK(strstr(b.data, "\\u0001") && strstr(b.data, "\\u2029"), "control byte and U+2029 escaped");
+    CHECK(strstr(b.data, "\\u0001") && strstr(b.data, "\\u2029"),
+          "control byte and U+2029 escaped");
     for (size_t i = 0; i < b.len; i++)
         if ((unsigned char)b.data[i] < 0x20) {
             CHECK(0, "no raw control byte in the output");
@@ -150,7 +159,9 @@ static observation hostile_obs(void)
 static void test_shapes(void)
 {
     observation o = hostile_obs();
-    db_book book = {.id = "9780132269933", .isbn13 = "9780132269933", .isbn10 = "0132269937",
+    db_book book = {.id = "9780132269933",
+                    .isbn13 = "9780132269933",
+                    .isbn10 = "0132269937",
                     .added_at_ms = 1764000000000};
     book.title = o.title;
     book.latest = &o;
@@ -164,22 +175,28 @@ static void test_shapes(void)
     CHECK_STR(json_string_value(json_object_get(bk, "id")), "9780132269933", "book id");
     CHECK_STR(json_string_value(json_object_get(bk, "isbn13")), "9780132269933", "book isbn13");
     CHECK_STR(json_string_value(json_object_get(bk, "isbn10")), "0132269937", "book isbn10");
-    CHECK_STR(json_string_value(json_object_get(bk, "title")), "=HYPERLINK(\"x\") " UTF8_REPLACEMENT,
+    CHECK_STR(json_string_value(json_object_get(bk, "title")),
+              "=HYPERLINK(\"x\") " UTF8_REPLACEMENT,
               "hostile title kept as text, invalid byte replaced");
     CHECK_INT(json_integer_value(json_object_get(lat, "rank")), 1234, "latest rank");
     CHECK_INT(json_integer_value(json_object_get(lat, "previous_rank")), 2000, "previous rank");
-    CHECK_STR(json_string_value(json_object_get(lat, "rank_category")), "Books \"<script>\"", "category text");
+    CHECK_STR(json_string_value(json_object_get(lat, "rank_category")), "Books \"<script>\"",
+              "category text");
     CHECK(json_is_null(json_object_get(lat, "error")), "error null");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(lat, "categories"), 0), "category")),
+    CHECK_STR(json_string_value(json_object_get(
+                  json_array_get(json_object_get(lat, "categories"), 0), "category")),
               "C & C++ <b>", "category rank names");
-    CHECK_STR(json_string_value(json_object_get(lat, "fetched_at")), "2025-11-24T16:00:00Z", "fetched_at");
+    CHECK_STR(json_string_value(json_object_get(lat, "fetched_at")), "2025-11-24T16:00:00Z",
+              "fetched_at");
     CHECK(json_is_null(json_object_get(lat, "last_ok")), "an ok observation has last_ok null");
     CHECK_STR(json_string_value(json_object_get(bk, "asin")), "0132269937",
               "no attached ASIN: the print edition's ASIN is its ISBN-10");
-    CHECK(json_object_get(bk, "format") && json_is_null(json_object_get(bk, "format")), "format unknown: null");
+    CHECK(json_object_get(bk, "format") && json_is_null(json_object_get(bk, "format")),
+          "format unknown: null");
     CHECK(json_object_get(bk, "work") && json_is_null(json_object_get(bk, "work")), "work null");
     CHECK(json_object_get(bk, "note") && json_is_null(json_object_get(bk, "note")), "note null");
-    CHECK(json_is_array(json_object_get(bk, "tags")) && json_array_size(json_object_get(bk, "tags")) == 0,
+    CHECK(json_is_array(json_object_get(bk, "tags")) &&
+              json_array_size(json_object_get(bk, "tags")) == 0,
           "no tags: []");
     CHECK(json_object_get(bk, "sources") && json_is_null(json_object_get(bk, "sources")),
           "sources null: every source");
@@ -199,15 +216,24 @@ static void test_shapes(void)
         bad.last_ok_rank = 55;
         bad.last_ok_category = strdup("Kindle-Shop");
         bad.last_ok_at_ms = 1763000000000;
-        db_book ab = {.id = "B00ZV9PXP2", .format = OBS_FORMAT_KINDLE,
-                      .work = "The Work", .note = "a note", .tags = tags, .ntags = 2,
-                      .sources = srcs, .nsources = 1, .asins = asins, .nasins = 1,
-                      .latest = &bad, .nlatest = 1};
+        db_book ab = {.id = "B00ZV9PXP2",
+                      .format = OBS_FORMAT_KINDLE,
+                      .work = "The Work",
+                      .note = "a note",
+                      .tags = tags,
+                      .ntags = 2,
+                      .sources = srcs,
+                      .nsources = 1,
+                      .asins = asins,
+                      .nasins = 1,
+                      .latest = &bad,
+                      .nlatest = 1};
         buf_reset(&b);
         CHECK_INT(render_book_doc(&b, &ab, RENDER_COMPACT), BUF_OK, "ASIN book renders");
         v = parse(&b, "ASIN book parses");
         CHECK_STR(json_string_value(json_object_get(v, "id")), "B00ZV9PXP2", "ASIN book id");
-        CHECK(json_is_null(json_object_get(v, "isbn13")) && json_is_null(json_object_get(v, "isbn10")),
+        CHECK(json_is_null(json_object_get(v, "isbn13")) &&
+                  json_is_null(json_object_get(v, "isbn10")),
               "ASIN book: isbn13 and isbn10 null");
         CHECK_STR(json_string_value(json_object_get(v, "asin")), "B00ZV9PXP2",
                   "a book without an ISBN: its asin is its id");
@@ -215,17 +241,20 @@ static void test_shapes(void)
         CHECK_STR(json_string_value(json_object_get(v, "work")), "The Work", "work");
         CHECK_STR(json_string_value(json_object_get(v, "note")), "a note", "note");
         json_t *tg = json_object_get(v, "tags");
-        CHECK(json_array_size(tg) == 2 && strcmp(json_string_value(json_array_get(tg, 0)), "a") == 0 &&
+        CHECK(json_array_size(tg) == 2 &&
+                  strcmp(json_string_value(json_array_get(tg, 0)), "a") == 0 &&
                   strcmp(json_string_value(json_array_get(tg, 1)), "b") == 0,
               "tags in order");
         json_t *sr = json_object_get(v, "sources");
-        CHECK(json_array_size(sr) == 1 && strcmp(json_string_value(json_array_get(sr, 0)), "amazon.de") == 0,
+        CHECK(json_array_size(sr) == 1 &&
+                  strcmp(json_string_value(json_array_get(sr, 0)), "amazon.de") == 0,
               "sources listed");
-        CHECK_STR(json_string_value(json_object_get(json_object_get(v, "asins"), "amazon.de")), "B0AAAAAAA1",
-                  "per-storefront ASINs by source");
+        CHECK_STR(json_string_value(json_object_get(json_object_get(v, "asins"), "amazon.de")),
+                  "B0AAAAAAA1", "per-storefront ASINs by source");
         json_t *lo = json_object_get(json_array_get(json_object_get(v, "latest"), 0), "last_ok");
         CHECK_INT(json_integer_value(json_object_get(lo, "rank")), 55, "last_ok rank");
-        CHECK_STR(json_string_value(json_object_get(lo, "rank_category")), "Kindle-Shop", "last_ok category");
+        CHECK_STR(json_string_value(json_object_get(lo, "rank_category")), "Kindle-Shop",
+                  "last_ok category");
         CHECK_STR(json_string_value(json_object_get(lo, "fetched_at")), "2025-11-13T02:13:20Z",
                   "last_ok fetched_at");
         json_decref(v);
@@ -234,7 +263,8 @@ static void test_shapes(void)
         buf_reset(&b);
         CHECK_INT(render_books_csv_header(&b), BUF_OK, "books csv header");
         CHECK_INT(render_books_csv_row(&b, &ab), BUF_OK, "books csv row");
-        CHECK(strncmp(b.data, "id,isbn13,asin,title,format,work,tags,source,", 45) == 0, "books csv header text");
+        CHECK(strncmp(b.data, "id,isbn13,asin,title,format,work,tags,source,", 45) == 0,
+              "books csv header text");
         /* The asin column is left unchecked: for a book without an ISBN the JSON "asin" is its
          * id while this column is empty (render/csv.c prints only an attached ASIN); which of
          * the two is meant is still open. */
@@ -273,19 +303,28 @@ static void test_shapes(void)
           "no observations: []");
     json_decref(v);
 
-    db_job job = {.id = 7, .state = JOB_DONE, .started_by = JOB_BY_SCHEDULE, .total = 2, .done = 2,
-                  .skipped = 1, .counts = {2}, .created_at_ms = 1};
+    db_job job = {.id = 7,
+                  .state = JOB_DONE,
+                  .started_by = JOB_BY_SCHEDULE,
+                  .total = 2,
+                  .done = 2,
+                  .skipped = 1,
+                  .counts = {2},
+                  .created_at_ms = 1};
     buf_reset(&b);
     CHECK_INT(render_job_doc(&b, &job, 1), BUF_OK, "job renders");
     v = parse(&b, "job parses");
     CHECK_INT(json_integer_value(json_object_get(json_object_get(v, "job"), "id")), 7, "job id");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "job"), "state")), "done", "job state");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "job"), "state")), "done",
+              "job state");
     CHECK(json_is_true(json_object_get(v, "joined")), "joined");
-    CHECK_INT(json_integer_value(json_object_get(json_object_get(json_object_get(v, "job"), "counts"), "ok")), 2,
-              "job counts");
-    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "job"), "started_by")), "schedule",
-              "job started_by");
-    CHECK_INT(json_integer_value(json_object_get(json_object_get(v, "job"), "skipped")), 1, "job skipped");
+    CHECK_INT(json_integer_value(
+                  json_object_get(json_object_get(json_object_get(v, "job"), "counts"), "ok")),
+              2, "job counts");
+    CHECK_STR(json_string_value(json_object_get(json_object_get(v, "job"), "started_by")),
+              "schedule", "job started_by");
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(v, "job"), "skipped")), 1,
+              "job skipped");
     json_decref(v);
 
     /* A job with its failed fetches. */
@@ -306,23 +345,28 @@ static void test_shapes(void)
         v = parse(&b, "job detail parses");
         json_t *jb = json_object_get(v, "job"), *fa = json_object_get(jb, "failed");
         CHECK_INT(json_integer_value(json_object_get(jb, "id")), 7, "job detail: the job's fields");
-        CHECK_STR(json_string_value(json_object_get(jb, "started_by")), "schedule", "job detail started_by");
+        CHECK_STR(json_string_value(json_object_get(jb, "started_by")), "schedule",
+                  "job detail started_by");
         CHECK_INT(json_array_size(fa), 2, "job detail: one entry per failure");
         CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 0), "id")), "9780132269933",
                   "failure id");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 0), "status")), "blocked", "failure status");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 0), "fetched_at")), "2025-11-24T16:00:00Z",
-                  "failure fetched_at");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "id")), "B00ZV9PXP2", "ASIN failure id");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "source")), "amazon.de", "failure source");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "error")), "HTTP 503 <x>",
-                  "failure error");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 0), "status")), "blocked",
+                  "failure status");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 0), "fetched_at")),
+                  "2025-11-24T16:00:00Z", "failure fetched_at");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "id")), "B00ZV9PXP2",
+                  "ASIN failure id");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "source")), "amazon.de",
+                  "failure source");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(fa, 1), "error")),
+                  "HTTP 503 <x>", "failure error");
         json_decref(v);
         obs_clear(&fl[0]);
         obs_clear(&fl[1]);
 
         buf_reset(&b);
-        CHECK_INT(render_job_detail(&b, &job, NULL, 0), BUF_OK, "job detail without failures renders");
+        CHECK_INT(render_job_detail(&b, &job, NULL, 0), BUF_OK,
+                  "job detail without failures renders");
         v = parse(&b, "job detail without failures parses");
         fa = json_object_get(json_object_get(v, "job"), "failed");
         CHECK(json_is_array(fa) && json_array_size(fa) == 0, "no failures: []");
@@ -333,12 +377,14 @@ static void test_shapes(void)
         CHECK_INT(render_jobs(&b, two, 2, 1764000000000), BUF_OK, "jobs render");
         v = parse(&b, "jobs parse");
         json_t *js = json_object_get(v, "jobs");
-        CHECK(json_array_size(js) == 2 && json_integer_value(json_object_get(json_array_get(js, 0), "id")) == 7 &&
+        CHECK(json_array_size(js) == 2 &&
+                  json_integer_value(json_object_get(json_array_get(js, 0), "id")) == 7 &&
                   json_integer_value(json_object_get(json_array_get(js, 1), "id")) == 8,
               "jobs in the order given");
-        CHECK_STR(json_string_value(json_object_get(json_array_get(js, 1), "started_by")), "api", "jobs started_by");
-        CHECK_STR(json_string_value(json_object_get(v, "next_scheduled_at")), "2025-11-24T16:00:00Z",
-                  "next_scheduled_at");
+        CHECK_STR(json_string_value(json_object_get(json_array_get(js, 1), "started_by")), "api",
+                  "jobs started_by");
+        CHECK_STR(json_string_value(json_object_get(v, "next_scheduled_at")),
+                  "2025-11-24T16:00:00Z", "next_scheduled_at");
         json_decref(v);
         buf_reset(&b);
         CHECK_INT(render_jobs(&b, NULL, 0, 0), BUF_OK, "no jobs render");
@@ -349,18 +395,21 @@ static void test_shapes(void)
     int added[] = {0, 1};
     buf_reset(&b);
     CHECK_INT(render_books_added(&b, ids, added, 2, NULL), BUF_OK, "added renders");
-    CHECK_STR(b.data, "{\"added\":[\"9780131103627\"],\"already_tracked\":[\"9780132269933\"]}", "added shape");
+    CHECK_STR(b.data, "{\"added\":[\"9780131103627\"],\"already_tracked\":[\"9780132269933\"]}",
+              "added shape");
 
-    render_detail det[] = {{0, "\xff<x>", 4, "bad character"},
-                           {3, NULL, 0, "not a string"},
-                           {4, "1234567890123456789012345678901234567890123456789012345678901234\xc3\xa9", 66, "long"}};
+    render_detail det[] = {
+        {0, "\xff<x>", 4, "bad character"},
+        {3, NULL, 0, "not a string"},
+        {4, "1234567890123456789012345678901234567890123456789012345678901234\xc3\xa9", 66,
+         "long"}};
     buf_reset(&b);
     CHECK_INT(render_error(&b, "invalid_isbn", "3 invalid", det, 3), BUF_OK, "error renders");
     v = parse(&b, "error parses");
     json_t *e = json_object_get(v, "error"), *d = json_object_get(e, "details");
     CHECK_STR(json_string_value(json_object_get(e, "code")), "invalid_isbn", "error code");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 0), "input")), UTF8_REPLACEMENT "<x>",
-              "detail input sanitised");
+    CHECK_STR(json_string_value(json_object_get(json_array_get(d, 0), "input")),
+              UTF8_REPLACEMENT "<x>", "detail input sanitised");
     CHECK(json_is_null(json_object_get(json_array_get(d, 1), "input")), "detail input null");
     CHECK_INT(json_string_length(json_object_get(json_array_get(d, 2), "input")), 64,
               "echo cut at 64 bytes on a character boundary");
@@ -370,16 +419,19 @@ static void test_shapes(void)
     CHECK_INT(render_extract(&b, &o, RENDER_PRETTY), BUF_OK, "extract renders");
     v = parse(&b, "extract parses");
     CHECK_INT(json_integer_value(json_object_get(v, "rank")), 1234, "extract rank");
-    CHECK(json_object_get(v, "error") && json_is_null(json_object_get(v, "error")), "extract error null");
+    CHECK(json_object_get(v, "error") && json_is_null(json_object_get(v, "error")),
+          "extract error null");
     json_decref(v);
 
     buf_reset(&b);
     CHECK_INT(render_refresh(&b, &job, &o, 1, 1.25, RENDER_PRETTY), BUF_OK, "refresh renders");
     v = parse(&b, "refresh parses");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(v, "results"), 0), "isbn13")),
+    CHECK_STR(json_string_value(
+                  json_object_get(json_array_get(json_object_get(v, "results"), 0), "isbn13")),
               "9780132269933", "refresh results carry the isbn13");
-    CHECK_STR(json_string_value(json_object_get(json_array_get(json_object_get(v, "results"), 0), "id")),
-              "9780132269933", "refresh results carry the id");
+    CHECK_STR(
+        json_string_value(json_object_get(json_array_get(json_object_get(v, "results"), 0), "id")),
+        "9780132269933", "refresh results carry the id");
     CHECK(json_real_value(json_object_get(v, "wall_seconds")) == 1.25, "wall_seconds");
     json_decref(v);
     {
@@ -389,10 +441,12 @@ static void test_shapes(void)
         a.source = strdup("amazon.de");
         a.status = OBS_NO_RANK;
         buf_reset(&b);
-        CHECK_INT(render_refresh(&b, &job, &a, 1, 0.5, RENDER_COMPACT), BUF_OK, "ASIN refresh renders");
+        CHECK_INT(render_refresh(&b, &job, &a, 1, 0.5, RENDER_COMPACT), BUF_OK,
+                  "ASIN refresh renders");
         v = parse(&b, "ASIN refresh parses");
         json_t *r0 = json_array_get(json_object_get(v, "results"), 0);
-        CHECK_STR(json_string_value(json_object_get(r0, "id")), "B00ZV9PXP2", "refresh result of an ASIN book: id");
+        CHECK_STR(json_string_value(json_object_get(r0, "id")), "B00ZV9PXP2",
+                  "refresh result of an ASIN book: id");
         CHECK(json_object_get(r0, "isbn13") && json_is_null(json_object_get(r0, "isbn13")),
               "refresh result of an ASIN book: isbn13 null");
         json_decref(v);
@@ -409,7 +463,8 @@ static void test_shapes(void)
               strcmp(back.categories[0].category, "C & C++ <b>") == 0,
           "categories round-trip");
     CHECK_INT(render_categories_parse(&back, "{\"x\":1}", 7), 0, "a foreign value is skipped");
-    CHECK_INT(render_categories_parse(&back, "[{\"rank\":\"a\",\"category\":1}]", 28), 0, "bad entries skipped");
+    CHECK_INT(render_categories_parse(&back, "[{\"rank\":\"a\",\"category\":1}]", 28), 0,
+              "bad entries skipped");
     CHECK_INT(back.ncategories, 1, "nothing added from foreign values");
     obs_clear(&back);
     /* The decoder reads JSON escapes, either member order, and skips other members. */
@@ -418,15 +473,18 @@ static void test_shapes(void)
                       "\"x\": null, \"rank\": 7}, {\"rank\": 8, \"category\": \"B\"} ]";
     CHECK_INT(render_categories_parse(&back, esc, strlen(esc)), 0, "escaped categories parse");
     CHECK(back.ncategories == 2 && back.categories[0].rank == 7 &&
-              strcmp(back.categories[0].category, "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \n") == 0 &&
+              strcmp(back.categories[0].category,
+                     "\xc3\xa9t\xc3\xa9 \xf0\x9f\x98\x80 \"q\" \\ \n") == 0 &&
               back.categories[1].rank == 8 && strcmp(back.categories[1].category, "B") == 0,
           "\\u escapes, a surrogate pair, quotes, either member order, other members skipped");
     obs_clear(&back);
     obs_init(&back);
-    const char *broken[] = {"[{\"rank\": 1, \"category\": \"a\"}", "[{\"rank\": 1.5, \"category\": \"a\"}]x",
+    const char *broken[] = {"[{\"rank\": 1, \"category\": \"a\"}",
+                            "[{\"rank\": 1.5, \"category\": \"a\"}]x",
                             "[{\"rank\": 99999999999999999999, \"category\": \"a\"}]", "{}", ""};
     for (size_t k = 0; k < sizeof broken / sizeof broken[0]; k++)
-        CHECK_INT(render_categories_parse(&back, broken[k], strlen(broken[k])), 0, "a broken value is no failure");
+        CHECK_INT(render_categories_parse(&back, broken[k], strlen(broken[k])), 0,
+                  "a broken value is no failure");
     CHECK_INT(back.ncategories, 0, "and adds nothing");
     obs_clear(&back);
 
@@ -434,8 +492,12 @@ static void test_shapes(void)
     buf_reset(&b);
     CHECK_INT(render_csv_header(&b), BUF_OK, "csv header");
     CHECK_INT(render_csv_row(&b, &o), BUF_OK, "csv row");
-    CHECK(strstr(b.data, "\r\n9780132269933,\"amazon.com\",2025-11-24T16:00:00Z,ok,1234,\"Books \"\"<script>\"\"\",200,,9780132269933\r\n") != NULL,
-          "csv row: quoted fields, doubled quotes, CRLF");
+    CHECK(
+        strstr(
+            b.data,
+            "\r\n9780132269933,\"amazon.com\",2025-11-24T16:00:00Z,ok,1234,\"Books \"\"<script>\"\"\",200,,9780132269933\r\n") !=
+            NULL,
+        "csv row: quoted fields, doubled quotes, CRLF");
     observation f;
     obs_init(&f);
     memcpy(f.book_id, "9780132269933", 14);

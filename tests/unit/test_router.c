@@ -26,9 +26,9 @@ typedef struct route_case {
     const char *method;
     const char *path;
     router_verdict verdict;
-    int handler;           /* router_handler for ROUTER_OK, else -1 */
-    const char *arg;       /* for ROUTER_OK */
-    const char *allow;     /* for ROUTER_WRONG_METHOD */
+    int handler;       /* router_handler for ROUTER_OK, else -1 */
+    const char *arg;   /* for ROUTER_OK */
+    const char *allow; /* for ROUTER_WRONG_METHOD */
 } route_case;
 
 static const route_case route_cases[] = {
@@ -160,8 +160,8 @@ static void test_routes(void)
     CHECK(router_route_path(&real, "GET", "/", &m) == ROUTER_ASSET &&
               m.asset == web_asset_find("/"),
           "the real dashboard: / is its index");
-    CHECK(router_route_path(&real, "GET", "/index.html", &m) == ROUTER_ASSET &&
-              m.asset && m.asset->data == web_asset_find("/")->data,
+    CHECK(router_route_path(&real, "GET", "/index.html", &m) == ROUTER_ASSET && m.asset &&
+              m.asset->data == web_asset_find("/")->data,
           "the real dashboard: /index.html is the same page");
     CHECK(router_route_path(&real, "GET", "/js/main.js", &m) == ROUTER_ASSET,
           "the real dashboard: its modules under /js/");
@@ -257,22 +257,22 @@ typedef struct check_case {
 static const check_case check_cases[] = {
     {"POST without Origin", "POST", "/api/books", "127.0.0.1:8080", NULL, NULL, NULL, NULL,
      ROUTER_OK},
-    {"POST from this origin", "POST", "/api/books", "127.0.0.1:8080", "http://127.0.0.1:8080",
-     NULL, NULL, NULL, ROUTER_OK},
+    {"POST from this origin", "POST", "/api/books", "127.0.0.1:8080", "http://127.0.0.1:8080", NULL,
+     NULL, NULL, ROUTER_OK},
     {"Origin host compared without case", "DELETE", "/api/books/1", "localhost:8080",
      "http://LocalHost:8080", NULL, NULL, NULL, ROUTER_OK},
-    {"https origin of this host", "POST", "/api/refresh", "[::1]", "https://[::1]",
-     NULL, NULL, NULL, ROUTER_OK},
-    {"Origin of another host", "POST", "/api/books", "127.0.0.1:8080", "http://evil.example",
-     NULL, NULL, NULL, ROUTER_CROSS_SITE},
+    {"https origin of this host", "POST", "/api/refresh", "[::1]", "https://[::1]", NULL, NULL,
+     NULL, ROUTER_OK},
+    {"Origin of another host", "POST", "/api/books", "127.0.0.1:8080", "http://evil.example", NULL,
+     NULL, NULL, ROUTER_CROSS_SITE},
     {"PATCH from another host", "PATCH", "/api/books/1", "127.0.0.1:8080", "http://evil.example",
      NULL, NULL, NULL, ROUTER_CROSS_SITE},
     {"a job cancel from another site", "DELETE", "/api/jobs/1", "127.0.0.1", NULL, "cross-site",
      NULL, NULL, ROUTER_CROSS_SITE},
     {"Origin of another port", "POST", "/api/books", "127.0.0.1:8080", "http://127.0.0.1:8081",
      NULL, NULL, NULL, ROUTER_CROSS_SITE},
-    {"Origin with a path is not this host", "POST", "/api/books", "127.0.0.1",
-     "http://127.0.0.1/x", NULL, NULL, NULL, ROUTER_CROSS_SITE},
+    {"Origin with a path is not this host", "POST", "/api/books", "127.0.0.1", "http://127.0.0.1/x",
+     NULL, NULL, NULL, ROUTER_CROSS_SITE},
     {"Origin: null", "POST", "/api/books", "127.0.0.1", "null", NULL, NULL, NULL,
      ROUTER_CROSS_SITE},
     {"Origin without Host", "POST", "/api/books", NULL, "http://127.0.0.1", NULL, NULL, NULL,
@@ -283,8 +283,8 @@ static const check_case check_cases[] = {
      "http://127.0.0.1", "cross-site", NULL, NULL, ROUTER_CROSS_SITE},
     {"Sec-Fetch-Site: same-origin", "POST", "/api/books", "127.0.0.1", NULL, "same-origin", NULL,
      NULL, ROUTER_OK},
-    {"Sec-Fetch-Site: same-site", "POST", "/api/books", "127.0.0.1", NULL, "same-site", NULL,
-     NULL, ROUTER_OK},
+    {"Sec-Fetch-Site: same-site", "POST", "/api/books", "127.0.0.1", NULL, "same-site", NULL, NULL,
+     ROUTER_OK},
     {"Sec-Fetch-Site: none", "POST", "/api/books", "127.0.0.1", NULL, "none", NULL, NULL,
      ROUTER_OK},
     {"reading from another site is fine", "GET", "/api/books", "127.0.0.1", "http://evil.example",
@@ -296,11 +296,12 @@ static const check_case check_cases[] = {
     /* the token */
     {"token: none sent", "POST", "/api/books", "127.0.0.1", NULL, NULL, NULL, "s3cret",
      ROUTER_UNAUTHORIZED},
-    {"token: right", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cret", "s3cret", ROUTER_OK},
+    {"token: right", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cret", "s3cret",
+     ROUTER_OK},
     {"token: scheme in lower case", "POST", "/api/books", "127.0.0.1", NULL, NULL, "bearer s3cret",
      "s3cret", ROUTER_OK},
-    {"token: scheme in upper case", "DELETE", "/api/books/1", "127.0.0.1", NULL, NULL, "BEARER s3cret",
-     "s3cret", ROUTER_OK},
+    {"token: scheme in upper case", "DELETE", "/api/books/1", "127.0.0.1", NULL, NULL,
+     "BEARER s3cret", "s3cret", ROUTER_OK},
     {"token: PATCH of a book needs it", "PATCH", "/api/books/1", "127.0.0.1", NULL, NULL, NULL,
      "s3cret", ROUTER_UNAUTHORIZED},
     {"token: cancelling a job needs it", "DELETE", "/api/jobs/1", "127.0.0.1", NULL, NULL, NULL,
@@ -309,18 +310,18 @@ static const check_case check_cases[] = {
      ROUTER_OK},
     {"token: wrong", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer wrong!", "s3cret",
      ROUTER_UNAUTHORIZED},
-    {"token: a prefix (shorter)", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cre", "s3cret",
-     ROUTER_UNAUTHORIZED},
-    {"token: one byte more", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cret!", "s3cret",
-     ROUTER_UNAUTHORIZED},
-    {"token: case matters in the token", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer S3CRET",
+    {"token: a prefix (shorter)", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cre",
      "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: one byte more", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer s3cret!",
+     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: case matters in the token", "POST", "/api/books", "127.0.0.1", NULL, NULL,
+     "Bearer S3CRET", "s3cret", ROUTER_UNAUTHORIZED},
     {"token: Basic scheme", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Basic s3cret", "s3cret",
      ROUTER_UNAUTHORIZED},
     {"token: no scheme", "POST", "/api/books", "127.0.0.1", NULL, NULL, "s3cret", "s3cret",
      ROUTER_UNAUTHORIZED},
-    {"token: no space after the scheme", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearers3cret",
-     "s3cret", ROUTER_UNAUTHORIZED},
+    {"token: no space after the scheme", "POST", "/api/books", "127.0.0.1", NULL, NULL,
+     "Bearers3cret", "s3cret", ROUTER_UNAUTHORIZED},
     {"token: two spaces", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer  s3cret", "s3cret",
      ROUTER_UNAUTHORIZED},
     {"token: scheme only", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Bearer ", "s3cret",
@@ -346,17 +347,18 @@ static const check_case check_cases[] = {
      "s3cret", ROUTER_OK},
     {"token: alert events with it", "GET", "/api/alerts/events", "127.0.0.1", NULL, NULL,
      "Bearer s3cret", "s3cret", ROUTER_OK},
-    {"no token configured: alert rules are readable", "GET", "/api/alerts", "127.0.0.1", NULL,
-     NULL, NULL, NULL, ROUTER_OK},
+    {"no token configured: alert rules are readable", "GET", "/api/alerts", "127.0.0.1", NULL, NULL,
+     NULL, NULL, ROUTER_OK},
     {"a cross-site alert rule is refused", "POST", "/api/alerts", "127.0.0.1",
      "http://evil.example", NULL, NULL, NULL, ROUTER_CROSS_SITE},
-    {"token: not needed for a file", "GET", "/", "127.0.0.1", NULL, NULL, NULL, "s3cret", ROUTER_ASSET},
+    {"token: not needed for a file", "GET", "/", "127.0.0.1", NULL, NULL, NULL, "s3cret",
+     ROUTER_ASSET},
     {"token: cross-site is said first", "POST", "/api/books", "127.0.0.1", "http://evil", NULL,
      "Bearer wrong", "s3cret", ROUTER_CROSS_SITE},
-    {"no token configured: anything goes", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Basic x", NULL,
-     ROUTER_OK},
-    {"empty token configured: anything goes", "POST", "/api/refresh", "127.0.0.1", NULL, NULL, NULL, "",
-     ROUTER_OK},
+    {"no token configured: anything goes", "POST", "/api/books", "127.0.0.1", NULL, NULL, "Basic x",
+     NULL, ROUTER_OK},
+    {"empty token configured: anything goes", "POST", "/api/refresh", "127.0.0.1", NULL, NULL, NULL,
+     "", ROUTER_OK},
 };
 
 static void test_checks(void)
@@ -405,53 +407,86 @@ static void test_hosts(void)
         const char *host;
         int ok;
     } hosts[] = {
-        {"127.0.0.1:8080", 1}, {"127.0.0.1", 1}, {"10.1.2.3:80", 1}, {"[::1]:8080", 1},
-        {"[2001:db8::1]", 1}, {"localhost", 1}, {"LOCALHOST:1", 1}, {"localhost.", 1},
-        {"app.localhost:8080", 1}, {"books.example.org", 1}, {"BOOKS.example.org:443", 1},
-        {"proxy.example:9", 1}, {"evil.example", 0}, {"evil.example:8080", 0},
-        {"localhost.evil.example", 0}, {"evillocalhost", 0}, {"127.0.0.1.evil.example", 0},
-        {"1.2.3", 0}, {"1.2.3.4.5", 0}, {"", 0}, {":8080", 0}, {"[::1", 0},
+        {"127.0.0.1:8080", 1},
+        {"127.0.0.1", 1},
+        {"10.1.2.3:80", 1},
+        {"[::1]:8080", 1},
+        {"[2001:db8::1]", 1},
+        {"localhost", 1},
+        {"LOCALHOST:1", 1},
+        {"localhost.", 1},
+        {"app.localhost:8080", 1},
+        {"books.example.org", 1},
+        {"BOOKS.example.org:443", 1},
+        {"proxy.example:9", 1},
+        {"evil.example", 0},
+        {"evil.example:8080", 0},
+        {"localhost.evil.example", 0},
+        {"evillocalhost", 0},
+        {"127.0.0.1.evil.example", 0},
+        {"1.2.3", 0},
+        {"1.2.3.4.5", 0},
+        {"", 0},
+        {":8080", 0},
+        {"[::1", 0},
         {"books.example.org.evil", 0},
     };
     for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
         char what[120];
-        snprintf(what, sizeof what, "Host '%s' %s", hosts[i].host, hosts[i].ok ? "answered" : "refused");
+        snprintf(what, sizeof what, "Host '%s' %s", hosts[i].host,
+                 hosts[i].ok ? "answered" : "refused");
         CHECK(router_host_ok(&cfg, hosts[i].host) == hosts[i].ok, what);
     }
 
     static router_match m;
-    srv_request r = {.method = "GET", .path = "/api/books", .host = "evil.example", .nhost = 1,
+    srv_request r = {.method = "GET",
+                     .path = "/api/books",
+                     .host = "evil.example",
+                     .nhost = 1,
                      .version = "HTTP/1.1"};
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_MISDIRECTED, "a read under another name: 421");
     r.path = "/";
-    CHECK_INT(router_check(&cfg, &r, &m), ROUTER_MISDIRECTED, "the dashboard under another name: 421");
+    CHECK_INT(router_check(&cfg, &r, &m), ROUTER_MISDIRECTED,
+              "the dashboard under another name: 421");
     r.path = "/nope";
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_MISDIRECTED, "even a 404 path: 421 first");
     r = (srv_request){.method = "GET", .path = "/api/books", .nhost = 0, .version = "HTTP/1.1"};
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_BAD_REQUEST, "HTTP/1.1 without Host: 400");
     r.version = "HTTP/1.0";
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_OK, "HTTP/1.0 without Host is fine");
-    r = (srv_request){.method = "GET", .path = "/api/books", .host = "127.0.0.1", .nhost = 2,
+    r = (srv_request){.method = "GET",
+                      .path = "/api/books",
+                      .host = "127.0.0.1",
+                      .nhost = 2,
                       .version = "HTTP/1.1"};
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_BAD_REQUEST, "two Host headers: 400");
 
     /* Behind a proxy that sends its own upstream address as Host, the browser's Origin names
      * the public URL: a change is same-site. */
-    r = (srv_request){.method = "POST", .path = "/api/books", .host = "127.0.0.1:8080", .nhost = 1,
-                      .version = "HTTP/1.1", .origin = "https://books.example.org"};
+    r = (srv_request){.method = "POST",
+                      .path = "/api/books",
+                      .host = "127.0.0.1:8080",
+                      .nhost = 1,
+                      .version = "HTTP/1.1",
+                      .origin = "https://books.example.org"};
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_OK, "Origin of a --public-url: same site");
     r.origin = "http://proxy.example:8443";
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_OK, "Origin of a --public-url with its port");
     r.origin = "http://proxy.example:8444";
-    CHECK_INT(router_check(&cfg, &r, &m), ROUTER_CROSS_SITE, "another port of a --public-url: cross-site");
+    CHECK_INT(router_check(&cfg, &r, &m), ROUTER_CROSS_SITE,
+              "another port of a --public-url: cross-site");
     r.origin = "https://evil.example";
     CHECK_INT(router_check(&cfg, &r, &m), ROUTER_CROSS_SITE, "another Origin: cross-site");
 
     /* --private: reads need the token; health and the dashboard's config question do not. */
     router_config priv = {.asset = fake_assets, .token = "t", .private_reads = 1};
-    r = (srv_request){.method = "GET", .path = "/api/books", .host = "127.0.0.1", .nhost = 1,
+    r = (srv_request){.method = "GET",
+                      .path = "/api/books",
+                      .host = "127.0.0.1",
+                      .nhost = 1,
                       .version = "HTTP/1.1"};
-    CHECK_INT(router_check(&priv, &r, &m), ROUTER_UNAUTHORIZED, "--private: a read without the token");
+    CHECK_INT(router_check(&priv, &r, &m), ROUTER_UNAUTHORIZED,
+              "--private: a read without the token");
     r.authorization = "Bearer t";
     CHECK_INT(router_check(&priv, &r, &m), ROUTER_OK, "--private: a read with the token");
     r.authorization = NULL;
@@ -462,7 +497,8 @@ static void test_hosts(void)
     r.path = "/metrics";
     CHECK_INT(router_check(&priv, &r, &m), ROUTER_UNAUTHORIZED, "--private: /metrics needs it");
     r.path = "/";
-    CHECK_INT(router_check(&priv, &r, &m), ROUTER_ASSET, "--private: the page itself loads (it asks for the token)");
+    CHECK_INT(router_check(&priv, &r, &m), ROUTER_ASSET,
+              "--private: the page itself loads (it asks for the token)");
 }
 
 int main(void)

@@ -21,12 +21,12 @@
 
 typedef struct store_case {
     const char *preset;
-    const char *what;            /* the store and interface language */
-    const char *label;           /* the block's label, as the store writes it */
-    const char *entry;           /* the overall rank's text */
-    const char *sub_prefix;      /* the text before a category rank's link */
+    const char *what;       /* the store and interface language */
+    const char *label;      /* the block's label, as the store writes it */
+    const char *entry;      /* the overall rank's text */
+    const char *sub_prefix; /* the text before a category rank's link */
     const char *sub_category;
-    const char *format_word;     /* in the subtitle line */
+    const char *format_word; /* in the subtitle line */
     int64_t rank;
     const char *category;
     int64_t sub_rank;
@@ -43,72 +43,111 @@ static const store_case stores[] = {
      OBS_FORMAT_AUDIOBOOK},
     {"amazon.co.uk", "UK, no #", "Best Sellers Rank:", "929,084 in Books", "4,687 in ",
      "Vegetarian &amp; Vegan Cooking", "Hardcover", 929084, "Books", 4687, OBS_FORMAT_HARDCOVER},
-    {"amazon.de", "Germany, Nr. with a comma", "Amazon Bestseller-Rang:", "Nr. 1,184 in B\xc3\xbc" "cher",
-     "Nr. 3 in ", "Krimis", "Taschenbuch", 1184, "B\xc3\xbc" "cher", 3, OBS_FORMAT_PAPERBACK},
-    {"amazon.de", "Germany, Nr. with a dot", "Amazon Bestseller-Rang:", "Nr. 118.877 in B\xc3\xbc" "cher",
-     "Nr. 4.326 in ", "Thriller", "Gebundene Ausgabe", 118877, "B\xc3\xbc" "cher", 4326,
-     OBS_FORMAT_HARDCOVER},
+    {"amazon.de", "Germany, Nr. with a comma", "Amazon Bestseller-Rang:",
+     "Nr. 1,184 in B\xc3\xbc"
+     "cher",
+     "Nr. 3 in ", "Krimis", "Taschenbuch", 1184,
+     "B\xc3\xbc"
+     "cher",
+     3, OBS_FORMAT_PAPERBACK},
+    {"amazon.de", "Germany, Nr. with a dot", "Amazon Bestseller-Rang:",
+     "Nr. 118.877 in B\xc3\xbc"
+     "cher",
+     "Nr. 4.326 in ", "Thriller", "Gebundene Ausgabe", 118877,
+     "B\xc3\xbc"
+     "cher",
+     4326, OBS_FORMAT_HARDCOVER},
     {"amazon.fr", "France, narrow no-break space", "Classement des meilleures ventes d'Amazon :",
-     "1\xe2\x80\xaf" "234 en Livres", "n\xc2\xb0 20 en ", "Romans policiers", "Broch\xc3\xa9", 1234,
-     "Livres", 20, OBS_FORMAT_PAPERBACK},
-    {"amazon.fr", "France, n\xc2\xb0 and no-break space", "Classement des meilleures ventes d'Amazon :",
-     "n\xc2\xb0 12&nbsp;345 en Livres", "n\xc2\xb0 7 en ", "Thrillers", "Reli\xc3\xa9", 12345,
-     "Livres", 7, OBS_FORMAT_HARDCOVER},
-    {"amazon.es", "Spain", "Clasificaci\xc3\xb3n en los m\xc3\xa1s vendidos de Amazon:",
-     "n\xc2\xba 32.764 en Libros", "n\xc2\xba" "2 en ", "Thrillers legales", "Tapa blanda", 32764,
-     "Libros", 2, OBS_FORMAT_PAPERBACK},
-    {"amazon.es", "Spain, page in Portuguese", "Ranking dos mais vendidos:",
-     "N\xc2\xba 1.974 em Livros", "N\xc2\xba 2 em ", "Thrillers", "Capa dura", 1974, "Livros", 2,
-     OBS_FORMAT_HARDCOVER},
+     "1\xe2\x80\xaf"
+     "234 en Livres",
+     "n\xc2\xb0 20 en ", "Romans policiers", "Broch\xc3\xa9", 1234, "Livres", 20,
+     OBS_FORMAT_PAPERBACK},
+    {"amazon.fr", "France, n\xc2\xb0 and no-break space",
+     "Classement des meilleures ventes d'Amazon :", "n\xc2\xb0 12&nbsp;345 en Livres",
+     "n\xc2\xb0 7 en ", "Thrillers", "Reli\xc3\xa9", 12345, "Livres", 7, OBS_FORMAT_HARDCOVER},
+    {"amazon.es", "Spain",
+     "Clasificaci\xc3\xb3n en los m\xc3\xa1s vendidos de Amazon:", "n\xc2\xba 32.764 en Libros",
+     "n\xc2\xba"
+     "2 en ",
+     "Thrillers legales", "Tapa blanda", 32764, "Libros", 2, OBS_FORMAT_PAPERBACK},
+    {"amazon.es", "Spain, page in Portuguese",
+     "Ranking dos mais vendidos:", "N\xc2\xba 1.974 em Livros", "N\xc2\xba 2 em ", "Thrillers",
+     "Capa dura", 1974, "Livros", 2, OBS_FORMAT_HARDCOVER},
     {"amazon.it", "Italy", "Posizione nella classifica Bestseller di Amazon:", "n. 1.858 in Libri",
      "n. 12 in ", "Gialli", "Copertina flessibile", 1858, "Libri", 12, OBS_FORMAT_PAPERBACK},
     {"amazon.nl", "Netherlands", "Plaats in bestsellerlijst:", "#237.463 in Boeken", "#566 in ",
      "Thrillers", "Paperback", 237463, "Boeken", 566, OBS_FORMAT_PAPERBACK},
-    {"amazon.co.jp", "Japan, Japanese", "Amazon \xe5\xa3\xb2\xe3\x82\x8c\xe7\xad\x8b\xe3\x83\xa9\xe3\x83\xb3\xe3\x82\xad\xe3\x83\xb3\xe3\x82\xb0:",
-     "- 968,928\xe4\xbd\x8d\xe6\x9c\xac", "- 8,610\xe4\xbd\x8d", "SF\xe3\x83\xbb\xe3\x83\x9b\xe3\x83\xa9\xe3\x83\xbc",
-     "\xe5\x8d\x98\xe8\xa1\x8c\xe6\x9c\xac", 968928, "\xe6\x9c\xac", 8610, OBS_FORMAT_HARDCOVER},
+    {"amazon.co.jp", "Japan, Japanese",
+     "Amazon \xe5\xa3\xb2\xe3\x82\x8c\xe7\xad\x8b\xe3\x83\xa9\xe3\x83\xb3\xe3\x82\xad\xe3\x83\xb3\xe3\x82\xb0:",
+     "- 968,928\xe4\xbd\x8d\xe6\x9c\xac", "- 8,610\xe4\xbd\x8d",
+     "SF\xe3\x83\xbb\xe3\x83\x9b\xe3\x83\xa9\xe3\x83\xbc", "\xe5\x8d\x98\xe8\xa1\x8c\xe6\x9c\xac",
+     968928, "\xe6\x9c\xac", 8610, OBS_FORMAT_HARDCOVER},
     {"amazon.co.jp", "Japan, page in Chinese",
      "\xe4\xba\x9a\xe9\xa9\xac\xe9\x80\x8a\xe7\x83\xad\xe9\x94\x80\xe5\x95\x86\xe5\x93\x81\xe6\x8e\x92\xe8\xa1\x8c\xe6\xa6\x9c:",
-     "\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92\xe7\xac\xac" "968,928\xe5\x90\x8d\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6",
-     "\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92\xe7\xac\xac" "8,610\xe5\x90\x8d",
-     "\xe7\xa7\x91\xe5\xb9\xbb\xe5\xb0\x8f\xe8\xaf\xb4", "\xe5\x8d\x95\xe8\xa1\x8c\xe6\x9c\xac-\xe7\xb2\xbe\xe8\xa3\x85",
-     968928, "\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6", 8610, OBS_FORMAT_HARDCOVER},
+     "\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92\xe7\xac\xac"
+     "968,928\xe5\x90\x8d\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6",
+     "\xe5\x95\x86\xe5\x93\x81\xe9\x87\x8c\xe6\x8e\x92\xe7\xac\xac"
+     "8,610\xe5\x90\x8d",
+     "\xe7\xa7\x91\xe5\xb9\xbb\xe5\xb0\x8f\xe8\xaf\xb4",
+     "\xe5\x8d\x95\xe8\xa1\x8c\xe6\x9c\xac-\xe7\xb2\xbe\xe8\xa3\x85", 968928,
+     "\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6", 8610, OBS_FORMAT_HARDCOVER},
     {"amazon.co.jp", "Japan, page in English", "Best Sellers Rank:", "#968,928 in Japanese Books",
      "#8,610 in ", "Science Fiction", "Tankobon Hardcover", 968928, "Japanese Books", 8610,
      OBS_FORMAT_HARDCOVER},
     {"amazon.in", "India", "Best Sellers Rank:", "#12,345 in Books", "#67 in ", "Indian Writing",
      "Paperback", 12345, "Books", 67, OBS_FORMAT_PAPERBACK},
-    {"amazon.ca", "Canada, French", "Classement des meilleures ventes d'Amazon :", "23\xc2\xa0" "906 en Livres",
+    {"amazon.ca", "Canada, French", "Classement des meilleures ventes d'Amazon :",
+     "23\xc2\xa0"
+     "906 en Livres",
      "2 en ", "Langages", "Broch\xc3\xa9", 23906, "Livres", 2, OBS_FORMAT_PAPERBACK},
     {"amazon.com.br", "Brazil", "Ranking dos mais vendidos:", "N\xc2\xba 1.460 em Livros",
-     "N\xc2\xba 3 em ", "Fic\xc3\xa7\xc3\xa3o", "Capa comum", 1460, "Livros", 3, OBS_FORMAT_PAPERBACK},
-    {"amazon.com.mx", "Mexico", "Clasificaci\xc3\xb3n en los m\xc3\xa1s vendidos de Amazon:",
-     "n\xc2\xba 86 en Libros", "n\xc2\xba 2 en ", "Novela negra", "Pasta blanda", 86, "Libros", 2,
+     "N\xc2\xba 3 em ", "Fic\xc3\xa7\xc3\xa3o", "Capa comum", 1460, "Livros", 3,
      OBS_FORMAT_PAPERBACK},
-    {"amazon.com.au", "Australia", "Best Sellers Rank:", "12,345 in Books", "7 in ", "Crime Fiction",
-     "Paperback", 12345, "Books", 7, OBS_FORMAT_PAPERBACK},
-    {"amazon.se", "Sweden", "Rangordning f\xc3\xb6r b\xc3\xa4sts\xc3\xa4ljare:", "nr 1\xc2\xa0" "234 i B\xc3\xb6" "cker",
-     "nr 5 i ", "Deckare", "H\xc3\xa4" "ftad", 1234, "B\xc3\xb6" "cker", 5, OBS_FORMAT_PAPERBACK},
-    {"amazon.pl", "Poland", "Ranking najlepiej sprzedaj\xc4\x85" "cych si\xc4\x99 produkt\xc3\xb3w:",
-     "Pozycja 105 136 w kategorii Ksi\xc4\x85\xc5\xbcki", "Pozycja 216 w kategorii ", "Krymina\xc5\x82",
-     "Mi\xc4\x99kka oprawa", 105136, "Ksi\xc4\x85\xc5\xbcki", 216, OBS_FORMAT_PAPERBACK},
-    {"amazon.com.be", "Belgium, Dutch", "Plaats in bestsellerlijst:", "#14.177 in Boeken", "#96 in ",
-     "Romans", "Paperback", 14177, "Boeken", 96, OBS_FORMAT_PAPERBACK},
+    {"amazon.com.mx", "Mexico",
+     "Clasificaci\xc3\xb3n en los m\xc3\xa1s vendidos de Amazon:", "n\xc2\xba 86 en Libros",
+     "n\xc2\xba 2 en ", "Novela negra", "Pasta blanda", 86, "Libros", 2, OBS_FORMAT_PAPERBACK},
+    {"amazon.com.au", "Australia", "Best Sellers Rank:", "12,345 in Books", "7 in ",
+     "Crime Fiction", "Paperback", 12345, "Books", 7, OBS_FORMAT_PAPERBACK},
+    {"amazon.se", "Sweden", "Rangordning f\xc3\xb6r b\xc3\xa4sts\xc3\xa4ljare:",
+     "nr 1\xc2\xa0"
+     "234 i B\xc3\xb6"
+     "cker",
+     "nr 5 i ", "Deckare",
+     "H\xc3\xa4"
+     "ftad",
+     1234,
+     "B\xc3\xb6"
+     "cker",
+     5, OBS_FORMAT_PAPERBACK},
+    {"amazon.pl", "Poland",
+     "Ranking najlepiej sprzedaj\xc4\x85"
+     "cych si\xc4\x99 produkt\xc3\xb3w:",
+     "Pozycja 105 136 w kategorii Ksi\xc4\x85\xc5\xbcki", "Pozycja 216 w kategorii ",
+     "Krymina\xc5\x82", "Mi\xc4\x99kka oprawa", 105136, "Ksi\xc4\x85\xc5\xbcki", 216,
+     OBS_FORMAT_PAPERBACK},
+    {"amazon.com.be", "Belgium, Dutch", "Plaats in bestsellerlijst:", "#14.177 in Boeken",
+     "#96 in ", "Romans", "Paperback", 14177, "Boeken", 96, OBS_FORMAT_PAPERBACK},
     {"amazon.com.be", "Belgium, French", "Classement des meilleures ventes d'Amazon :",
-     "14\xc2\xa0" "177 en Livres", "96 en ", "Romans", "Broch\xc3\xa9", 14177, "Livres", 96,
-     OBS_FORMAT_PAPERBACK},
+     "14\xc2\xa0"
+     "177 en Livres",
+     "96 en ", "Romans", "Broch\xc3\xa9", 14177, "Livres", 96, OBS_FORMAT_PAPERBACK},
     {"amazon.ae", "UAE, English", "Best Sellers Rank:", "#1,234 in Books", "#5 in ", "Fiction",
      "Paperback", 1234, "Books", 5, OBS_FORMAT_PAPERBACK},
-    {"amazon.ae", "UAE, Arabic", "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b:",
+    {"amazon.ae", "UAE, Arabic",
+     "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b:",
      "#249,463 \xd9\x81\xd9\x8a \xd8\xa7\xd9\x84\xd9\x83\xd8\xaa\xd8\xa8", "#12 \xd9\x81\xd9\x8a ",
-     "\xd8\xb1\xd9\x88\xd8\xa7\xd9\x8a\xd8\xa7\xd8\xaa", "\xd8\xba\xd9\x84\xd8\xa7\xd9\x81 \xd9\x88\xd8\xb1\xd9\x82\xd9\x8a",
-     249463, "\xd8\xa7\xd9\x84\xd9\x83\xd8\xaa\xd8\xa8", 12, OBS_FORMAT_PAPERBACK},
-    {"amazon.sa", "Saudi Arabia, Arabic-Indic digits", "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b",
-     "#\xd9\xa1\xd9\xac\xd9\xa4\xd9\xa3\xd9\xa1 \xd9\x81\xd9\x8a Videogames", "#\xd9\xa4\xd9\xa1 \xd9\x81\xd9\x8a ",
-     "Nintendo Switch Cases &amp; Storage", "Paperback", 1431, "Videogames", 41, OBS_FORMAT_PAPERBACK},
+     "\xd8\xb1\xd9\x88\xd8\xa7\xd9\x8a\xd8\xa7\xd8\xaa",
+     "\xd8\xba\xd9\x84\xd8\xa7\xd9\x81 \xd9\x88\xd8\xb1\xd9\x82\xd9\x8a", 249463,
+     "\xd8\xa7\xd9\x84\xd9\x83\xd8\xaa\xd8\xa8", 12, OBS_FORMAT_PAPERBACK},
+    {"amazon.sa", "Saudi Arabia, Arabic-Indic digits",
+     "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b",
+     "#\xd9\xa1\xd9\xac\xd9\xa4\xd9\xa3\xd9\xa1 \xd9\x81\xd9\x8a Videogames",
+     "#\xd9\xa4\xd9\xa1 \xd9\x81\xd9\x8a ", "Nintendo Switch Cases &amp; Storage", "Paperback",
+     1431, "Videogames", 41, OBS_FORMAT_PAPERBACK},
     {"amazon.sg", "Singapore", "Best Sellers Rank:", "#1,234 in Books", "#9 in ", "Fiction",
      "Hardcover", 1234, "Books", 9, OBS_FORMAT_HARDCOVER},
-    {"amazon.eg", "Egypt, Arabic", "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b:",
+    {"amazon.eg", "Egypt, Arabic",
+     "\xd8\xaa\xd8\xb5\xd9\x86\xd9\x8a\xd9\x81 \xd8\xa7\xd9\x84\xd8\xa3\xd9\x81\xd8\xb6\xd9\x84 \xd9\x85\xd8\xa8\xd9\x8a\xd8\xb9\xd8\xa7\xd9\x8b:",
      "#3,210 \xd9\x81\xd9\x8a \xd8\xa7\xd9\x84\xd9\x83\xd8\xaa\xd8\xa8", "#8 \xd9\x81\xd9\x8a ",
      "\xd8\xb1\xd9\x88\xd8\xa7\xd9\x8a\xd8\xa7\xd8\xaa", "Paperback", 3210,
      "\xd8\xa7\xd9\x84\xd9\x83\xd8\xaa\xd8\xa8", 8, OBS_FORMAT_PAPERBACK},
@@ -185,9 +224,10 @@ static void test_synthetic(void)
         free(page);
     }
     /* Every preset reads every language: a store's page in another store's language. */
-    char *page = synthetic_page(&stores[13], NULL);   /* the Chinese amazon.co.jp page */
+    char *page = synthetic_page(&stores[13], NULL); /* the Chinese amazon.co.jp page */
     check_read("the Chinese page through amazon.com", "amazon.com", page, strlen(page), OBS_OK,
-               968928, "\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6", 8610, OBS_FORMAT_HARDCOVER);
+               968928, "\xe6\x97\xa5\xe6\x9c\xac\xe5\x9b\xbe\xe4\xb9\xa6", 8610,
+               OBS_FORMAT_HARDCOVER);
     free(page);
 }
 
@@ -220,14 +260,24 @@ static const struct {
     int64_t sub_rank;
     obs_format format;
 } real_pages[] = {
-    {"amazon_com_book_0131103628_2019_salesrank_li.html", "amazon.com", 5838, "Books", 2, OBS_FORMAT_PAPERBACK},
-    {"amazon_ca_book_0131103628_2019_salesrank_li.html", "amazon.ca", 23906, "Books", 2, OBS_FORMAT_PAPERBACK},
-    {"amazon_co_uk_book_1849757097_2024_detailbullets.html", "amazon.co.uk", 929084, "Books", 4687, OBS_FORMAT_HARDCOVER},
-    {"amazon_de_book_0131103628_2019_salesrank_li.html", "amazon.de", 13222, "B\xc3\xbc" "cher", 3, OBS_FORMAT_PAPERBACK},
-    {"amazon_fr_book_2266309846_2022_detailbullets.html", "amazon.fr", 11406, "Livres", 20, OBS_FORMAT_PAPERBACK},
-    {"amazon_es_book_840827578X_2023_detailbullets.html", "amazon.es", 1974, "Libros", 2, OBS_FORMAT_HARDCOVER},
-    {"amazon_co_jp_book_4198643822_2024_detailbullets.html", "amazon.co.jp", 968928, "\xe6\x9c\xac", 8610, OBS_FORMAT_HARDCOVER},
-    {"amazon_com_nonbook_B01LW7X0JJ_2019_prodDetails_table.html", "amazon.com", 25654, "Home & Kitchen", 30, OBS_FORMAT_UNKNOWN},
+    {"amazon_com_book_0131103628_2019_salesrank_li.html", "amazon.com", 5838, "Books", 2,
+     OBS_FORMAT_PAPERBACK},
+    {"amazon_ca_book_0131103628_2019_salesrank_li.html", "amazon.ca", 23906, "Books", 2,
+     OBS_FORMAT_PAPERBACK},
+    {"amazon_co_uk_book_1849757097_2024_detailbullets.html", "amazon.co.uk", 929084, "Books", 4687,
+     OBS_FORMAT_HARDCOVER},
+    {"amazon_de_book_0131103628_2019_salesrank_li.html", "amazon.de", 13222,
+     "B\xc3\xbc"
+     "cher",
+     3, OBS_FORMAT_PAPERBACK},
+    {"amazon_fr_book_2266309846_2022_detailbullets.html", "amazon.fr", 11406, "Livres", 20,
+     OBS_FORMAT_PAPERBACK},
+    {"amazon_es_book_840827578X_2023_detailbullets.html", "amazon.es", 1974, "Libros", 2,
+     OBS_FORMAT_HARDCOVER},
+    {"amazon_co_jp_book_4198643822_2024_detailbullets.html", "amazon.co.jp", 968928, "\xe6\x9c\xac",
+     8610, OBS_FORMAT_HARDCOVER},
+    {"amazon_com_nonbook_B01LW7X0JJ_2019_prodDetails_table.html", "amazon.com", 25654,
+     "Home & Kitchen", 30, OBS_FORMAT_UNKNOWN},
 };
 
 static void test_real(void)
@@ -253,17 +303,23 @@ static void test_decoys(void)
     } decoys[] = {
         {"a comment", "<!-- Best Sellers Rank: #1 in Books (See Top 100 in Books) -->"},
         {"a script", "<script>var x = '<b>Best Sellers Rank:</b> #2 in Books';</script>"},
-        {"a JSON script", "<script type=\"application/json\">{\"l\":\"Best Sellers Rank: #3 in Books\"}</script>"},
+        {"a JSON script",
+         "<script type=\"application/json\">{\"l\":\"Best Sellers Rank: #3 in Books\"}</script>"},
         {"a style", "<style>/* Best Sellers Rank: #4 in Books */ .x{}</style>"},
         {"an attribute", "<span title=\"Best Sellers Rank: #5 in Books\">x</span>"},
         {"an attribute with > in it", "<span title='a > Best Sellers Rank: #6 in Books'>x</span>"},
-        {"a data attribute of a link", "<a href=\"/gp/bestsellers/\" data-x=\"Best Sellers Rank: #7 in Books\">y</a>"},
-        {"a textarea-less unclosed comment before", "<!-- Amazon Bestseller-Rang: Nr. 8 in B\xc3\xbc" "cher -->"},
+        {"a data attribute of a link",
+         "<a href=\"/gp/bestsellers/\" data-x=\"Best Sellers Rank: #7 in Books\">y</a>"},
+        {"a textarea-less unclosed comment before",
+         "<!-- Amazon Bestseller-Rang: Nr. 8 in B\xc3\xbc"
+         "cher -->"},
     };
     for (size_t i = 0; i < sizeof decoys / sizeof decoys[0]; i++) {
         char *page = synthetic_page(&stores[0], decoys[i].decoy), what[200];
-        snprintf(what, sizeof what, "a decoy rank in %s before the real block is not read", decoys[i].what);
-        check_read(what, "amazon.com", page, strlen(page), OBS_OK, 1234, "Books", 5, OBS_FORMAT_PAPERBACK);
+        snprintf(what, sizeof what, "a decoy rank in %s before the real block is not read",
+                 decoys[i].what);
+        check_read(what, "amazon.com", page, strlen(page), OBS_OK, 1234, "Books", 5,
+                   OBS_FORMAT_PAPERBACK);
         free(page);
     }
 }
@@ -288,8 +344,10 @@ static void test_captcha_mentions(void)
             buf_append(&b, real + head, len - head))
             abort();
         char what[120];
-        snprintf(what, sizeof what, "a real page that mentions a captcha (%zu) is read, not blocked", i);
-        check_read(what, "amazon.com", b.data, b.len, OBS_OK, 5838, "Books", 2, OBS_FORMAT_PAPERBACK);
+        snprintf(what, sizeof what,
+                 "a real page that mentions a captcha (%zu) is read, not blocked", i);
+        check_read(what, "amazon.com", b.data, b.len, OBS_OK, 5838, "Books", 2,
+                   OBS_FORMAT_PAPERBACK);
         buf_free(&b);
     }
     free(real);
@@ -329,7 +387,8 @@ static void test_overflow_and_lists(void)
     scr_source *src = scr_source_new_preset("amazon.com", NULL, &err);
     observation o;
     obs_init(&o);
-    CHECK(src && scr_extract(src, 200, page, strlen(page), &o) == SCR_OK, "extract an overflowing rank");
+    CHECK(src && scr_extract(src, 200, page, strlen(page), &o) == SCR_OK,
+          "extract an overflowing rank");
     CHECK_STR(obs_status_name(o.status), "error", "a rank with more digits than fit is an error");
     CHECK(o.error && strstr(o.error, "digits"), "the error says the rank has too many digits");
     obs_clear(&o);
@@ -339,7 +398,8 @@ static void test_overflow_and_lists(void)
     s.format_word = "Kindle Edition";
     page = synthetic_page(&s, NULL);
     obs_init(&o);
-    CHECK(scr_extract(src, 200, page, strlen(page), &o) == SCR_OK && o.status == OBS_OK, "free list read");
+    CHECK(scr_extract(src, 200, page, strlen(page), &o) == SCR_OK && o.status == OBS_OK,
+          "free list read");
     CHECK_INT(o.rank, 88, "free list: the rank");
     CHECK_STR(o.rank_category, "Free in Kindle Store", "free list: keeps the list as its category");
     CHECK_INT(o.rank_free, 1, "free list: flagged, never compared with paid ranks");
@@ -349,7 +409,8 @@ static void test_overflow_and_lists(void)
     s.entry = "#1,234 Paid in Kindle Store";
     page = synthetic_page(&s, NULL);
     obs_init(&o);
-    CHECK(scr_extract(src, 200, page, strlen(page), &o) == SCR_OK && o.status == OBS_OK, "paid list read");
+    CHECK(scr_extract(src, 200, page, strlen(page), &o) == SCR_OK && o.status == OBS_OK,
+          "paid list read");
     CHECK_STR(o.rank_category, "Kindle Store", "paid list: the store's list");
     CHECK_INT(o.rank_free, 0, "paid list: not free");
     obs_clear(&o);
@@ -363,12 +424,12 @@ static void test_presets(void)
     while (scr_preset_names[n])
         n++;
     CHECK_INT(n, 21, "21 storefronts");
-    static const char *const must[] = {"amazon.com", "amazon.co.uk", "amazon.de", "amazon.fr",
-                                       "amazon.es", "amazon.it", "amazon.nl", "amazon.co.jp",
-                                       "amazon.in", "amazon.ca", "amazon.com.br", "amazon.com.mx",
-                                       "amazon.com.au", "amazon.se", "amazon.pl", "amazon.com.be",
-                                       "amazon.com.tr", "amazon.ae", "amazon.sa", "amazon.sg",
-                                       "amazon.eg"};
+    static const char *const must[] = {
+        "amazon.com",    "amazon.co.uk",  "amazon.de",     "amazon.fr", "amazon.es",
+        "amazon.it",     "amazon.nl",     "amazon.co.jp",  "amazon.in", "amazon.ca",
+        "amazon.com.br", "amazon.com.mx", "amazon.com.au", "amazon.se", "amazon.pl",
+        "amazon.com.be", "amazon.com.tr", "amazon.ae",     "amazon.sa", "amazon.sg",
+        "amazon.eg"};
     for (size_t i = 0; i < sizeof must / sizeof must[0]; i++) {
         char *err = NULL, what[120];
         scr_source *src = scr_source_new_preset(must[i], NULL, &err);

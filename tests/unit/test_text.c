@@ -16,7 +16,7 @@
 
 static const struct entity_case {
     const char *in;
-    size_t used;          /* 0 = not an entity */
+    size_t used; /* 0 = not an entity */
     uint32_t cp;
 } entity_cases[] = {
     {"&amp;", 5, '&'},
@@ -32,21 +32,21 @@ static const struct entity_case {
     {"&#39;", 5, '\''},
     {"&#x27;", 6, '\''},
     {"&#X2019;", 8, 0x2019},
-    {"&#233", 5, 0xe9},            /* numeric: the ';' may be missing */
+    {"&#233", 5, 0xe9}, /* numeric: the ';' may be missing */
     {"&#233 x", 5, 0xe9},
     {"&#x1F600;", 9, 0x1f600},
-    {"&#150;", 6, 0x2013},         /* 128-159 as Windows-1252 */
+    {"&#150;", 6, 0x2013}, /* 128-159 as Windows-1252 */
     {"&#128;", 6, 0x20ac},
     {"&#146;", 6, 0x2019},
-    {"&#129;", 6, 0x81},           /* a hole in Windows-1252 stays a control */
+    {"&#129;", 6, 0x81}, /* a hole in Windows-1252 stays a control */
     {"&#0;", 4, 0xfffd},
-    {"&#xD800;", 8, 0xfffd},       /* surrogate */
-    {"&#x110000;", 10, 0xfffd},    /* beyond Unicode */
-    {"&#99999999;", 11, 0xfffd},   /* beyond Unicode, 8 digits */
-    {"&#123456789;", 10, 0xfffd},  /* at most 8 digits are read, the rest is text */
-    {"&nbsp", 0, 0},               /* named: the ';' is required */
+    {"&#xD800;", 8, 0xfffd},      /* surrogate */
+    {"&#x110000;", 10, 0xfffd},   /* beyond Unicode */
+    {"&#99999999;", 11, 0xfffd},  /* beyond Unicode, 8 digits */
+    {"&#123456789;", 10, 0xfffd}, /* at most 8 digits are read, the rest is text */
+    {"&nbsp", 0, 0},              /* named: the ';' is required */
     {"&bogus;", 0, 0},
-    {"&AMP;", 0, 0},               /* names are case-sensitive */
+    {"&AMP;", 0, 0}, /* names are case-sensitive */
     {"&#;", 0, 0},
     {"&#x;", 0, 0},
     {"&;", 0, 0},
@@ -88,10 +88,20 @@ static const struct clean_case {
     {"plain", "The C Programming Language", "The C Programming Language"},
     {"trimmed", "  \n\t Title \r\n ", "Title"},
     {"blank runs collapse", "a \t\n\r\f\v  b", "a b"},
-    {"controls are blank", "a\x01\x1f" "b\x7f" "c", "a b c"},
+    {"controls are blank",
+     "a\x01\x1f"
+     "b\x7f"
+     "c",
+     "a b c"},
     {"NUL is blank", "a\0b", "a b"},
-    {"no-break spaces collapse", "a\xc2\xa0\xe2\x80\xaf\xe2\x80\x89\xe3\x80\x80" "b", "a b"},
-    {"C1 control is blank", "a\xc2\x85" "b", "a b"},
+    {"no-break spaces collapse",
+     "a\xc2\xa0\xe2\x80\xaf\xe2\x80\x89\xe3\x80\x80"
+     "b",
+     "a b"},
+    {"C1 control is blank",
+     "a\xc2\x85"
+     "b",
+     "a b"},
     {"entities", "Tom &amp; Jerry &ndash; &quot;Live&quot; &#233;t&eacute;",
      "Tom & Jerry \xe2\x80\x93 \"Live\" \xc3\xa9t\xc3\xa9"},
     {"&nbsp; is blank", "a&nbsp;&nbsp;b&#160;c", "a b c"},
@@ -101,7 +111,10 @@ static const struct clean_case {
     {"a '<' that opens no tag stays", "1 < 2 <3", "1 < 2 <3"},
     {"unclosed tag ends the text", "Title <span class=", "Title"},
     {"decoded '<' stays text", "&lt;b&gt;", "<b>"},
-    {"invisible characters dropped", "soft\xc2\xad" "hy\xe2\x80\x8bphen\xef\xbb\xbf", "softhyphen"},
+    {"invisible characters dropped",
+     "soft\xc2\xad"
+     "hy\xe2\x80\x8bphen\xef\xbb\xbf",
+     "softhyphen"},
     {"invalid byte -> U+FFFD", "caf\xe9!", "caf\xef\xbf\xbd!"},
     {"one U+FFFD per invalid byte", "\xff\xfe", "\xef\xbf\xbd\xef\xbf\xbd"},
     {"truncated sequence", "ab\xe2\x82", "ab\xef\xbf\xbd\xef\xbf\xbd"},
@@ -139,7 +152,10 @@ static void test_clean_text_cap(void)
     char in[4096];
     /* 999 ASCII bytes then 'é' (2 bytes): 1001 would not fit, so the cut is at 999. */
     memset(in, 'a', 999);
-    memcpy(in + 999, "\xc3\xa9" "tail", 6);
+    memcpy(in + 999,
+           "\xc3\xa9"
+           "tail",
+           6);
     char *got = scr_clean_text(in, 1005);
     CHECK(got && strlen(got) == 999, "cap: a 2-byte character over 1000 bytes is left out whole");
     CHECK(got && utf8_valid(got, strlen(got)), "cap: result is valid UTF-8");
@@ -147,7 +163,10 @@ static void test_clean_text_cap(void)
 
     /* 998 ASCII + 'é' ends exactly at 1000. */
     memset(in, 'a', 998);
-    memcpy(in + 998, "\xc3\xa9" "tail", 6);
+    memcpy(in + 998,
+           "\xc3\xa9"
+           "tail",
+           6);
     got = scr_clean_text(in, 1004);
     CHECK(got && strlen(got) == SCR_TEXT_CAP && memcmp(got + 998, "\xc3\xa9", 2) == 0,
           "cap: a character ending at byte 1000 is kept");
@@ -202,10 +221,15 @@ static const struct ladder_case {
     {"Books", 1, "Books"},
     {"Books (See Top 100 in Books)", 1, "Books"},
     {"Programming Languages (See Top 100 in Books)", 0, "Programming Languages"},
-    {"B\xc3\xbc" "cher (Siehe Top 100 in B\xc3\xbc" "cher)", 1, "B\xc3\xbc" "cher"},
+    {"B\xc3\xbc"
+     "cher (Siehe Top 100 in B\xc3\xbc"
+     "cher)",
+     1,
+     "B\xc3\xbc"
+     "cher"},
     {"Livres (Voir les 100 premiers en Livres)", 1, "Livres"},
     {"Books > Science (See Top 100 in Books) > Physics", 0, "Science"},
-    {"Books > C >", 0, "C"},                       /* dangling separators are not steps */
+    {"Books > C >", 0, "C"}, /* dangling separators are not steps */
     {"> Books > C", 1, "Books"},
     {"Books > C \xe2\x80\xba ", 0, "C"},
     {"Home & Garden (Books)", 0, "Home & Garden (Books)"},
@@ -236,16 +260,20 @@ static const struct rank_case {
     {"13.222", 13222},
     {"1 234", 1234},
     {"1'234", 1234},
-    {"1\xc2\xa0" "234", 1234},                    /* U+00A0 */
-    {"1\xe2\x80\xaf" "234", 1234},                /* U+202F */
+    {"1\xc2\xa0"
+     "234",
+     1234}, /* U+00A0 */
+    {"1\xe2\x80\xaf"
+     "234",
+     1234}, /* U+202F */
     {"1,234,567", 1234567},
     {"1", 1},
     {"007", 7},
-    {"999999999999999", 999999999999999LL},       /* 15 digits */
+    {"999999999999999", 999999999999999LL}, /* 15 digits */
     {"1000000000000000", SCR_RANK_OVERFLOW},
     {"\xd9\xa1\xd9\xac\xd9\xa4\xd9\xa3\xd9\xa1", 1431},
     {"\xdb\xb4\xdb\xb2", 42},
-    {"\xd9\xa1\xd9\x81", -1},                     /* 16 digits */
+    {"\xd9\xa1\xd9\x81", -1}, /* 16 digits */
     {"0", -1},
     {"0,000", -1},
     {"", -1},
@@ -254,7 +282,7 @@ static const struct rank_case {
     {"-5", -1},
     {"+5", -1},
     {"#5", -1},
-    {"5\xe2\x82\xac", -1},                        /* U+20AC: only the space separators pass */
+    {"5\xe2\x82\xac", -1}, /* U+20AC: only the space separators pass */
 };
 
 static void test_parse_rank(void)
@@ -272,8 +300,8 @@ static void test_parse_rank(void)
 
 static void test_space_classes(void)
 {
-    static const uint32_t spaces[] = {0, ' ', '\t', 0x7f, 0x85, 0xa0, 0x1680, 0x2000, 0x200a,
-                                      0x2028, 0x2029, 0x202f, 0x205f, 0x3000};
+    static const uint32_t spaces[] = {0,      ' ',    '\t',   0x7f,   0x85,   0xa0,   0x1680,
+                                      0x2000, 0x200a, 0x2028, 0x2029, 0x202f, 0x205f, 0x3000};
     static const uint32_t not_spaces[] = {'a', 0xa1, 0xad, 0x200b, 0x200c, 0xfeff, 0xfffd};
     for (size_t i = 0; i < sizeof spaces / sizeof spaces[0]; i++) {
         char what[64];
