@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     {"history", CMD_HISTORY, "ID", "observations of one book, newest first"},
     {"migrate", CMD_MIGRATE, "", "upgrade the database schema (after copying the file)"},
     {"backup", CMD_BACKUP, "FILE", "write a consistent copy of the database (safe while serving)"},
+    {"export", CMD_EXPORT, "", "every observation as CSV (as GET /api/export.csv), streamed"},
     {"alert", CMD_ALERT, "add|list|remove N|test TARGET",
      "alert rules: add one (--kind, --notify...), list them, remove one, send a sample message"},
 };
@@ -61,6 +62,8 @@ static int run(const cli_settings *s)
         return cmd_backup(s);
     case CMD_ALERT:
         return cmd_alert(s);
+    case CMD_EXPORT:
+        return cmd_export(s);
     }
     return CLI_USAGE;
 }

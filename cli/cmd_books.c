@@ -1,7 +1,8 @@
 /*
  * cmd_books.c - direct use of the store for scripts: add, remove, edit, list, history, migrate,
- * backup.
+ * backup, export.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -334,6 +335,9 @@ int cmd_history(const cli_settings *s)
     const char *since = cli_opt_text(s, OPT_SINCE);
     if (since && time_parse_iso(since, &q.since_ms))
         return cli_usage_error(c, "--since '%s' is not an ISO 8601 time", since);
+    const char *before = cli_opt_text(s, OPT_BEFORE);
+    if (before && time_parse_iso(before, &q.before_ms))
+        return cli_usage_error(c, "--before '%s' is not an ISO 8601 time", before);
     if (cli_opt_flag(s, OPT_JSON) && cli_opt_flag(s, OPT_CSV))
         return cli_usage_error(c, "--json and --csv exclude each other");
     db *d = NULL;
@@ -367,6 +371,72 @@ int cmd_history(const cli_settings *s)
         print_history_text(obs, nobs);
     }
     db_observations_free(obs, nobs);
+    db_close(d);
+    return rc;
+}
+
+typedef struct export_out {
+    buf line;           /* one row at a time: constant memory whatever the store holds */
+    int rc;             /* the first BUF_* error, or BUF_NOMEM for a failed write */
+    db_export_filter f; /* which rows */
+} export_out;
+
+static int export_line(void *ctx, const observation *obs)
+{
+    export_out *e = ctx;
+    if (!db_export_wanted(&e->f, obs))
+        return 0;
+    buf_reset(&e->line);
+    e->rc = render_csv_row(&e->line, obs);
+    if (e->rc == BUF_OK && fwrite(e->line.data, 1, e->line.len, stdout) != e->line.len)
+        e->rc = BUF_NOMEM;
+    return e->rc != BUF_OK;
+}
+
+int cmd_export(const cli_settings *s)
+{
+    const cli_command *c = s->cmd;
+    if (s->nargs)
+        return cli_usage_error(c, "unexpected argument '%s' (--id ID for one book)", s->args[0]);
+    export_out e = {.rc = BUF_OK};
+    e.f.source = s->history_source;
+    if (e.f.source && strchr(e.f.source, '='))
+        return cli_usage_error(c, "--source takes a source name here, not NAME=URL ('%s')",
+                               e.f.source);
+    const char *since = cli_opt_text(s, OPT_SINCE);
+    if (since && time_parse_iso(since, &e.f.since_ms))
+        return cli_usage_error(c, "--since '%s' is not an ISO 8601 time", since);
+    const char *idtext = cli_opt_text(s, OPT_ID);
+    book_id in;
+    char why[160], id[14];
+    if (idtext) {
+        id_err ie = id_parse(idtext, strlen(idtext), &in, why, sizeof why);
+        if (ie != ID_OK)
+            return cli_usage_error(c, "invalid --id '%s': %s", idtext,
+                                   why[0] ? why : id_strerror(ie));
+    }
+    db *d = NULL;
+    int rc = cli_store_open(s, CLI_STORE_READ, &d);
+    if (rc)
+        return rc;
+    if (idtext && (rc = cli_resolve(c, d, &in, id)) != CLI_OK) {
+        db_close(d);
+        return rc;
+    }
+    e.f.id = idtext ? id : NULL;
+    buf_init(&e.line, (size_t)1 << 24);
+    e.rc = render_csv_header(&e.line);
+    if (e.rc == BUF_OK && fwrite(e.line.data, 1, e.line.len, stdout) != e.line.len)
+        e.rc = BUF_NOMEM;
+    db_err erc = e.rc == BUF_OK ? db_export(d, export_line, &e) : DB_OK;
+    if (erc != DB_OK && e.rc == BUF_OK) {
+        cli_error(c, "%s", db_errmsg(d));
+        rc = CLI_WORK;
+    } else if (e.rc != BUF_OK || fflush(stdout) != 0) {
+        cli_error(c, "%s", e.rc == BUF_TOOBIG ? "a row is too large" : "cannot write the output");
+        rc = CLI_WORK;
+    }
+    buf_free(&e.line);
     db_close(d);
     return rc;
 }

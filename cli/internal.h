@@ -38,11 +38,12 @@ typedef enum cli_cmd {
     CMD_MIGRATE = 1 << 8,
     CMD_BACKUP = 1 << 9,
     CMD_ALERT = 1 << 10,
+    CMD_EXPORT = 1 << 11,
 } cli_cmd;
 #define CMD_ALL 0xffffu
 #define CMD_DB                                                                                     \
     (CMD_SERVE | CMD_REFRESH | CMD_ADD | CMD_REMOVE | CMD_LIST | CMD_HISTORY | CMD_EDIT |          \
-     CMD_MIGRATE | CMD_BACKUP | CMD_ALERT)
+     CMD_MIGRATE | CMD_BACKUP | CMD_ALERT | CMD_EXPORT)
 #define CMD_SCRAPE (CMD_SERVE | CMD_REFRESH)
 
 typedef struct cli_command {
@@ -267,6 +268,7 @@ int cmd_history(const cli_settings *s);
 int cmd_edit(const cli_settings *s);
 int cmd_migrate(const cli_settings *s);
 int cmd_backup(const cli_settings *s);
+int cmd_export(const cli_settings *s);
 int cmd_alert(const cli_settings *s);
 
 #endif

@@ -422,6 +422,13 @@ db_err db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx)
     return d->ops->export_all(d, fn, ctx);
 }
 
+int db_export_wanted(const db_export_filter *f, const observation *obs)
+{
+    return (!f->id || strcmp(obs->book_id, f->id) == 0) &&
+           (!f->source || (obs->source && strcmp(obs->source, f->source) == 0)) &&
+           obs->fetched_at_ms >= f->since_ms;
+}
+
 /* ---- jobs -------------------------------------------------------------------------------- */
 
 static const char *const job_state_names[] = {"queued", "running", "done", "cancelled"};

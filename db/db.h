@@ -269,6 +269,15 @@ void db_observations_free(observation *obs, size_t n);
  * must not use this handle (another handle is fine). previous_rank is not set (-1). */
 BR_MUST_CHECK db_err db_export(db *d, int (*fn)(void *ctx, const observation *obs), void *ctx);
 
+/* Which rows of db_export a caller keeps (db_export itself hands over every row). */
+typedef struct db_export_filter {
+    const char *id;     /* only this book (its id as stored); NULL = every book */
+    const char *source; /* only this source; NULL = every source */
+    int64_t since_ms;   /* only observations at or after; 0 = all */
+} db_export_filter;
+/* Whether obs passes the filter. */
+int db_export_wanted(const db_export_filter *f, const observation *obs);
+
 /* ---- jobs ----------------------------------------------------------------------------- */
 
 typedef enum db_job_state { JOB_QUEUED = 0, JOB_RUNNING, JOB_DONE, JOB_CANCELLED } db_job_state;

@@ -7,10 +7,83 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../common/observation.h"
 #include "../common/timeutil.h"
 #include "limits.h"
+
+/* Appends s percent-encoded for a query (everything but the unreserved characters). */
+static int query_escape(buf *out, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    int rc = BUF_OK;
+    for (const unsigned char *p = (const unsigned char *)s; rc == BUF_OK && *p; p++) {
+        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+            strchr("-._~", *p)) {
+            rc = buf_append(out, (const char *)p, 1);
+        } else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            rc = buf_append(out, e, 3);
+        }
+    }
+    return rc;
+}
+
+/* The Link header of the next page: the same query with limit and after replaced. 0, or -1
+ * after answering the error. */
+static int next_link(hctx *h, int limit, const char *last)
+{
+    buf link;
+    buf_init(&link, SRV_HEADER_VALUE_MAX);
+    int rc = buf_printf(&link, "</api/books?limit=%d&after=%s", limit, last);
+    for (size_t i = 0; rc == BUF_OK && i < h->req->nargs; i++) {
+        const srv_arg *a = &h->req->args[i];
+        if (!a->name || strcasecmp(a->name, "limit") == 0 || strcasecmp(a->name, "after") == 0)
+            continue;
+        rc = buf_append(&link, "&", 1);
+        rc = rc ? rc : query_escape(&link, a->name);
+        if (!rc && a->value) {
+            rc = buf_append(&link, "=", 1);
+            rc = rc ? rc : query_escape(&link, a->value);
+        }
+    }
+    rc = rc ? rc : buf_append(&link, ">; rel=\"next\"", sizeof ">; rel=\"next\"");
+    if (rc == BUF_TOOBIG)
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query", "the query is too long to page through");
+    else if (rc != BUF_OK)
+        h_oom(h);
+    int ret = rc == BUF_OK ? h_header(h, "Link", link.data) : -1;
+    buf_free(&link);
+    return ret;
+}
+
+/* ?limit= and ?after= of GET /api/books into the filter (after in after_id). 0, or -1 after
+ * answering 400 (or 503). */
+static int page_args(hctx *h, db_book_filter *f, char after_id[14])
+{
+    const char *limit = srv_request_arg(h->req, "limit");
+    const char *after = srv_request_arg(h->req, "after");
+    if (limit) {
+        char *end;
+        long v = strtol(limit, &end, 10);
+        if (end == limit || *end || v < SRV_BOOKS_LIMIT_MIN || v > SRV_BOOKS_LIMIT_MAX) {
+            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
+                    "limit must be a whole number from " SRV_STR(
+                        SRV_BOOKS_LIMIT_MIN) " to " SRV_STR(SRV_BOOKS_LIMIT_MAX));
+            return -1;
+        }
+        f->limit = (int)v;
+    }
+    if (after) {
+        /* An ASIN names the book it is attached to; a book removed since the last page still
+         * marks the place (its id as written). */
+        if (h_query_book(h, "after", after, after_id) < 0)
+            return -1;
+        f->after = after_id;
+    }
+    return 0;
+}
 
 void h_books_list(hctx *h, const char *arg)
 {
@@ -25,6 +98,12 @@ void h_books_list(hctx *h, const char *arg)
                 "status must be ok, no_rank, not_found, blocked or error");
         return;
     }
+    char after_id[14];
+    if (page_args(h, &f, after_id))
+        return;
+    int limit = f.limit;
+    if (limit)
+        f.limit = limit + 1; /* one more says whether another page follows */
     db *d = h_db(h);
     db_book *books = NULL;
     size_t n = 0;
@@ -33,9 +112,16 @@ void h_books_list(hctx *h, const char *arg)
         h_store_error(h, rc);
         return;
     }
-    int brc = render_books(&h->resp->body, books, n, RENDER_COMPACT);
+    size_t shown = limit && n > (size_t)limit ? (size_t)limit : n;
+    int more = shown < n;
+    if (more && next_link(h, limit, books[shown - 1].id)) {
+        db_books_free(books, n);
+        return;
+    }
+    int brc = render_books(&h->resp->body, books, shown, RENDER_COMPACT);
     db_books_free(books, n);
     h_json(h, brc, HTTP_OK);
+    h_etag(h);
 }
 
 void h_books_add(hctx *h, const char *arg)
@@ -89,6 +175,7 @@ void h_book_get(hctx *h, const char *arg)
     uint64_t version = cache_version(cache);
     if (cache_get(cache, b.id, version, out)) {
         h_finish(h, BUF_OK, HTTP_OK, CONTENT_TYPE_JSON, NULL);
+        h_etag(h);
         return;
     }
     char id[14];
@@ -111,6 +198,7 @@ void h_book_get(hctx *h, const char *arg)
     if (rc == BUF_OK)
         cache_put(cache, b.id, version, out->data, out->len);
     h_finish(h, rc, HTTP_OK, CONTENT_TYPE_JSON, "cannot encode the book");
+    h_etag(h);
 }
 
 /* Whether every source a patch names is one this server reads. */
@@ -251,4 +339,5 @@ void h_book_history(hctx *h, const char *arg)
                             RENDER_COMPACT);
     db_observations_free(obs, n);
     h_json(h, rc, HTTP_OK);
+    h_etag(h);
 }

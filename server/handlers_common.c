@@ -5,6 +5,8 @@
  */
 #include "handlers_internal.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "../common/log.h"
@@ -66,6 +68,29 @@ void h_oom(hctx *h)
     h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
 }
 
+int h_query_book(hctx *h, const char *name, const char *v, char out[14])
+{
+    book_id b;
+    char why[160];
+    if (id_parse(v, strlen(v), &b, why, sizeof why) != ID_OK) {
+        char msg[220];
+        snprintf(msg, sizeof msg, "%s must be a book id: %s", name, why);
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query", msg);
+        return -1;
+    }
+    db *d = h_db(h);
+    db_err rc = d ? db_book_resolve(d, &b, out) : DB_ERROR;
+    if (rc == DB_NOTFOUND) {
+        snprintf(out, 14, "%s", b.id);
+        return 1;
+    }
+    if (rc != DB_OK) {
+        h_store_error(h, rc);
+        return -1;
+    }
+    return 0;
+}
+
 void h_store_error(hctx *h, db_err code)
 {
     const char *detail = h->store ? db_errmsg(h->store) : "no connection";
@@ -104,6 +129,51 @@ void h_json(hctx *h, int rc, unsigned status)
     if (rc == BUF_OK)
         rc = buf_append(&h->resp->body, "\n", 1);
     h_finish(h, rc, status, CONTENT_TYPE_JSON, "cannot encode the response");
+}
+
+/* Whether an If-None-Match value names tag (quoted, as sent in ETag): "*", or a list of entity
+ * tags compared weakly (RFC 9110 13.1.2: a W/ prefix is ignored). */
+static int etag_listed(const char *list, const char *tag)
+{
+    size_t taglen = strlen(tag);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return 1;
+        if (p[0] == 'W' && p[1] == '/')
+            p += 2;
+        if (*p != '"')
+            return 0; /* malformed: never a match */
+        const char *end = strchr(p + 1, '"');
+        if (!end)
+            return 0;
+        if ((size_t)(end + 1 - p) == taglen && memcmp(p, tag, taglen) == 0)
+            return 1;
+        p = end + 1;
+    }
+    return 0;
+}
+
+void h_etag(hctx *h)
+{
+    srv_response *r = h->resp;
+    if (r->status != HTTP_OK || r->fixed)
+        return;
+    /* FNV-1a 64 over the body: a strong validator (the same bytes, the same tag). */
+    uint64_t hash = 14695981039346656037u;
+    for (size_t i = 0; i < r->body.len; i++) {
+        hash ^= (unsigned char)r->body.data[i];
+        hash *= 1099511628211u;
+    }
+    char tag[24];
+    snprintf(tag, sizeof tag, "\"%016llx\"", (unsigned long long)hash);
+    if (h_header(h, "ETag", tag) != 0)
+        return;
+    if (h->req->if_none_match && etag_listed(h->req->if_none_match, tag)) {
+        buf_reset(&r->body);
+        r->status = HTTP_NOT_MODIFIED;
+    }
 }
 
 int h_header(hctx *h, const char *name, const char *value)

@@ -26,6 +26,7 @@ enum {
     HTTP_CREATED = 201,
     HTTP_ACCEPTED = 202,
     HTTP_NO_CONTENT = 204,
+    HTTP_NOT_MODIFIED = 304,
     HTTP_BAD_REQUEST = 400,
     HTTP_UNAUTHORIZED = 401,
     HTTP_FORBIDDEN = 403,
@@ -71,6 +72,10 @@ void h_error_details(hctx *h, unsigned status, const char *code, const char *mes
 void h_oom(hctx *h);
 /* The answer to a failed store call: 503 unavailable saying what is wrong (busy, disk full,
  * read-only) with Retry-After, or 500 out of memory; the store's message is logged. */
+/* A query parameter `name` (value v) that names a book in any id form, resolved into out (the
+ * id as stored). 0, 1 when it is not tracked (out holds the parsed id: a removed book still
+ * marks a place), or -1 after answering 400 (not an id) or 503 (store). */
+int h_query_book(hctx *h, const char *name, const char *v, char out[14]);
 void h_store_error(hctx *h, db_err code);
 /* Finishes an answer a render_* call (result rc) wrote into the body: on BUF_OK sets status and
  * type; otherwise answers 500 (too_big_message when the answer outgrew its cap). */
@@ -78,6 +83,10 @@ void h_finish(hctx *h, int rc, unsigned status, const char *content_type,
               const char *too_big_message);
 /* Like h_finish for JSON, ending the body with a newline. */
 void h_json(hctx *h, int rc, unsigned status);
+/* For a finished 200 answer in the body: adds a strong ETag computed from the body, and when the
+ * request's If-None-Match names it (or is "*") turns the answer into a 304 with no body. Call
+ * last, after every other header. */
+void h_etag(hctx *h);
 /* Adds a response header; on failure (a bug: no room) answers 500 and returns -1. */
 BR_MUST_CHECK int h_header(hctx *h, const char *name, const char *value);
 /* Starts the body afresh with room for max bytes. */

@@ -27,14 +27,39 @@
 
 typedef struct export_ctx {
     buf *out;
-    int rc; /* the first BUF_* error of a row */
+    int rc;             /* the first BUF_* error of a row */
+    db_export_filter f; /* which rows */
 } export_ctx;
 
 static int export_row(void *ctx, const observation *obs)
 {
     export_ctx *e = ctx;
+    if (!db_export_wanted(&e->f, obs))
+        return 0;
     e->rc = render_csv_row(e->out, obs);
     return e->rc != BUF_OK;
+}
+
+/* ?id=, ?source=, ?since= of the export into f (the id in id). 0, or -1 after answering. */
+static int export_args(hctx *h, db_export_filter *f, char id[14])
+{
+    const char *v = srv_request_arg(h->req, "id");
+    memset(f, 0, sizeof *f);
+    if (v) {
+        int r = h_query_book(h, "id", v, id);
+        if (r == 1)
+            h_error(h, HTTP_NOT_FOUND, "book_not_found", "that book is not tracked");
+        if (r != 0)
+            return -1;
+        f->id = id;
+    }
+    f->source = srv_request_arg(h->req, "source");
+    if ((v = srv_request_arg(h->req, "since")) && time_parse_iso(v, &f->since_ms) != 0) {
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query",
+                "since must be an ISO 8601 time like 2026-11-24T12:00:00Z");
+        return -1;
+    }
+    return 0;
 }
 
 void h_export(hctx *h, const char *arg)
@@ -45,8 +70,12 @@ void h_export(hctx *h, const char *arg)
         h_store_error(h, DB_ERROR);
         return;
     }
+    export_ctx e = {.out = &h->resp->body};
+    char id[14];
+    if (export_args(h, &e.f, id))
+        return;
     h_body_cap(h, SRV_EXPORT_MAX);
-    export_ctx e = {.out = &h->resp->body, .rc = render_csv_header(&h->resp->body)};
+    e.rc = render_csv_header(&h->resp->body);
     db_err erc = e.rc == BUF_OK ? db_export(d, export_row, &e) : DB_OK;
     if (erc != DB_OK && e.rc == BUF_OK) {
         h_store_error(h, erc);

@@ -37,6 +37,8 @@
 #define SRV_HISTORY_LIMIT_DEFAULT 500
 #define SRV_HISTORY_LIMIT_MIN 1
 #define SRV_HISTORY_LIMIT_MAX 100000
+#define SRV_BOOKS_LIMIT_MIN 1 /* GET /api/books?limit= */
+#define SRV_BOOKS_LIMIT_MAX 10000
 #define SRV_JOBS_LIST_DEFAULT 20 /* GET /api/jobs */
 #define SRV_JOBS_LIST_MAX 1000
 #define SRV_JOB_FAILURES_MAX 1000   /* failed fetches shown by GET /api/jobs/{id} */

@@ -75,7 +75,7 @@ int srv_request_expects_continue(const srv_request *r);
 /* ---- responses ------------------------------------------------------------------------------- */
 
 #define SRV_RESPONSE_HEADERS 4
-#define SRV_HEADER_VALUE_MAX 160
+#define SRV_HEADER_VALUE_MAX 4096 /* a Link header repeats the query */
 
 typedef struct srv_header {
     const char *name; /* a string literal */

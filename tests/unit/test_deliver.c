@@ -492,7 +492,7 @@ int main(void)
     char targets[10][128];
     CHECK(db_begin(d) == DB_OK, "begin");
     for (int i = 0; i < 10; i++) {
-        char uid[16];
+        char uid[32];
         snprintf(uid, sizeof uid, "ev-7-%d", i);
         snprintf(targets[i], sizeof targets[i], "webhook:http://127.0.0.1:%d/dup/%d/", rx.port, i);
         CHECK(add_event(d, uid, "rank_better_than", targets[i]) == DB_OK, "event 7 stored");
