@@ -284,7 +284,13 @@ def export_rss(path):
 
 rc_small, small_rss = export_rss(db)
 rc_big, big_rss = export_rss(big)
-t.check(rc_small == 0 and rc_big == 0 and big_rss < small_rss + 30 * 1024,
-        "export of ~80 MB of CSV runs in constant memory (max RSS %d KiB vs %d KiB)" % (big_rss, small_rss))
+t.check(rc_small == 0 and rc_big == 0, "export of ~80 MB of CSV", (rc_small, rc_big))
+# A sanitizer's allocator keeps freed memory in quarantine, so RSS says nothing there; the plain
+# build (make test) measures it.
+if any(s in os.environ.get("BUILD", "") for s in ("asan", "tsan")):
+    print("ok - skipped under a sanitizer build: constant memory of export (measured by make test)")
+else:
+    t.check(big_rss < small_rss + 30 * 1024,
+            "export of ~80 MB of CSV runs in constant memory (max RSS %d KiB vs %d KiB)" % (big_rss, small_rss))
 
 t.done()
