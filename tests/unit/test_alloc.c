@@ -1626,7 +1626,7 @@ int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (!alloc_hook_sound()) {
-        printf("ok - skipped under ASan: this runtime's malloc cannot be wrapped\n");
+        printf("ok - skipped under a sanitizer whose malloc cannot be wrapped (ThreadSanitizer)\n");
         return check_done();
     }
     init_long_text();
