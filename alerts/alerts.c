@@ -1,4 +1,5 @@
 /* alerts.c - alert kinds, targets, conditions and messages (see alerts.h). */
+#include "../common/buf.h"
 #include "alerts.h"
 
 #include <math.h>
@@ -14,18 +15,6 @@ static const char *const kind_names[ALERT_KIND_COUNT] = {
 static const char *const target_names[TARGET_KIND_COUNT] = {
     "webhook", "slack", "discord", "ntfy", "mailto",
 };
-
-static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
-static void explain(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || !whylen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(why, whylen, fmt, ap) < 0)
-        why[0] = '\0';
-    va_end(ap);
-}
 
 const char *alert_kind_name(alert_kind kind)
 {
@@ -81,11 +70,11 @@ int alert_target_parse(const char *target, alert_target_kind *kind, const char *
                        size_t whylen)
 {
     if (!target || !*target) {
-        explain(why, whylen, "an empty target");
+        why_printf(why, whylen, "an empty target");
         return -1;
     }
     if (strlen(target) > ALERT_TARGET_MAX) {
-        explain(why, whylen, "a target longer than %d bytes", ALERT_TARGET_MAX);
+        why_printf(why, whylen, "a target longer than %d bytes", ALERT_TARGET_MAX);
         return -1;
     }
     for (int k = 0; k < TARGET_KIND_COUNT; k++) {
@@ -95,20 +84,20 @@ int alert_target_parse(const char *target, alert_target_kind *kind, const char *
         const char *r = target + n + 1;
         int ok = k == TARGET_MAILTO ? address_ok(r) : url_ok(r);
         if (!ok) {
-            explain(why, whylen,
-                    k == TARGET_MAILTO ? "mailto: needs an address like author@example.org"
-                                       : "%s: needs an http:// or https:// URL",
-                    target_names[k]);
+            why_printf(why, whylen,
+                       k == TARGET_MAILTO ? "mailto: needs an address like author@example.org"
+                                          : "%s: needs an http:// or https:// URL",
+                       target_names[k]);
             return -1;
         }
         *kind = (alert_target_kind)k;
         *rest = r;
         return 0;
     }
-    explain(why, whylen,
-            "unknown target '%.40s' (webhook:URL, slack:URL, discord:URL, ntfy:URL, "
-            "mailto:ADDRESS)",
-            target);
+    why_printf(why, whylen,
+               "unknown target '%.40s' (webhook:URL, slack:URL, discord:URL, ntfy:URL, "
+               "mailto:ADDRESS)",
+               target);
     return -1;
 }
 
@@ -116,35 +105,35 @@ int alert_rule_check(alert_kind kind, int value_given, double value, const char 
                      size_t ntargets, char *why, size_t whylen)
 {
     if ((unsigned)kind >= ALERT_KIND_COUNT) {
-        explain(why, whylen,
-                "unknown kind (rank_better_than, rank_worse_than, new_best, "
-                "change_pct, trouble)");
+        why_printf(why, whylen,
+                   "unknown kind (rank_better_than, rank_worse_than, new_best, "
+                   "change_pct, trouble)");
         return -1;
     }
     if (alert_kind_has_value(kind) && !value_given) {
-        explain(why, whylen, "%s needs a value", kind_names[kind]);
+        why_printf(why, whylen, "%s needs a value", kind_names[kind]);
         return -1;
     }
     if (!alert_kind_has_value(kind) && value_given) {
-        explain(why, whylen, "new_best takes no value");
+        why_printf(why, whylen, "new_best takes no value");
         return -1;
     }
     if (value_given) {
         int whole = kind != ALERT_CHANGE_PCT;
         if (!isfinite(value) || value <= 0 || value > 1e12 || (whole && value != floor(value)) ||
             (kind == ALERT_TROUBLE && value > 1000)) {
-            explain(why, whylen, "%s needs a %s above 0%s", kind_names[kind],
-                    whole ? "whole number" : "number",
-                    kind == ALERT_TROUBLE ? " (at most 1000)" : "");
+            why_printf(why, whylen, "%s needs a %s above 0%s", kind_names[kind],
+                       whole ? "whole number" : "number",
+                       kind == ALERT_TROUBLE ? " (at most 1000)" : "");
             return -1;
         }
     }
     if (ntargets == 0) {
-        explain(why, whylen, "a rule needs at least one target to notify");
+        why_printf(why, whylen, "a rule needs at least one target to notify");
         return -1;
     }
     if (ntargets > ALERT_MAX_TARGETS) {
-        explain(why, whylen, "at most %d targets per rule", ALERT_MAX_TARGETS);
+        why_printf(why, whylen, "at most %d targets per rule", ALERT_MAX_TARGETS);
         return -1;
     }
     for (size_t i = 0; i < ntargets; i++) {

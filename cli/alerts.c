@@ -9,19 +9,10 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "../common/buf.h"
 #include "../common/log.h"
 #include "../notify/notify.h"
 #include "internal.h"
-
-static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
-static void explain(char *why, size_t whylen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(why, whylen, fmt, ap) < 0)
-        why[0] = '\0';
-    va_end(ap);
-}
 
 void cli_rule_clear(cli_rule *r)
 {
@@ -61,15 +52,16 @@ int cli_rule_make(const char *kind, int has_value, double value, const char *boo
     int k = kind ? alert_kind_parse(kind) : -1;
     if (k < 0) {
         *key = "kind";
-        explain(why, whylen,
-                "%s%s%s (rank_better_than, rank_worse_than, new_best, change_pct, "
-                "trouble)",
-                kind ? "unknown kind '" : "a rule needs a kind", kind ? kind : "", kind ? "'" : "");
+        why_printf(why, whylen,
+                   "%s%s%s (rank_better_than, rank_worse_than, new_best, change_pct, "
+                   "trouble)",
+                   kind ? "unknown kind '" : "a rule needs a kind", kind ? kind : "",
+                   kind ? "'" : "");
         return -1;
     }
     *key = "notify";
     if (ntargets == 0 || ntargets > ALERT_MAX_TARGETS) {
-        explain(why, whylen, "a rule needs 1 to %d targets to notify", ALERT_MAX_TARGETS);
+        why_printf(why, whylen, "a rule needs 1 to %d targets to notify", ALERT_MAX_TARGETS);
         return -1;
     }
     for (size_t i = 0; i < ntargets; i++) {
@@ -86,7 +78,7 @@ int cli_rule_make(const char *kind, int has_value, double value, const char *boo
         return -1;
     *key = "source";
     if (source && !source_name_ok(source)) {
-        explain(why, whylen, "'%.80s' is not a source name like amazon.com", source);
+        why_printf(why, whylen, "'%.80s' is not a source name like amazon.com", source);
         return -1;
     }
     *key = "book";
@@ -94,8 +86,8 @@ int cli_rule_make(const char *kind, int has_value, double value, const char *boo
         char reason[160];
         id_err e = id_parse(book, strlen(book), &out->book, reason, sizeof reason);
         if (e != ID_OK) {
-            explain(why, whylen, "'%.80s' is not a book id: %s", book,
-                    reason[0] ? reason : id_strerror(e));
+            why_printf(why, whylen, "'%.80s' is not a book id: %s", book,
+                       reason[0] ? reason : id_strerror(e));
             return -1;
         }
         out->has_book = 1;
@@ -108,12 +100,12 @@ int cli_rule_make(const char *kind, int has_value, double value, const char *boo
     if (source)
         snprintf(r->source, sizeof r->source, "%s", source);
     if (!(r->targets = calloc(ntargets, sizeof *r->targets))) {
-        explain(why, whylen, "out of memory");
+        why_printf(why, whylen, "out of memory");
         return -1;
     }
     for (size_t i = 0; i < ntargets; i++) {
         if (!(r->targets[i] = strdup(targets[i]))) {
-            explain(why, whylen, "out of memory");
+            why_printf(why, whylen, "out of memory");
             cli_rule_clear(out);
             return -1;
         }

@@ -116,3 +116,14 @@ char *buf_strdup_printf(const char *fmt, ...)
     va_end(ap);
     return p;
 }
+
+void why_printf(char *why, size_t whylen, const char *fmt, ...)
+{
+    if (!why || whylen == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vsnprintf(why, whylen, fmt, ap) < 0)
+        why[0] = '\0';
+    va_end(ap);
+}

@@ -30,6 +30,11 @@ void buf_reset(buf *b); /* len = 0, keeps the memory */
 char *buf_steal(buf *b, size_t *len);
 void buf_free(buf *b);
 
+/* Formats a reason into a caller's why[0..whylen) buffer (why may be NULL or whylen 0: nothing
+ * is written); always terminated. The one helper for the "why, whylen" convention. */
+void why_printf(char *why, size_t whylen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* A new malloc'd formatted string (caller frees), for error messages; NULL when out of memory. */
 char *buf_strdup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

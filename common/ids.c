@@ -1,24 +1,14 @@
 /* ids.c - book ids (ISBN or ASIN) from pasted text, product URLs and lists (see ids.h). */
 #include "ids.h"
 
+#include "buf.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #define INPUT_MAX 2048 /* longer input is not an id (a URL is at most this long) */
 #define NORMAL_MAX 64  /* an ISBN with separators and a prefix fits */
-
-static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
-static void explain(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || !whylen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(why, whylen, fmt, ap) < 0)
-        why[0] = '\0';
-    va_end(ap);
-}
 
 const char *id_strerror(id_err err)
 {
@@ -159,7 +149,8 @@ static id_err product_id(const char *p, book_id *out, char *why, size_t whylen)
         set_asin(out, asin);
         return ID_OK;
     }
-    explain(why, whylen, "the product id '%.10s' in the URL is neither an ISBN-10 nor an ASIN", p);
+    why_printf(why, whylen, "the product id '%.10s' in the URL is neither an ISBN-10 nor an ASIN",
+               p);
     return ID_ERR_INVALID;
 }
 
@@ -178,7 +169,7 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
 {
     for (size_t k = 0; k < n; k++)
         if (blank_len((const unsigned char *)s + k, n - k)) {
-            explain(why, whylen, "a URL with blank space in it (one URL per entry)");
+            why_printf(why, whylen, "a URL with blank space in it (one URL per entry)");
             return ID_ERR_URL;
         }
     size_t i = 0;
@@ -192,10 +183,10 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
     const char *h = s + host;
     size_t hn = i - host;
     if (short_link_host(h, hn)) {
-        explain(why, whylen,
-                "short share links like %.*s/... cannot be read: open it in a browser "
-                "and paste the product page's address (with /dp/ in it)",
-                (int)hn, h);
+        why_printf(why, whylen,
+                   "short share links like %.*s/... cannot be read: open it in a browser "
+                   "and paste the product page's address (with /dp/ in it)",
+                   (int)hn, h);
         return ID_ERR_SHORT_LINK;
     }
     static const char *const sub[] = {"www.", "smile.", "m.", NULL};
@@ -206,9 +197,9 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
             break;
         }
     if (!starts_with(h, hn, "amazon.") || hn <= 7) {
-        explain(why, whylen,
-                "a URL that is not an Amazon product page (give an ISBN, an ASIN or an "
-                "Amazon /dp/ link)");
+        why_printf(why, whylen,
+                   "a URL that is not an Amazon product page (give an ISBN, an ASIN or an "
+                   "Amazon /dp/ link)");
         return ID_ERR_URL;
     }
     static const char *const markers[] = {
@@ -227,7 +218,7 @@ static id_err parse_url(const char *s, size_t n, book_id *out, char *why, size_t
                 return product_id(s + at, out, why, whylen);
         }
     }
-    explain(why, whylen, "this Amazon URL names no product (expected /dp/ID or /gp/product/ID)");
+    why_printf(why, whylen, "this Amazon URL names no product (expected /dp/ID or /gp/product/ID)");
     return ID_ERR_URL;
 }
 
@@ -241,14 +232,14 @@ static int looks_like_url(const char *s, size_t n)
 
 id_err id_parse(const char *in, size_t len, book_id *out, char *why, size_t whylen)
 {
-    explain(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
     trim(&in, &len);
     if (len == 0) {
-        explain(why, whylen, "empty");
+        why_printf(why, whylen, "empty");
         return ID_ERR_EMPTY;
     }
     if (len > INPUT_MAX) {
-        explain(why, whylen, "too long to be an ISBN, an ASIN or a product URL");
+        why_printf(why, whylen, "too long to be an ISBN, an ASIN or a product URL");
         return ID_ERR_INVALID;
     }
     if (looks_like_url(in, len))
@@ -272,7 +263,7 @@ id_err id_parse(const char *in, size_t len, book_id *out, char *why, size_t whyl
     while (i < len) {
         size_t d = dash_len(u + i, len - i), b = d ? 0 : blank_len(u + i, len - i);
         if (n + 1 >= sizeof norm) {
-            explain(why, whylen, "too long to be an ISBN or an ASIN");
+            why_printf(why, whylen, "too long to be an ISBN or an ASIN");
             return ID_ERR_INVALID;
         }
         if (d || b) {
@@ -288,13 +279,13 @@ id_err id_parse(const char *in, size_t len, book_id *out, char *why, size_t whyl
             set_asin(out, asin);
             return ID_OK;
         }
-        explain(why, whylen, "not an ASIN: an ASIN is B and nine letters or digits");
+        why_printf(why, whylen, "not an ASIN: an ASIN is B and nine letters or digits");
         return ID_ERR_INVALID;
     }
     isbn b;
     char reason[160];
     if (isbn_parse_explain(norm, n, &b, reason, sizeof reason) != ISBN_OK) {
-        explain(why, whylen, "%s", reason);
+        why_printf(why, whylen, "%s", reason);
         return ID_ERR_INVALID;
     }
     set_isbn(out, &b);

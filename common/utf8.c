@@ -132,3 +132,15 @@ size_t utf8_truncate(const char *s, size_t n, size_t max)
         cut = max;
     return cut;
 }
+
+int utf8_plain_text(const char *s, size_t n, int lines)
+{
+    if (!utf8_valid(s, n))
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
+            return 0;
+    }
+    return 1;
+}

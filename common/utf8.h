@@ -39,6 +39,10 @@ BR_MUST_CHECK int utf8_sanitize_append(buf *out, const char *s, size_t n);
  * when out of memory. */
 BR_MUST_CHECK char *utf8_sanitize_dup(const char *s, size_t n);
 
+/* Whether s[0..n) is valid UTF-8 without control characters (DEL included); with lines, newlines
+ * and tabs are allowed (a note). For user-set text fields: the API and the store check the same. */
+int utf8_plain_text(const char *s, size_t n, int lines);
+
 /* The longest prefix of s[0..n) that ends on a character boundary and is at most max bytes. */
 size_t utf8_truncate(const char *s, size_t n, size_t max);
 

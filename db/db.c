@@ -247,14 +247,7 @@ db_err db_book_remove(db *d, const char *id)
 static int text_ok(const char *s, size_t max, int lines)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > max || !utf8_valid(s, n))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
-            return 0;
-    }
-    return 1;
+    return n > 0 && n <= max && utf8_plain_text(s, n, lines);
 }
 
 int db_book_patch_check(const db_book_patch *p, char *why, size_t whylen)

@@ -12,6 +12,7 @@
  * A feeder thread per job submits its fetches; it touches the runner only through writer.c.
  * jobs_stop is called once, by the owner, when no other jobs_* call is running or will start.
  */
+#include "../common/buf.h"
 #include "internal.h"
 
 #include <assert.h>
@@ -305,17 +306,6 @@ const char *jobs_strerror(jobs_err err)
 }
 
 /* Writes a detail message into the caller's buffer (if any). */
-static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
-static void explain(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || whylen == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(why, whylen, fmt, ap) < 0)
-        why[0] = '\0';
-    va_end(ap);
-}
 
 /*
  * Under the runner lock: may a refresh start now? JOBS_OK (and the creation is counted in
@@ -327,7 +317,7 @@ static jobs_err admit_locked(jobs *j, int all_books, db_job *out, int *joined, c
 {
     for (;;) {
         if (j->stopping) {
-            explain(why, whylen, "%s", "shutting down");
+            why_printf(why, whylen, "%s", "shutting down");
             return JOBS_STOPPING;
         }
         reap_finished_locked(j);
@@ -335,8 +325,8 @@ static jobs_err admit_locked(jobs *j, int all_books, db_job *out, int *joined, c
             /* Creations under way count: the lock is dropped while they talk to the store. */
             int active = unfinished_locked(j) + j->creating;
             if (active >= JOBS_MAX_ACTIVE) {
-                explain(why, whylen, "%d refreshes are running already; try again when one ends",
-                        active);
+                why_printf(why, whylen, "%d refreshes are running already; try again when one ends",
+                           active);
                 return JOBS_BUSY;
             }
             break;
@@ -390,13 +380,13 @@ static jobs_err create_run(jobs *j, job_run *run, const char *const *ids, size_t
     jobs_err rc = JOBS_OK;
     pthread_mutex_lock(&j->control_lock);
     if (db_targets(j->control, ids, n, &run->targets, &run->ntargets) != DB_OK) {
-        explain(why, whylen, "store: %s", db_errmsg(j->control));
+        why_printf(why, whylen, "store: %s", db_errmsg(j->control));
         rc = JOBS_STORE;
     } else if (ids && dedupe_targets(run) != 0) {
-        explain(why, whylen, "%s", "out of memory");
+        why_printf(why, whylen, "%s", "out of memory");
         rc = JOBS_NOMEM;
     } else if (plan_fetches(j, run) != 0) {
-        explain(why, whylen, "%s", "out of memory");
+        why_printf(why, whylen, "%s", "out of memory");
         rc = JOBS_NOMEM;
     }
     if (rc == JOBS_OK) {
@@ -411,7 +401,7 @@ static jobs_err create_run(jobs *j, job_run *run, const char *const *ids, size_t
             run->rec.finished_at_ms = now;
         }
         if (db_job_create(j->control, &run->rec) != DB_OK) {
-            explain(why, whylen, "store: %s", db_errmsg(j->control));
+            why_printf(why, whylen, "store: %s", db_errmsg(j->control));
             rc = JOBS_STORE;
         }
     }
@@ -424,7 +414,7 @@ jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, db_job_origin b
 {
     int all = ids == NULL;
     *joined = 0;
-    explain(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
 
     pthread_mutex_lock(&j->lock);
     jobs_err rc = admit_locked(j, all, out, joined, why, whylen);
@@ -434,7 +424,7 @@ jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, db_job_origin b
 
     job_run *run = calloc(1, sizeof *run);
     if (!run) {
-        explain(why, whylen, "%s", "out of memory");
+        why_printf(why, whylen, "%s", "out of memory");
         rc = JOBS_NOMEM;
     } else {
         run->owner = j;
@@ -456,10 +446,10 @@ jobs_err jobs_refresh(jobs *j, const char *const *ids, size_t n, db_job_origin b
     size_t nbooks = run->ntargets; /* once listed, the run may be retired and freed any time */
     pthread_mutex_lock(&j->lock);
     if (j->stopping) {
-        explain(why, whylen, "%s", "shutting down");
+        why_printf(why, whylen, "%s", "shutting down");
         rc = JOBS_STOPPING;
     } else if (pthread_create(&run->feeder, NULL, feeder_main, run) != 0) {
-        explain(why, whylen, "%s", "cannot start a feeder thread");
+        why_printf(why, whylen, "%s", "cannot start a feeder thread");
         rc = JOBS_SYSTEM;
     } else {
         run->feeder_started = 1;
@@ -506,7 +496,7 @@ jobs_err jobs_get(jobs *j, int64_t id, db_job *out)
 
 jobs_err jobs_cancel(jobs *j, int64_t id, db_job *out, char *why, size_t whylen)
 {
-    explain(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
     pthread_mutex_lock(&j->lock);
     reap_finished_locked(j);
     for (job_run *r = j->runs; r; r = r->next)
@@ -531,7 +521,7 @@ jobs_err jobs_cancel(jobs *j, int64_t id, db_job *out, char *why, size_t whylen)
     if (rc == JOBS_OK)
         rc = JOBS_FINISHED;
     if (rc == JOBS_STORE)
-        explain(why, whylen, "%s", "the store is not available");
+        why_printf(why, whylen, "%s", "the store is not available");
     return rc;
 }
 

@@ -3,6 +3,7 @@
  * SMTP for mail. Every attempt has a timeout, follows no redirect, and reports what happened in
  * words a user can act on ("HTTP 404 from the webhook", "the mail server refused the sender").
  */
+#include "../common/buf.h"
 #include "notify.h"
 
 #include <curl/curl.h>
@@ -94,18 +95,6 @@ static size_t on_read(char *out, size_t size, size_t nmemb, void *userdata)
     return n;
 }
 
-static void explain(char *why, size_t whylen, const char *fmt, ...) BR_PRINTF(3, 4);
-static void explain(char *why, size_t whylen, const char *fmt, ...)
-{
-    if (!why || !whylen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    if (vsnprintf(why, whylen, fmt, ap) < 0)
-        why[0] = '\0';
-    va_end(ap);
-}
-
 /* Options every attempt shares. */
 static CURLcode common_options(notify_sender *s)
 {
@@ -138,7 +127,7 @@ static notify_err perform(notify_sender *s, const char *what, int http, char *wh
 {
     CURLcode rc = curl_easy_perform(s->curl);
     if (rc != CURLE_OK) {
-        explain(why, whylen, "%s: %s", what, s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
+        why_printf(why, whylen, "%s: %s", what, s->errbuf[0] ? s->errbuf : curl_easy_strerror(rc));
         return rc == CURLE_OUT_OF_MEMORY ? NOTIFY_NOMEM : NOTIFY_FAILED;
     }
     if (!http)
@@ -147,7 +136,7 @@ static notify_err perform(notify_sender *s, const char *what, int http, char *wh
     curl_easy_getinfo(s->curl, CURLINFO_RESPONSE_CODE, &code);
     if (code >= 200 && code <= 299)
         return NOTIFY_OK;
-    explain(why, whylen, "%s answered HTTP %ld", what, code);
+    why_printf(why, whylen, "%s answered HTTP %ld", what, code);
     return NOTIFY_FAILED;
 }
 
@@ -176,7 +165,7 @@ static notify_err post(notify_sender *s, const char *url, const char *what, cons
         rc = curl_easy_setopt(s->curl, CURLOPT_POSTFIELDS, body);
     notify_err e;
     if (rc != CURLE_OK) {
-        explain(why, whylen, "%s: %s", what, curl_easy_strerror(rc));
+        why_printf(why, whylen, "%s: %s", what, curl_easy_strerror(rc));
         e = NOTIFY_CONFIG;
     } else {
         e = perform(s, what, 1, why, whylen);
@@ -279,7 +268,7 @@ static notify_err send_mail(notify_sender *s, const char *to, const notify_messa
 {
     const notify_config *cfg = s->cfg;
     if (!cfg->smtp_url || !*cfg->smtp_url || !cfg->smtp_from || !*cfg->smtp_from) {
-        explain(why, whylen, "mail needs --smtp and --smtp-from");
+        why_printf(why, whylen, "mail needs --smtp and --smtp-from");
         return NOTIFY_CONFIG;
     }
     buf msg;
@@ -324,7 +313,7 @@ static notify_err send_mail(notify_sender *s, const char *to, const notify_messa
         SET(CURLOPT_CAINFO, cfg->smtp_ca_file);
 #undef SET
     if (rc != CURLE_OK) {
-        explain(why, whylen, "mail: %s", curl_easy_strerror(rc));
+        why_printf(why, whylen, "mail: %s", curl_easy_strerror(rc));
         e = NOTIFY_CONFIG;
     } else {
         e = perform(s, "the mail server", 0, why, whylen);
@@ -341,7 +330,7 @@ notify_err notify_send(notify_sender *s, const char *target, const notify_messag
 {
     alert_target_kind kind;
     const char *rest;
-    explain(why, whylen, "%s", "");
+    why_printf(why, whylen, "%s", "");
     if (alert_target_parse(target, &kind, &rest, why, whylen) != 0)
         return NOTIFY_CONFIG;
     switch (kind) {

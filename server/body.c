@@ -273,19 +273,6 @@ void body_patch_free(body_patch *p)
 }
 
 /* Whether s[0..n) is text a user may set: valid UTF-8, no control characters. */
-/* Valid UTF-8 without control characters; with lines, newlines and tabs are allowed (a note). */
-static int plain_text(const char *s, size_t n, int lines)
-{
-    if (!utf8_valid(s, n))
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c < 0x20 && !(lines && (c == '\n' || c == '\t'))) || c == 0x7f)
-            return 0;
-    }
-    return 1;
-}
-
 typedef struct patch_state {
     buf *strings; /* every text, each NUL-terminated; offsets until the end */
     size_t offsets[2 + BODY_MAX_TAGS + 64];
@@ -310,7 +297,8 @@ static int text_field(patch_state *ps, json_t *v, const char *key, size_t max, i
     if (json_is_null(v))
         return 1;
     size_t n = json_string_length(v);
-    if (!json_is_string(v) || n == 0 || n > max || !plain_text(json_string_value(v), n, lines)) {
+    if (!json_is_string(v) || n == 0 || n > max ||
+        !utf8_plain_text(json_string_value(v), n, lines)) {
         snprintf(ps->why, ps->whylen,
                  "\"%s\" must be null or text of 1 to %zu bytes without control "
                  "characters%s",
@@ -336,6 +324,21 @@ static int source_name_ok(const char *s, size_t n)
     return 1;
 }
 
+/* A body that must be JSON (PATCH, alert rules): the media type checked, then parsed into *doc
+ * (caller decrefs). BODY_OK, BODY_UNSUPPORTED_TYPE or BODY_INVALID_JSON with the reason. */
+static body_err load_json_body(const char *content_type, const char *body, size_t len, json_t **doc,
+                               char *why, size_t whylen)
+{
+    char type[BODY_MEDIA_TYPE_MAX];
+    body_media_type(content_type, type, sizeof type);
+    *doc = NULL;
+    if (strcmp(type, "application/json") != 0)
+        return fail(BODY_UNSUPPORTED_TYPE, "send application/json", why, whylen);
+    json_error_t jerr;
+    *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
+    return *doc ? BODY_OK : fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+}
+
 body_err body_parse_patch(const char *content_type, const char *body, size_t len, body_patch *out,
                           char *why, size_t whylen)
 {
@@ -346,14 +349,10 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
     }
     memset(out, 0, sizeof *out);
     why[0] = '\0';
-    char type[BODY_MEDIA_TYPE_MAX];
-    body_media_type(content_type, type, sizeof type);
-    if (strcmp(type, "application/json") != 0)
-        return fail(BODY_UNSUPPORTED_TYPE, "send application/json", why, whylen);
-    json_error_t jerr;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc)
-        return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+    json_t *doc;
+    body_err lrc = load_json_body(content_type, body, len, &doc, why, whylen);
+    if (lrc != BODY_OK)
+        return lrc;
     buf strings;
     buf_init(&strings, (size_t)1 << 20);
     patch_state ps = {.strings = &strings, .why = why, .whylen = whylen};
@@ -471,7 +470,7 @@ body_err body_parse_patch(const char *content_type, const char *body, size_t len
             json_array_foreach(v, i, tag) {
                 size_t n = json_string_length(tag);
                 if (!json_is_string(tag) || n == 0 || n > BODY_TAG_MAX ||
-                    !plain_text(json_string_value(tag), n, 0)) {
+                    !utf8_plain_text(json_string_value(tag), n, 0)) {
                     rc = fail(BODY_INVALID,
                               "a tag is text of 1 to 64 bytes without control characters", why,
                               whylen);
@@ -647,14 +646,10 @@ body_err body_parse_alert(const char *content_type, const char *body, size_t len
     memset(out, 0, sizeof *out);
     if (why && whylen)
         why[0] = '\0';
-    char type[BODY_MEDIA_TYPE_MAX];
-    body_media_type(content_type, type, sizeof type);
-    if (strcmp(type, "application/json") != 0)
-        return fail(BODY_UNSUPPORTED_TYPE, "send application/json", why, whylen);
-    json_error_t jerr;
-    json_t *doc = json_loadb(body ? body : "", len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!doc)
-        return fail(BODY_INVALID_JSON, jerr.text, why, whylen);
+    json_t *doc;
+    body_err lrc = load_json_body(content_type, body, len, &doc, why, whylen);
+    if (lrc != BODY_OK)
+        return lrc;
     body_err rc = json_is_object(doc)
                       ? alert_fields(doc, out, why, whylen)
                       : fail(BODY_INVALID,

@@ -114,18 +114,9 @@ void h_alert_delete(hctx *h, const char *arg)
 void h_alert_events(hctx *h, const char *arg)
 {
     (void)arg;
-    const char *limit = srv_request_arg(h->req, "limit");
     int lim = SRV_ALERT_EVENTS_DEFAULT;
-    if (limit) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (end == limit || *end || v < 1 || v > SRV_ALERT_EVENTS_MAX) {
-            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from 1 to " SRV_STR(SRV_ALERT_EVENTS_MAX));
-            return;
-        }
-        lim = (int)v;
-    }
+    if (h_query_int(h, "limit", 1, SRV_ALERT_EVENTS_MAX, &lim) < 0)
+        return;
     db *d = h_db(h);
     db_alert_event *events = NULL;
     size_t n = 0;

@@ -62,19 +62,9 @@ static int next_link(hctx *h, int limit, const char *last)
  * answering 400 (or 503). */
 static int page_args(hctx *h, db_book_filter *f, char after_id[14])
 {
-    const char *limit = srv_request_arg(h->req, "limit");
     const char *after = srv_request_arg(h->req, "after");
-    if (limit) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (end == limit || *end || v < SRV_BOOKS_LIMIT_MIN || v > SRV_BOOKS_LIMIT_MAX) {
-            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from " SRV_STR(
-                        SRV_BOOKS_LIMIT_MIN) " to " SRV_STR(SRV_BOOKS_LIMIT_MAX));
-            return -1;
-        }
-        f->limit = (int)v;
-    }
+    if (h_query_int(h, "limit", SRV_BOOKS_LIMIT_MIN, SRV_BOOKS_LIMIT_MAX, &f->limit) < 0)
+        return -1;
     if (after) {
         /* An ASIN names the book it is attached to; a book removed since the last page still
          * marks the place (its id as written). */
@@ -309,20 +299,9 @@ void h_book_history(hctx *h, const char *arg)
         return;
     db_history_query q = {.source = srv_request_arg(h->req, "source"),
                           .limit = SRV_HISTORY_LIMIT_DEFAULT};
-    const char *limit = srv_request_arg(h->req, "limit");
-    if (time_arg(h, "since", &q.since_ms) || time_arg(h, "before", &q.before_ms))
+    if (time_arg(h, "since", &q.since_ms) || time_arg(h, "before", &q.before_ms) ||
+        h_query_int(h, "limit", SRV_HISTORY_LIMIT_MIN, SRV_HISTORY_LIMIT_MAX, &q.limit) < 0)
         return;
-    if (limit) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (end == limit || *end || v < SRV_HISTORY_LIMIT_MIN || v > SRV_HISTORY_LIMIT_MAX) {
-            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from " SRV_STR(
-                        SRV_HISTORY_LIMIT_MIN) " to " SRV_STR(SRV_HISTORY_LIMIT_MAX));
-            return;
-        }
-        q.limit = (int)v;
-    }
     db *d = h_db(h);
     observation *obs = NULL;
     size_t n = 0;

@@ -5,7 +5,9 @@
  */
 #include "handlers_internal.h"
 
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,6 +68,24 @@ void h_error(hctx *h, unsigned status, const char *code, const char *message)
 void h_oom(hctx *h)
 {
     h_error(h, HTTP_INTERNAL_SERVER_ERROR, "internal", "out of memory");
+}
+
+int h_query_int(hctx *h, const char *name, long lo, long hi, int *out)
+{
+    const char *v = srv_request_arg(h->req, name);
+    if (!v)
+        return 0;
+    char *end;
+    errno = 0;
+    long n = strtol(v, &end, 10);
+    if (errno || end == v || *end || n < lo || n > hi) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "%s must be a whole number from %ld to %ld", name, lo, hi);
+        h_error(h, HTTP_BAD_REQUEST, "invalid_query", msg);
+        return -1;
+    }
+    *out = (int)n;
+    return 1;
 }
 
 int h_query_book(hctx *h, const char *name, const char *v, char out[14])

@@ -72,6 +72,9 @@ void h_error_details(hctx *h, unsigned status, const char *code, const char *mes
 void h_oom(hctx *h);
 /* The answer to a failed store call: 503 unavailable saying what is wrong (busy, disk full,
  * read-only) with Retry-After, or 500 out of memory; the store's message is logged. */
+/* The query parameter `name` as a whole number in [lo, hi] into *out: 1, 0 when it is absent
+ * (*out untouched), or -1 after answering 400 naming the range. */
+int h_query_int(hctx *h, const char *name, long lo, long hi, int *out);
 /* A query parameter `name` (value v) that names a book in any id form, resolved into out (the
  * id as stored). 0, 1 when it is not tracked (out holds the parsed id: a removed book still
  * marks a place), or -1 after answering 400 (not an id) or 503 (store). */

@@ -169,23 +169,14 @@ void h_jobs_list(hctx *h, const char *arg)
 {
     (void)arg;
     const char *state = srv_request_arg(h->req, "state");
-    const char *limit = srv_request_arg(h->req, "limit");
     int st = -1, lim = SRV_JOBS_LIST_DEFAULT;
     if (state && (st = db_job_state_parse_name(state)) < 0) {
         h_error(h, HTTP_BAD_REQUEST, "invalid_query",
                 "state must be queued, running, done or cancelled");
         return;
     }
-    if (limit) {
-        char *end;
-        long v = strtol(limit, &end, 10);
-        if (end == limit || *end || v < 1 || v > SRV_JOBS_LIST_MAX) {
-            h_error(h, HTTP_BAD_REQUEST, "invalid_query",
-                    "limit must be a whole number from 1 to " SRV_STR(SRV_JOBS_LIST_MAX));
-            return;
-        }
-        lim = (int)v;
-    }
+    if (h_query_int(h, "limit", 1, SRV_JOBS_LIST_MAX, &lim) < 0)
+        return;
     db *d = h_db(h);
     db_job *list = NULL;
     size_t n = 0;
